@@ -1,0 +1,266 @@
+// Package warehouse is the only code that talks to ClickHouse. Open gives one
+// clickhouse-go/v2 connection to either the embedded engine (a data
+// directory, served in-process through the ClickHouse HTTP bridge) or a
+// ClickHouse server (HTTP(S) by default, native protocol as an option).
+package warehouse
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/converge-dev/converge/warehouse/embedded"
+)
+
+// Config selects and configures the store. With Addr empty the embedded
+// engine is used on DataDir.
+type Config struct {
+	// Embedded store.
+	DataDir         string // data directory of the embedded engine
+	EngineLib       string // path to libchdb.so
+	EnginePool      int    // chDB connections; default 4
+	MaxServerMemory int64  // bytes; default 25% of RAM, at most 8 GiB
+	MaxQueryMemory  int64  // bytes per query; default half of MaxServerMemory
+
+	// Remote store.
+	Addr          string // host:port of a ClickHouse server; empty means embedded
+	Protocol      string // "http" (default) or "native"
+	Secure        bool   // HTTPS / TLS
+	TLSSkipVerify bool
+	User          string
+	Password      string
+
+	Database     string        // default "converge"
+	DialTimeout  time.Duration // default 10s
+	MaxOpenConns int           // default 8
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate reports the first invalid field, naming its config key.
+func (c *Config) Validate() error {
+	if c.Database == "" {
+		c.Database = "converge"
+	}
+	if !identRe.MatchString(c.Database) {
+		return fmt.Errorf("clickhouse.database: %q is not a valid database name (letters, digits, _)", c.Database)
+	}
+	if c.Addr == "" && c.DataDir == "" {
+		return errors.New("data_dir: set a data directory for the embedded store, or clickhouse.addr for a server")
+	}
+	switch c.Protocol {
+	case "", "http", "native":
+	default:
+		return fmt.Errorf("clickhouse.protocol: %q is not one of http, native", c.Protocol)
+	}
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return fmt.Errorf("clickhouse.addr: %q is not host:port: %v", c.Addr, err)
+		}
+	}
+	if c.EnginePool < 0 || c.EnginePool > 64 {
+		return fmt.Errorf("engine.pool: %d is out of range 1..64", c.EnginePool)
+	}
+	if c.MaxServerMemory < 0 || c.MaxQueryMemory < 0 {
+		return errors.New("engine.max_server_memory / engine.max_query_memory: must not be negative")
+	}
+	return nil
+}
+
+// Store is an open warehouse.
+type Store struct {
+	Conn     driver.Conn
+	Engine   *embedded.Engine // nil for a remote store
+	Database string
+	cfg      Config
+	log      *slog.Logger
+	ownsEng  bool // Close closes Engine too
+}
+
+// Open connects to the configured store and makes sure its database exists.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{Database: cfg.Database, cfg: cfg, log: log}
+	if cfg.Addr == "" {
+		e, err := embedded.Open(embedded.Config{
+			Path:            cfg.DataDir,
+			Lib:             cfg.EngineLib,
+			PoolSize:        cfg.EnginePool,
+			MaxServerMemory: cfg.MaxServerMemory,
+			MaxQueryMemory:  cfg.MaxQueryMemory,
+			Logger:          log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.Engine, s.ownsEng = e, true
+	}
+	return s.finishOpen(ctx)
+}
+
+// OpenOnEngine opens a Store on an engine that is already open (tests share
+// one engine per process and give each test its own database). Close leaves
+// the engine open.
+func OpenOnEngine(ctx context.Context, e *embedded.Engine, database string, log *slog.Logger) (*Store, error) {
+	cfg := Config{DataDir: "(shared engine)", Database: database}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{Database: cfg.Database, cfg: cfg, log: log, Engine: e}
+	return s.finishOpen(ctx)
+}
+
+func (s *Store) finishOpen(ctx context.Context) (*Store, error) {
+	cfg := s.cfg
+	if err := s.ensureDatabase(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	conn, err := s.connect(cfg.Database)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Conn = conn
+	if err := conn.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("warehouse: ping %s: %w", s.Describe(), err)
+	}
+	return s, nil
+}
+
+// Describe names the store for messages ("embedded /path" or "http://host:port").
+func (s *Store) Describe() string {
+	if s.Engine != nil {
+		return "embedded " + s.cfg.DataDir
+	}
+	scheme := s.cfg.Protocol
+	if scheme == "" {
+		scheme = "http"
+	}
+	if s.cfg.Secure {
+		scheme += "s"
+	}
+	return scheme + "://" + s.cfg.Addr
+}
+
+// Options returns the clickhouse-go options for database db.
+func (s *Store) options(db string) *clickhouse.Options {
+	cfg := s.cfg
+	o := &clickhouse.Options{
+		Auth:         clickhouse.Auth{Database: db, Username: cfg.User, Password: cfg.Password},
+		DialTimeout:  cfg.DialTimeout,
+		MaxOpenConns: cfg.MaxOpenConns,
+		MaxIdleConns: cfg.MaxOpenConns,
+		Protocol:     clickhouse.HTTP,
+		ClientInfo:   clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{"converge", "1"}}},
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.MaxOpenConns == 0 {
+		o.MaxOpenConns, o.MaxIdleConns = 8, 8
+	}
+	if s.Engine != nil {
+		// In-process: the bridge is the transport; the address is never dialled.
+		o.Addr = []string{"embedded:8123"}
+		rt := s.Engine.RoundTripper()
+		o.TransportFunc = func(*http.Transport) (http.RoundTripper, error) { return rt, nil }
+		o.Auth.Username = "default"
+		return o
+	}
+	o.Addr = []string{cfg.Addr}
+	if cfg.Protocol == "native" {
+		o.Protocol = clickhouse.Native
+	}
+	if cfg.Secure {
+		o.TLS = &tls.Config{InsecureSkipVerify: cfg.TLSSkipVerify} //nolint:gosec // opt-in by config
+	}
+	return o
+}
+
+func (s *Store) connect(db string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(s.options(db))
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: connect to %s: %w", s.Describe(), err)
+	}
+	return conn, nil
+}
+
+func (s *Store) ensureDatabase(ctx context.Context) error {
+	conn, err := s.connect("default")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(s.Database)
+	if err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("warehouse: create database %s on %s: %w", s.Database, s.Describe(), err)
+	}
+	return nil
+}
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.Conn.Ping(ctx); err != nil {
+		return fmt.Errorf("warehouse: %s: %w", s.Describe(), err)
+	}
+	return nil
+}
+
+// ServerVersion is the ClickHouse version of the store.
+func (s *Store) ServerVersion(ctx context.Context) (string, error) {
+	var v string
+	if err := s.Conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// Close closes the connection and, for the embedded store, the engine.
+func (s *Store) Close() error {
+	var err error
+	if s.Conn != nil {
+		err = s.Conn.Close()
+	}
+	if s.Engine != nil && s.ownsEng {
+		err = errors.Join(err, s.Engine.Close())
+	}
+	return err
+}
+
+// RemoteConfig is the Config that reaches a running converge's loopback
+// ClickHouse endpoint (see cmd/converge).
+func RemoteConfig(base Config, endpoint, password string) (Config, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return base, fmt.Errorf("endpoint %q: %w", endpoint, err)
+	}
+	c := base
+	c.Addr, c.Protocol, c.Secure = u.Host, "http", false
+	c.User, c.Password = "default", password
+	c.DataDir = ""
+	return c, nil
+}
+
+// quoteIdent quotes a validated identifier with backticks.
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
