@@ -1,0 +1,33 @@
+package server
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/converge-dev/converge/static"
+)
+
+// routes builds the router. Every route of the server is registered here.
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Trust no proxy headers until a deployment configures its proxies: ClientIP is the peer address.
+	_ = r.SetTrustedProxies(nil)
+	r.RedirectTrailingSlash = true
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = false
+
+	// Order matters: the request id comes first so every log line and error page carries it.
+	r.Use(s.requestID, s.requestLogger, s.recovery, securityHeaders)
+
+	r.GET("/healthz", s.handle(s.healthz))
+	r.HEAD("/healthz", s.handle(s.healthz))
+	r.GET("/readyz", s.handle(s.readyz))
+
+	r.GET(static.Prefix+"*path", s.handle(s.staticAsset))
+	r.HEAD(static.Prefix+"*path", s.handle(s.staticAsset))
+
+	r.GET("/", s.handle(s.home))
+
+	r.NoRoute(s.handle(s.notFound))
+	return r
+}
