@@ -264,3 +264,11 @@ func RemoteConfig(base Config, endpoint, password string) (Config, error) {
 
 // quoteIdent quotes a validated identifier with backticks.
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// Materialized marks queries run with ctx to be computed to the end before
+// the result is sent (ClickHouse's wait_end_of_query). For small results,
+// such as metric aggregates, it is faster on the embedded engine than the
+// default streaming; large results should stream.
+func Materialized(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"wait_end_of_query": 1}))
+}

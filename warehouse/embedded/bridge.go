@@ -415,11 +415,23 @@ func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter)
 		}
 		return true
 	}
-	for {
-		chunk, err := s.next()
-		if err != nil {
+	// Fetch ahead: chDB produces the next chunk while the client decodes the
+	// previous one (the two run on different cores).
+	chunks := make(chan fetched, 4)
+	go func() {
+		defer close(chunks)
+		for {
+			b, err := s.next()
+			chunks <- fetched{b, err}
+			if err != nil || len(b) == 0 {
+				return
+			}
+		}
+	}()
+	for f := range chunks {
+		if f.err != nil {
 			failed = true
-			ex := asException(err)
+			ex := asException(f.err)
 			if !headerSent {
 				writeException(w, ex)
 				return
@@ -427,6 +439,7 @@ func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter)
 			writeStreamException(w, exTag, ex)
 			return
 		}
+		chunk := f.b
 		if len(chunk) == 0 { // end of the result
 			emit(held)
 			return
@@ -447,13 +460,16 @@ func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter)
 			// The client went away: stop the query and let the stream end.
 			failed = true
 			e.kill(req.tag)
-			for {
-				if rest, err := s.next(); err != nil || len(rest) == 0 {
-					return
-				}
+			for range chunks {
 			}
+			return
 		}
 	}
+}
+
+type fetched struct {
+	b   []byte
+	err error
 }
 
 // holdBytes is how much output the bridge holds before committing to a 200.

@@ -113,6 +113,9 @@ func Open(cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded: create data directory: %w", err)
 	}
+	if err := checkLock(abs); err != nil {
+		return nil, err
+	}
 	l, err := loadLib(cfg.Lib, !cfg.disable.signals)
 	if err != nil {
 		return nil, err
@@ -159,7 +162,7 @@ func Open(cfg Config) (*Engine, error) {
 		}
 		e.pool <- c
 	}
-	e.log.Info("embedded ClickHouse open", "path", abs, "version", e.version, "pool", cfg.PoolSize,
+	e.log.Debug("embedded ClickHouse open", "path", abs, "version", e.version, "pool", cfg.PoolSize,
 		"max_server_memory", cfg.MaxServerMemory, "max_query_memory", cfg.MaxQueryMemory)
 	return e, nil
 }
@@ -345,3 +348,22 @@ func totalMemory() int64 {
 // waitTimeout is how long a cancelled query may take to leave the engine
 // before its connection is given up on.
 const waitTimeout = 30 * time.Second
+
+// Query runs one statement straight on a chDB connection, without the HTTP
+// bridge, and returns its whole output in format. It is the baseline the
+// benchmarks compare the bridge with; the application uses the bridge.
+func (e *Engine) Query(ctx context.Context, sql, format string) ([]byte, error) {
+	c, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.exec(sql, format, nil)
+	if err != nil {
+		e.drain(c)
+	}
+	e.release(c)
+	if err != nil {
+		return nil, asException(err)
+	}
+	return out, nil
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/converge-dev/converge/warehouse"
+)
+
+// Config is converge's whole configuration: converge.yaml (or --config),
+// then CONVERGE_* environment variables (a key's dots become underscores:
+// engine.pool is CONVERGE_ENGINE_POOL), then flags, each overriding the one
+// before. Every key is listed, with its default, in defaults below.
+type Config struct {
+	DataDir string // data_dir: the embedded store's directory
+
+	LogLevel  string // log.level: debug, info, warn, error
+	LogFormat string // log.format: text or json
+
+	EngineLib             string // engine.lib: path to libchdb.so
+	EnginePool            int    // engine.pool: chDB connections
+	EngineMaxServerMemory int64  // engine.max_server_memory: bytes or a size like 4GiB; 0 = 25% of RAM (≤ 8 GiB)
+	EngineMaxQueryMemory  int64  // engine.max_query_memory: per query; 0 = half of the above
+	EngineHTTPListen      string // engine.http_listen: loopback ClickHouse HTTP endpoint while serving; "" = off
+	EngineHTTPPassword    string // engine.http_password: its password; "" = a random one per start, in the endpoint file
+
+	ClickHouse warehouse.Config // clickhouse.*: a ClickHouse server instead of the embedded store
+
+	ServerAddr string // server.addr: the dashboard's listen address
+}
+
+// defaults lists every key with its default value.
+var defaults = map[string]any{
+	"data_dir":                   "./data",
+	"log.level":                  "info",
+	"log.format":                 "text",
+	"engine.lib":                 "",
+	"engine.pool":                4,
+	"engine.max_server_memory":   "0",
+	"engine.max_query_memory":    "0",
+	"engine.http_listen":         "127.0.0.1:8124",
+	"engine.http_password":       "",
+	"clickhouse.addr":            "",
+	"clickhouse.protocol":        "http",
+	"clickhouse.secure":          false,
+	"clickhouse.tls_skip_verify": false,
+	"clickhouse.user":            "default",
+	"clickhouse.password":        "",
+	"clickhouse.database":        "converge",
+	"server.addr":                ":8080",
+}
+
+// flagKeys binds global and per-command flags to config keys.
+var flagKeys = map[string]string{
+	"data-dir":        "data_dir",
+	"clickhouse-addr": "clickhouse.addr",
+	"log-level":       "log.level",
+	"addr":            "server.addr",
+}
+
+// loadConfig reads the configuration. path is --config; without it
+// ./converge.yaml is read when present.
+func loadConfig(path string, flags *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("CONVERGE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	file := path
+	if file == "" {
+		if _, err := os.Stat("converge.yaml"); err == nil {
+			file = "converge.yaml"
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+		if err := checkKnownKeys(v, file); err != nil {
+			return nil, err
+		}
+	}
+	if flags != nil {
+		var err error
+		flags.VisitAll(func(f *pflag.Flag) {
+			if key, ok := flagKeys[f.Name]; ok && err == nil {
+				err = v.BindPFlag(key, f)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return decodeConfig(v)
+}
+
+// checkKnownKeys refuses keys of a config file that converge does not know,
+// so a typo is not silently ignored.
+func checkKnownKeys(v *viper.Viper, file string) error {
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		if _, ok := defaults[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return fmt.Errorf("config %s: unknown key %s (known keys: see `converge config keys`)", file, strings.Join(unknown, ", "))
+}
+
+func decodeConfig(v *viper.Viper) (*Config, error) {
+	c := &Config{
+		DataDir:            v.GetString("data_dir"),
+		LogLevel:           v.GetString("log.level"),
+		LogFormat:          v.GetString("log.format"),
+		EngineLib:          v.GetString("engine.lib"),
+		EngineHTTPListen:   v.GetString("engine.http_listen"),
+		EngineHTTPPassword: v.GetString("engine.http_password"),
+		ServerAddr:         v.GetString("server.addr"),
+		ClickHouse: warehouse.Config{
+			Addr:     v.GetString("clickhouse.addr"),
+			Protocol: v.GetString("clickhouse.protocol"),
+			User:     v.GetString("clickhouse.user"),
+			Password: v.GetString("clickhouse.password"),
+			Database: v.GetString("clickhouse.database"),
+		},
+	}
+	var errs []error
+	intKey := func(key string) int {
+		n, err := strconv.Atoi(v.GetString(key))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a whole number", key, v.GetString(key)))
+		}
+		return n
+	}
+	boolKey := func(key string) bool {
+		b, err := strconv.ParseBool(v.GetString(key))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", key, v.GetString(key)))
+		}
+		return b
+	}
+	sizeKey := func(key string) int64 {
+		n, err := parseSize(v.GetString(key))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", key, err))
+		}
+		return n
+	}
+	c.EnginePool = intKey("engine.pool")
+	c.EngineMaxServerMemory = sizeKey("engine.max_server_memory")
+	c.EngineMaxQueryMemory = sizeKey("engine.max_query_memory")
+	c.ClickHouse.Secure = boolKey("clickhouse.secure")
+	c.ClickHouse.TLSSkipVerify = boolKey("clickhouse.tls_skip_verify")
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not one of text, json", c.LogFormat)
+	}
+	if c.EnginePool < 1 || c.EnginePool > 64 {
+		return fmt.Errorf("engine.pool: %d is out of range 1..64", c.EnginePool)
+	}
+	if c.EngineMaxQueryMemory > 0 && c.EngineMaxServerMemory > 0 && c.EngineMaxQueryMemory > c.EngineMaxServerMemory {
+		return fmt.Errorf("engine.max_query_memory (%d) is larger than engine.max_server_memory (%d)", c.EngineMaxQueryMemory, c.EngineMaxServerMemory)
+	}
+	if c.EngineHTTPListen != "" {
+		host, _, err := net.SplitHostPort(c.EngineHTTPListen)
+		if err != nil {
+			return fmt.Errorf("engine.http_listen: %q is not host:port: %v", c.EngineHTTPListen, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("engine.http_listen: %q is not a loopback address; the embedded endpoint is for this machine only (use a ClickHouse server to share the store)", c.EngineHTTPListen)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.ServerAddr); err != nil {
+		return fmt.Errorf("server.addr: %q is not host:port: %v", c.ServerAddr, err)
+	}
+	if c.ClickHouse.Addr == "" && c.DataDir == "" {
+		return errors.New("data_dir: empty; set a data directory for the embedded store or clickhouse.addr for a server")
+	}
+	if c.DataDir != "" {
+		abs, err := filepath.Abs(c.DataDir)
+		if err != nil {
+			return fmt.Errorf("data_dir: %v", err)
+		}
+		c.DataDir = abs
+	}
+	wc := c.warehouseConfig()
+	return wc.Validate()
+}
+
+// warehouseConfig is the warehouse.Config for this configuration.
+func (c *Config) warehouseConfig() warehouse.Config {
+	w := c.ClickHouse
+	if w.Addr == "" {
+		w.DataDir = c.DataDir
+		w.EngineLib = c.EngineLib
+		w.EnginePool = c.EnginePool
+		w.MaxServerMemory = c.EngineMaxServerMemory
+		w.MaxQueryMemory = c.EngineMaxQueryMemory
+		w.User, w.Password = "", ""
+	}
+	return w
+}
+
+var sizeRe = regexp.MustCompile(`^\s*(\d+)\s*(?:([KMGT])I?B?|B)?\s*$`)
+
+// parseSize reads a byte size: 1073741824, 1GiB, 512MiB, 4G (binary units).
+func parseSize(s string) (int64, error) {
+	m := sizeRe.FindStringSubmatch(strings.ToUpper(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size (bytes, or a number with KiB, MiB, GiB, TiB)", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %v", s, err)
+	}
+	shift := map[byte]uint{'K': 10, 'M': 20, 'G': 30, 'T': 40}
+	if m[2] != "" {
+		n <<= shift[m[2][0]]
+	}
+	return n, nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func run(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"unknown key", nil, []string{"--config", write("a.yaml", "engine:\n  poool: 3\n"), "config", "keys"}, "unknown key engine.poool"},
+		{"bad yaml", nil, []string{"--config", write("b.yaml", "engine: [\n"), "config", "keys"}, "config " + filepath.Join(dir, "b.yaml")},
+		{"pool not a number", map[string]string{"CONVERGE_ENGINE_POOL": "many"}, []string{"config", "keys"}, "engine.pool"},
+		{"pool out of range", map[string]string{"CONVERGE_ENGINE_POOL": "0"}, []string{"config", "keys"}, "engine.pool"},
+		{"memory size", map[string]string{"CONVERGE_ENGINE_MAX_SERVER_MEMORY": "lots"}, []string{"config", "keys"}, "engine.max_server_memory"},
+		{"query memory above server", map[string]string{"CONVERGE_ENGINE_MAX_SERVER_MEMORY": "1GiB", "CONVERGE_ENGINE_MAX_QUERY_MEMORY": "2GiB"}, []string{"config", "keys"}, "engine.max_query_memory"},
+		{"protocol", map[string]string{"CONVERGE_CLICKHOUSE_PROTOCOL": "grpc"}, []string{"--clickhouse-addr", "h:8123", "config", "keys"}, "clickhouse.protocol"},
+		{"addr", nil, []string{"--clickhouse-addr", "nohost", "config", "keys"}, "clickhouse.addr"},
+		{"database", map[string]string{"CONVERGE_CLICKHOUSE_DATABASE": "a-b"}, []string{"config", "keys"}, "clickhouse.database"},
+		{"secure", map[string]string{"CONVERGE_CLICKHOUSE_SECURE": "sometimes"}, []string{"config", "keys"}, "clickhouse.secure"},
+		{"log level", nil, []string{"--log-level", "loud", "config", "keys"}, "log.level"},
+		{"public endpoint", map[string]string{"CONVERGE_ENGINE_HTTP_LISTEN": "0.0.0.0:8124"}, []string{"config", "keys"}, "engine.http_listen"},
+		{"server addr", nil, []string{"serve", "--addr", "8080"}, "server.addr"},
+		{"sql format", nil, []string{"--data-dir", dir, "sql", "--format", "xml", "SELECT 1"}, "--format"},
+		{"missing store", nil, []string{"--data-dir", filepath.Join(dir, "nope"), "sql", "SELECT 1"}, "no store at"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := run(t, context.Background(), c.args...)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1024": 1024, "4GiB": 4 << 30, "512MiB": 512 << 20, "2g": 2 << 30, "1KiB": 1024} {
+		got, err := parseSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5GiB", "12XB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// While serve holds the data directory, sql, migrate and version reach the
+// store through its loopback ClickHouse endpoint.
+func TestServeThenCommandsThroughEndpoint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	addr, chAddr := freeAddr(t), freeAddr(t)
+	t.Setenv("CONVERGE_ENGINE_HTTP_LISTEN", chAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		_, err := run(t, ctx, "--data-dir", dir, "serve", "--addr", addr)
+		served <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-served:
+			t.Fatalf("serve ended: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server not ready after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := run(t, context.Background(), "--data-dir", dir, "sql", "--format", "csv", "SELECT name FROM system.tables WHERE database = 'converge' AND name IN ('orders', 'customers') ORDER BY name")
+	if err != nil {
+		t.Fatalf("sql while serving: %v\n%s", err, out)
+	}
+	if out != "name\ncustomers\norders\n" {
+		t.Fatalf("sql output %q", out)
+	}
+	out, err = run(t, context.Background(), "--data-dir", dir, "migrate")
+	if err != nil || !strings.Contains(out, "schema up to date") {
+		t.Fatalf("migrate while serving: %v\n%s", err, out)
+	}
+	out, err = run(t, context.Background(), "--data-dir", dir, "version")
+	if err != nil || !strings.Contains(out, "engine: ClickHouse 26.") {
+		t.Fatalf("version while serving: %v\n%s", err, out)
+	}
+	// A wrong password is refused by the endpoint.
+	resp, err := http.Get("http://" + chAddr + "/?query=SELECT%201")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("endpoint without password: status %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not shut down within 15s")
+	}
+	if _, err := os.Stat(filepath.Join(dir, endpointFile)); !os.IsNotExist(err) {
+		t.Fatalf("endpoint file left after shutdown: %v", err)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/converge-dev/converge/server"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the dashboard (and, for the embedded store, a loopback ClickHouse endpoint)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context())
+		},
+	}
+	cmd.Flags().String("addr", "", "listen address of the dashboard (default :8080, key server.addr)")
+	return cmd
+}
+
+func (a *app) serve(ctx context.Context) error {
+	start := time.Now()
+	st, err := a.openStore(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		a.log.Info("schema migrated", "applied", len(applied))
+	}
+	ln, err := net.Listen("tcp", a.cfg.ServerAddr)
+	if err != nil {
+		return fmt.Errorf("server.addr %s: %w", a.cfg.ServerAddr, err)
+	}
+	srv := server.New(server.Config{Addr: a.cfg.ServerAddr}, server.Deps{Store: st, Log: a.log, Version: convergeVersion()})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx, ln) })
+
+	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
+		eln, err := net.Listen("tcp", a.cfg.EngineHTTPListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("engine.http_listen %s: %w (set another address, or \"\" to turn the endpoint off)", a.cfg.EngineHTTPListen, err)
+		}
+		password := a.cfg.EngineHTTPPassword
+		if password == "" {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			password = hex.EncodeToString(b[:])
+		}
+		ep := endpoint{URL: "http://" + eln.Addr().String(), User: "default", Password: password, PID: os.Getpid()}
+		if err := writeEndpoint(a.cfg.DataDir, ep); err != nil {
+			eln.Close()
+			ln.Close()
+			return fmt.Errorf("publish endpoint in %s: %w", a.cfg.DataDir, err)
+		}
+		defer os.Remove(filepath.Join(a.cfg.DataDir, endpointFile))
+		g.Go(func() error { return st.Engine.Serve(gctx, eln, password) })
+		a.log.Info("ClickHouse HTTP endpoint for this machine", "url", ep.URL, "user", "default",
+			"password_in", filepath.Join(a.cfg.DataDir, endpointFile))
+	}
+	a.log.Info("converge serving", "addr", ln.Addr().String(), "store", st.Describe(), "version", convergeVersion(),
+		"startup", time.Since(start).Round(time.Millisecond).String())
+	err = g.Wait()
+	a.log.Info("converge stopped")
+	return err
+}
