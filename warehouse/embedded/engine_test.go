@@ -204,7 +204,10 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unknown table", "SELECT * FROM no_such_table", 60},
 		{"syntax", "SELECT FROM WHERE", 62},
-		{"mid-stream throwIf", "SELECT throwIf(number = 300000) FROM numbers(1000000) SETTINGS max_block_size = 65536", 395},
+		// 4 MB of output precede the error: past the bridge's 1 MiB hold, so
+		// the 200 is sent and the error arrives framed in the stream.
+		{"mid-stream throwIf", "SELECT throwIf(number = 4000000) FROM numbers(10000000) SETTINGS max_block_size = 65536", 395},
+		{"early throwIf", "SELECT throwIf(number = 3) FROM numbers(10)", 395},
 		{"multi-statement", "SELECT 1; SELECT 2", 62},
 	}
 	for _, c := range cases {
