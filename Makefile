@@ -67,7 +67,7 @@ vet:
 	$(GO) vet ./...
 
 ## test: install what the tests need, check generated code, vet, run every test
-test: deps check-generated vet
+test: deps chromium check-generated vet
 	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" $(GO) test -p 2 -count=1 -timeout 40m $(TEST_FLAGS) ./...
 
 ## bench: warehouse benchmarks (one package at a time, so they do not compete for the 2 cores)

@@ -25,6 +25,11 @@ type httpError struct {
 
 func (e httpError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
 
+// errUnavailable is a 503 with a message for people.
+func errUnavailable(msg string) error {
+	return httpError{status: http.StatusServiceUnavailable, msg: msg}
+}
+
 // errNotFound is a 404 with a message for people.
 func errNotFound(msg string) error { return httpError{status: http.StatusNotFound, msg: msg} }
 
@@ -38,7 +43,11 @@ func (s *Server) handle(h handlerFunc) gin.HandlerFunc {
 		}
 		log := s.reqLog(c)
 		var he httpError
+		var pe *paramError
 		switch {
+		case errors.As(err, &pe):
+			log.Info("request failed", "status", http.StatusBadRequest, "param", pe.Param, "error", pe.Msg)
+			s.renderError(c, http.StatusBadRequest, pe.Msg)
 		case errors.As(err, &he):
 			log.Info("request failed", "status", he.status, "error", he.msg)
 			s.renderError(c, he.status, he.msg)
@@ -85,6 +94,8 @@ func (s *Server) renderError(c *gin.Context, status int, msg string) {
 		return
 	}
 	switch {
+	case (status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout) && msg != "":
+		// A 503 with a message says which part is not available; it is written for people.
 	case status >= 500:
 		msg = "Something went wrong on our side. It has been logged; please try again."
 	case msg == "":

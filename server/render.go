@@ -30,5 +30,16 @@ func (s *Server) page(c *gin.Context, title, nav string) views.Page {
 		StylesheetURL: static.URL("css/app.css"),
 		Nav:           nav,
 		RequestID:     requestIDOf(c),
+		TZ:            s.reportTZ(c),
 	}
+}
+
+// reportTZ is the request's report time zone: a valid ?tz=, else Config.TZ.
+func (s *Server) reportTZ(c *gin.Context) string {
+	if tz := c.Query("tz"); tz != "" {
+		if _, err := loadZone(tz); err == nil {
+			return tz
+		}
+	}
+	return s.cfg.TZ
 }

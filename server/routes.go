@@ -26,7 +26,18 @@ func (s *Server) routes() *gin.Engine {
 	r.GET(static.Prefix+"*path", s.handle(s.staticAsset))
 	r.HEAD(static.Prefix+"*path", s.handle(s.staticAsset))
 
-	r.GET("/", s.handle(s.home))
+	// Dashboard pages (filters in the URL, see filters.go).
+	r.GET("/", s.handle(s.overview))
+	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
+	r.GET("/tiles/:name", s.handle(s.tilePartial))
+	r.GET(liveURL, s.handle(s.live))
+	// The system page: store and engine (the former home page).
+	r.GET("/about", s.handle(s.home))
+
+	// JSON API: the same URL parameters as the pages; errors are JSON.
+	api := r.Group("/api/v1")
+	api.GET("/metrics", s.handleAPI(s.apiCatalog))
+	api.GET("/metrics/:name", s.handleAPI(s.apiMetric))
 
 	r.NoRoute(s.handle(s.notFound))
 	return r

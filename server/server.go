@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,12 +33,28 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown: in-flight requests get this long to finish
 	// once the context given to Run is done; default 10 s.
 	ShutdownTimeout time.Duration
+	// TZ is the default report time zone (IANA name) of the dashboard; a request may choose
+	// another with ?tz=. Default "UTC".
+	TZ string
+	// WeekStart is the first day of a week bucket as the metrics layer buckets weeks (the zero
+	// value is Sunday); the dashboard states it next to the grain.
+	WeekStart time.Weekday
+	// FiscalYearStartMonth is the first month of the fiscal year, for the fiscal range presets;
+	// zero means January.
+	FiscalYearStartMonth time.Month
+	// TileTimeout is each dashboard widget's time budget (one metric query); default 3 s.
+	TileTimeout time.Duration
+	// KeepAlive is the interval of keep-alive comments on /events/live; default 15 s.
+	KeepAlive time.Duration
 }
 
 // Defaults applied by New for zero Config fields.
 const (
 	DefaultAddr            = ":8080"
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultTZ              = "UTC"
+	DefaultTileTimeout     = 3 * time.Second
+	DefaultKeepAlive       = 15 * time.Second
 )
 
 // Deps are the server's collaborators.
@@ -47,12 +64,19 @@ type Deps struct {
 	Log *slog.Logger
 	// Version is converge's build version, shown in the page footer.
 	Version string
+	// Metrics answers the dashboard's and the API's metric queries; nil shows the dashboard
+	// pages in a "metrics are not configured" state and makes the metric API answer 503.
+	Metrics Metrics
+	// Changes, optional, tells open dashboards to refresh their tiles; nil: /events/live only
+	// sends keep-alive comments.
+	Changes Changes
 }
 
 // Timeouts of store calls made while serving a request.
 const (
 	readyTimeout   = 2 * time.Second // /readyz ping
 	versionTimeout = 2 * time.Second // engine version on the home page
+	catalogTimeout = 3 * time.Second // the metric catalog on any dashboard page
 )
 
 // Server serves converge's HTTP interface.
@@ -61,7 +85,13 @@ type Server struct {
 	store   Store
 	log     *slog.Logger
 	version string
+	metrics Metrics
+	changes Changes
 	engine  *gin.Engine
+	now     func() time.Time // today's reference for the range presets
+	// closing is closed when a graceful shutdown starts, so long-lived streams end.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New builds a server and its routes. It does not listen; see Run and ListenAndRun.
@@ -72,15 +102,35 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.TZ == "" {
+		cfg.TZ = DefaultTZ
+	}
+	if cfg.TileTimeout <= 0 {
+		cfg.TileTimeout = DefaultTileTimeout
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	if cfg.FiscalYearStartMonth < time.January || cfg.FiscalYearStartMonth > time.December {
+		cfg.FiscalYearStartMonth = time.January
+	}
 	log := deps.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := loadZone(cfg.TZ); err != nil {
+		log.Error("server: bad report time zone, using UTC", "tz", cfg.TZ, "error", err)
+		cfg.TZ = DefaultTZ
 	}
 	s := &Server{
 		cfg:     cfg,
 		store:   deps.Store,
 		log:     log,
 		version: deps.Version,
+		metrics: deps.Metrics,
+		changes: deps.Changes,
+		now:     time.Now,
+		closing: make(chan struct{}),
 	}
 	s.engine = s.routes()
 	return s
@@ -110,6 +160,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for active requests: end the event streams (/events/live) at once.
+	srv.RegisterOnShutdown(func() { s.closeOnce.Do(func() { close(s.closing) }) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	s.log.Info("server listening", "addr", ln.Addr().String())

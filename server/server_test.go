@@ -53,10 +53,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 func newTestServer(t *testing.T, st Store) (*Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slogTo(logs)
 	return New(Config{}, Deps{Store: st, Log: log, Version: "v1.2.3-test"}), logs
 }
 
@@ -186,7 +190,7 @@ func TestHome(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newTestServer(t, tt.store)
-			rec := do(t, s.Handler(), http.MethodGet, "/", nil)
+			rec := do(t, s.Handler(), http.MethodGet, "/about", nil)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status %d, want 200; body:\n%s", rec.Code, rec.Body.String())
 			}

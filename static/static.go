@@ -1,5 +1,5 @@
-// Package static holds converge's browser assets (CSS, and later vendored JS and images),
-// embedded into the binary. Nothing is ever loaded from a CDN.
+// Package static holds converge's browser assets (CSS; ECharts and htmx, vendored with their
+// licences; app.js), embedded into the binary. Nothing is ever loaded from a CDN.
 //
 // Assets are addressed by their path inside this package ("css/app.css"). URL returns the public
 // URL with a content hash, so the server can let browsers cache it for a long time: a new build
@@ -17,7 +17,7 @@ import (
 // Prefix is the URL path under which the server serves FS.
 const Prefix = "/static/"
 
-//go:embed css/*.css
+//go:embed css/*.css js/*.js js/LICENSE.*
 var files embed.FS
 
 // FS is the read-only tree of embedded assets, e.g. "css/app.css".

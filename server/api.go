@@ -1,0 +1,250 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/converge-dev/converge/views"
+)
+
+// apiError is the JSON body of a failed API request. Param names the URL parameter at fault.
+type apiError struct {
+	Error string `json:"error"`
+	Param string `json:"param,omitempty"`
+}
+
+// handleAPI adapts an API handler: like handle, but errors are JSON ({"error", "param"}).
+func (s *Server) handleAPI(h handlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		err := h(c)
+		if err == nil {
+			return
+		}
+		log := s.reqLog(c)
+		c.Header("Cache-Control", "no-store")
+		var pe *paramError
+		var he httpError
+		switch {
+		case errors.As(err, &pe):
+			log.Info("request failed", "status", http.StatusBadRequest, "param", pe.Param, "error", pe.Msg)
+			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: pe.Msg, Param: pe.Param})
+		case errors.As(err, &he):
+			log.Info("request failed", "status", he.status, "error", he.msg)
+			c.AbortWithStatusJSON(he.status, apiError{Error: he.msg})
+		case errors.Is(err, errBudget):
+			log.Warn("request failed", "status", http.StatusGatewayTimeout, "error", err)
+			c.AbortWithStatusJSON(http.StatusGatewayTimeout, apiError{Error: err.Error()})
+		case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+			c.Abort()
+		default:
+			log.Error("request failed", "status", http.StatusInternalServerError, "error", err)
+			c.AbortWithStatusJSON(http.StatusInternalServerError, apiError{Error: "internal error; it has been logged (request id " + requestIDOf(c) + ")"})
+		}
+	}
+}
+
+// metricJSON is a catalog entry in the API.
+type metricJSON struct {
+	Name        string   `json:"name"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Owner       string   `json:"owner"`
+	Unit        string   `json:"unit"`
+	Currency    string   `json:"currency,omitempty"`
+	Polarity    string   `json:"polarity"`
+	Kind        string   `json:"kind"`
+	Version     string   `json:"version"`
+	Formula     string   `json:"formula,omitempty"`
+	Dimensions  []string `json:"dimensions"`
+	Group4R     string   `json:"group_4r,omitempty"`
+	Sources     []string `json:"sources"`
+	Valid       bool     `json:"valid"`
+	Error       string   `json:"error,omitempty"`
+}
+
+func toMetricJSON(m MetricInfo) metricJSON {
+	return metricJSON{Name: m.Name, Title: m.Title, Description: m.Description, Owner: m.Owner,
+		Unit: m.Unit, Currency: m.Currency, Polarity: m.Polarity, Kind: m.Kind, Version: m.Version,
+		Formula: m.Formula, Dimensions: nonNil(m.Dimensions), Group4R: m.Group4R,
+		Sources: nonNil(m.Sources), Valid: m.Valid, Error: m.Error}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// apiCatalog answers GET /api/v1/metrics: {"metrics": [...]}.
+func (s *Server) apiCatalog(c *gin.Context) error {
+	if s.metrics == nil {
+		return errUnavailable(msgNotConfigured)
+	}
+	cat, err := s.catalog(c.Request.Context())
+	if err != nil {
+		if c.Request.Context().Err() != nil {
+			return err
+		}
+		return errUnavailable("The list of KPIs could not be read: " + err.Error())
+	}
+	out := make([]metricJSON, len(cat))
+	for i, m := range cat {
+		out[i] = toMetricJSON(m)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"metrics": out})
+	return nil
+}
+
+type queryJSON struct {
+	Range   string            `json:"range"`
+	From    string            `json:"from"` // inclusive, RFC 3339 in the report zone
+	To      string            `json:"to"`   // exclusive
+	Grain   string            `json:"grain"`
+	TZ      string            `json:"tz"`
+	Compare string            `json:"compare"`
+	By      string            `json:"by,omitempty"`
+	Filters map[string]string `json:"filters"`
+}
+
+type pointJSON struct {
+	Bucket  string   `json:"bucket"` // bucket start, RFC 3339 in the report zone
+	Label   string   `json:"label"`
+	Value   *float64 `json:"value"`
+	Compare *float64 `json:"compare,omitempty"`
+	Target  *float64 `json:"target,omitempty"`
+}
+
+type seriesJSON struct {
+	Key    string      `json:"key"`
+	Points []pointJSON `json:"points"`
+}
+
+type resultJSON struct {
+	Metric       metricJSON   `json:"metric"`
+	Query        queryJSON    `json:"query"`
+	Total        *float64     `json:"total"`
+	CompareTotal *float64     `json:"compare_total,omitempty"`
+	Target       *float64     `json:"target,omitempty"`
+	Series       []seriesJSON `json:"series"`
+	Freshness    *string      `json:"freshness"` // last ingest of its sources, RFC 3339; null if unknown
+}
+
+// apiMetric answers GET /api/v1/metrics/:name with the dashboard's URL parameters, as JSON, or
+// as CSV with format=csv.
+func (s *Server) apiMetric(c *gin.Context) error {
+	switch format := c.Query("format"); format {
+	case "", "json":
+	case "csv":
+		return s.metricCSV(c, c.Param("name"))
+	default:
+		return badParam("format", format, "allowed are json, csv")
+	}
+	f, err := s.filters(c)
+	if err != nil {
+		return err
+	}
+	info, res, err := s.queryForExport(c.Request.Context(), c.Param("name"), f)
+	if err != nil {
+		return err
+	}
+	q := f.Query(info.Dimensions, f.By)
+	out := resultJSON{
+		Metric: toMetricJSON(info),
+		Query: queryJSON{Range: f.Range, From: q.From.Format(time.RFC3339), To: q.To.Format(time.RFC3339),
+			Grain: q.Grain, TZ: q.TZ, Compare: f.Compare, By: q.By, Filters: q.Filters},
+		Total: res.Total, CompareTotal: res.CompareTotal, Target: res.Target,
+		Series: []seriesJSON{},
+	}
+	if !res.Freshness.IsZero() {
+		fr := res.Freshness.In(f.Loc).Format(time.RFC3339)
+		out.Freshness = &fr
+	}
+	for _, sr := range res.Series {
+		sj := seriesJSON{Key: sr.Key, Points: make([]pointJSON, len(sr.Points))}
+		for i, p := range sr.Points {
+			sj.Points[i] = pointJSON{Bucket: p.Bucket.In(f.Loc).Format(time.RFC3339),
+				Label: views.BucketCSV(p.Bucket, f.Grain, f.Loc), Value: p.Value, Compare: p.Compare, Target: p.Target}
+		}
+		out.Series = append(out.Series, sj)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// metricCSV writes a metric's series as CSV (UTF-8 with a byte order mark, so Excel reads it
+// as UTF-8): bucket (labelled per grain in the report zone), value, comparison, target, with
+// the unit in each header; with ?by= a leading column holds the breakdown value. Values are raw
+// (a dot as decimal separator, full precision); missing values are empty cells. All rows are
+// written: nothing is truncated.
+func (s *Server) metricCSV(c *gin.Context, name string) error {
+	f, err := s.filters(c)
+	if err != nil {
+		return err
+	}
+	info, res, err := s.queryForExport(c.Request.Context(), name, f)
+	if err != nil {
+		return err
+	}
+	unit := views.UnitLabel(info.Unit, info.Currency)
+	var buf bytes.Buffer
+	buf.WriteString("\ufeff")
+	w := csv.NewWriter(&buf)
+	var head []string
+	if f.By != "" {
+		head = append(head, f.By)
+	}
+	head = append(head, fmt.Sprintf("bucket (%s start, %s)", f.Grain, f.TZ), fmt.Sprintf("value (%s)", unit))
+	withCmp := f.Compare != "none"
+	if withCmp {
+		head = append(head, fmt.Sprintf("comparison (%s, %s)", unit, compareLabel(f.Compare)))
+	}
+	head = append(head, fmt.Sprintf("target (%s)", unit))
+	_ = w.Write(head)
+	for _, sr := range res.Series {
+		if f.By != "" && sr.Key == "" {
+			continue
+		}
+		if f.By == "" && sr.Key != "" && len(res.Series) > 1 {
+			continue
+		}
+		for _, p := range sr.Points {
+			var row []string
+			if f.By != "" {
+				row = append(row, sr.Key)
+			}
+			row = append(row, views.BucketCSV(p.Bucket, f.Grain, f.Loc), num(p.Value))
+			if withCmp {
+				row = append(row, num(p.Compare))
+			}
+			row = append(row, num(p.Target))
+			_ = w.Write(row)
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("csv %s: %w", name, err)
+	}
+	file := fmt.Sprintf("%s_%s_%s.csv", info.Name, f.From.Format(dateLayout), f.InclusiveTo().Format(dateLayout))
+	c.Header("Content-Disposition", `attachment; filename="`+file+`"`)
+	c.Header("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+	return nil
+}
+
+func num(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'f', -1, 64)
+}
