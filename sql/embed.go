@@ -9,11 +9,15 @@ import (
 	"io/fs"
 )
 
-//go:embed schema/*.sql
+//go:embed schema/*.sql metrics/*.sql
 var files embed.FS
 
 // Schema returns the migrations folder.
 func Schema() fs.FS { return mustSub("schema") }
+
+// Metrics returns the built-in metric definitions (see package metrics for
+// the format).
+func Metrics() fs.FS { return mustSub("metrics") }
 
 func mustSub(dir string) fs.FS {
 	sub, err := fs.Sub(files, dir)

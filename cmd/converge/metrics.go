@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/warehouse"
+)
+
+func init() {
+	subcommands = append(subcommands, func(a *app) *cobra.Command { return a.metricsCmd() })
+}
+
+// metricsDirEnv names the user's metrics folder when --metrics-dir is not given.
+const metricsDirEnv = "CONVERGE_METRICS_DIR"
+
+func (a *app) metricsCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "metrics",
+		Short: "List, check, show and query the metric definitions (built-ins and the user's folder)",
+	}
+	cmd.PersistentFlags().StringVar(&dir, "metrics-dir", "", "folder of the user's metric definitions (*.sql; env "+metricsDirEnv+")")
+	userDir := func() string {
+		if dir != "" {
+			return dir
+		}
+		return os.Getenv(metricsDirEnv)
+	}
+	// registry opens the registry, with the store when withStore.
+	registry := func(ctx context.Context, withStore bool) (*metrics.Registry, *warehouse.Store, error) {
+		var st *warehouse.Store
+		if withStore {
+			var err error
+			if st, err = a.openStore(ctx, false); err != nil {
+				return nil, nil, err
+			}
+		}
+		r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: userDir(), Log: a.log})
+		if err != nil {
+			if st != nil {
+				st.Close()
+			}
+			return nil, nil, err
+		}
+		return r, st, nil
+	}
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the metrics in force (refused user files are reported on stderr)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, _, err := registry(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tUNIT\tOWNER\tTITLE\tDIMENSIONS")
+			for _, d := range r.List() {
+				var dims []string
+				for _, x := range d.Dimensions {
+					dims = append(dims, x.Name)
+				}
+				for _, p := range d.Params {
+					dims = append(dims, p.Name+"=")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Kind, d.Unit, d.Owner, d.Title, strings.Join(dims, ","))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, e := range r.Errors() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "refused:", e)
+			}
+			return nil
+		},
+	}
+
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate every definition against the store; exits non-zero on any failure",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, st, err := registry(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			errs := r.Check(cmd.Context())
+			for _, e := range errs {
+				fmt.Fprintln(cmd.OutOrStdout(), e)
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("%d metric definition(s) failed", len(errs))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d metrics ok (%s)\n", len(r.List()), st.Describe())
+			return nil
+		},
+	}
+
+	show := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Print a metric's definition",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, _, err := registry(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			d, ok := r.Get(args[0])
+			if !ok {
+				return usageError{fmt.Errorf("unknown metric %q (see `converge metrics list`)", args[0])}
+			}
+			w := cmd.OutOrStdout()
+			field := func(k, v string) {
+				if v != "" {
+					fmt.Fprintf(w, "%-12s %s\n", k+":", v)
+				}
+			}
+			field("name", d.Name)
+			field("title", d.Title)
+			field("description", d.Description)
+			field("owner", d.Owner)
+			field("unit", d.Unit)
+			field("format", d.Format)
+			field("polarity", d.Polarity)
+			if d.Target.Constant != nil {
+				field("target", strconv.FormatFloat(*d.Target.Constant, 'f', -1, 64))
+			} else if len(d.Target.Series) > 0 {
+				field("target", fmt.Sprint(d.Target.Series))
+			}
+			field("kind", string(d.Kind))
+			field("time", d.Time)
+			field("measure", d.Measure)
+			field("formula", d.Formula)
+			if in := d.Inputs(); len(in) > 0 {
+				field("inputs", strings.Join(in, ", "))
+			}
+			for _, x := range d.Dimensions {
+				field("dimension", x.Name+" = "+x.Column)
+			}
+			for _, p := range d.Params {
+				s := p.Name + " " + p.Type + " = " + p.Default
+				if len(p.Allowed) > 0 {
+					s += " | " + strings.Join(p.Allowed, ", ")
+				}
+				field("param", s)
+			}
+			field("roles", strings.Join(d.Roles, ", "))
+			field("version", d.Version)
+			field("file", d.File)
+			if d.SQL != "" {
+				fmt.Fprintf(w, "\n%s\n", d.SQL)
+			}
+			return nil
+		},
+	}
+
+	var (
+		filters, qargs                   []string
+		format                           string
+		from, to, grain, by, compare, tz string
+		weekStart, fyStart               string
+	)
+	query := &cobra.Command{
+		Use:   "query NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--tz Z] [--arg NAME=V ...] [--format table|csv|json]",
+		Short: "Compute a metric over [from, to) at a grain in the report time zone",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case "table", "csv", "json":
+			default:
+				return usageError{fmt.Errorf("--format: %q is not one of table, csv, json", format)}
+			}
+			v := url.Values{}
+			for k, s := range map[string]string{"from": from, "to": to, "grain": grain, "by": by, "compare": compare, "tz": tz,
+				"week_start": weekStart, "fiscal_year_start": fyStart} {
+				if s != "" {
+					v.Set(k, s)
+				}
+			}
+			v["filter"] = filters
+			v["arg"] = qargs
+			// Parameters are checked before the store is opened.
+			r0, _, err := registry(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			if _, ok := r0.Get(args[0]); !ok {
+				return usageError{fmt.Errorf("unknown metric %q (see `converge metrics list`)", args[0])}
+			}
+			if _, err := r0.ParseParams(args[0], v); err != nil {
+				return paramUsage(cmd, err)
+			}
+			r, st, err := registry(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			p, err := r.ParseParams(args[0], v)
+			if err != nil {
+				return paramUsage(cmd, err)
+			}
+			res, err := r.Query(cmd.Context(), args[0], p)
+			if err != nil {
+				return err
+			}
+			return writeResult(cmd.OutOrStdout(), format, res)
+		},
+	}
+	f := query.Flags()
+	f.StringVar(&from, "from", "", "first day (YYYY-MM-DD, midnight in --tz) or RFC 3339 instant, inclusive")
+	f.StringVar(&to, "to", "", "end, exclusive, like --from")
+	f.StringVar(&grain, "grain", "", "day, week, month (default), quarter or year")
+	f.StringVar(&by, "by", "", "break down by this dimension")
+	f.StringArrayVar(&filters, "filter", nil, "DIM=VALUE, repeatable (all must hold)")
+	f.StringVar(&compare, "compare", "", "previous (the same number of buckets before) or year (a year earlier)")
+	f.StringVar(&tz, "tz", "", "report time zone (IANA, default UTC)")
+	f.StringVar(&weekStart, "week-start", "", "monday (default) or sunday")
+	f.StringVar(&fyStart, "fiscal-year-start", "", "first month of the fiscal year, 1-12 (default 1)")
+	f.StringArrayVar(&qargs, "arg", nil, "NAME=VALUE for a custom metric's param (e.g. model=linear), repeatable")
+	f.StringVar(&format, "format", "table", "table, csv or json")
+
+	cmd.AddCommand(list, check, show, query)
+	return cmd
+}
+
+// paramUsage turns a parameter error into a usage error naming the flag.
+func paramUsage(cmd *cobra.Command, err error) error {
+	var pe *metrics.ParamError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	flag := strings.ReplaceAll(pe.Param, "_", "-")
+	if cmd.Flags().Lookup(flag) != nil {
+		return usageError{fmt.Errorf("--%s: %s", flag, pe.Reason)}
+	}
+	return usageError{fmt.Errorf("--arg %s: %s", pe.Param, pe.Reason)}
+}
+
+// writeResult prints a metric result. CSV carries raw values and the
+// report time zone on every row.
+func writeResult(w io.Writer, format string, res *metrics.Result) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	var header []string
+	var rows [][]string
+	num := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		if format == "csv" {
+			return strconv.FormatFloat(*v, 'f', -1, 64)
+		}
+		if res.Unit == "count" && *v == float64(int64(*v)) {
+			return strconv.FormatInt(int64(*v), 10)
+		}
+		return strconv.FormatFloat(*v, 'f', 2, 64)
+	}
+	if res.Table != nil {
+		header = res.Table.Columns
+		for _, row := range res.Table.Rows {
+			cells := make([]string, len(row))
+			for i, c := range row {
+				switch x := c.(type) {
+				case nil:
+					cells[i] = ""
+				case float64:
+					cells[i] = num(&x)
+				default:
+					cells[i] = fmt.Sprint(x)
+				}
+			}
+			rows = append(rows, cells)
+		}
+	} else {
+		header = []string{"bucket"}
+		if res.By != "" || len(res.Series) > 1 || len(res.Series) == 1 && res.Series[0].Dim != "" {
+			header = append(header, "dim")
+		}
+		header = append(header, "value")
+		if res.Compare != "" {
+			header = append(header, "compare_bucket", "compare", "change_pct")
+		}
+		header = append(header, "target")
+		withDim := len(header) > 1 && header[1] == "dim"
+		for _, s := range res.Series {
+			add := func(bucket string, v, c, target *float64, cb string) {
+				row := []string{bucket}
+				if withDim {
+					row = append(row, s.Dim)
+				}
+				row = append(row, num(v))
+				if res.Compare != "" {
+					var ch *float64
+					if v != nil && c != nil && *c != 0 {
+						x := 100 * (*v - *c) / abs(*c)
+						ch = &x
+					}
+					row = append(row, cb, num(c), num(ch))
+				}
+				rows = append(rows, append(row, num(target)))
+			}
+			for _, p := range s.Points {
+				add(p.Bucket, p.Value, p.Compare, p.Target, p.CompareBucket)
+			}
+			if s.Total != nil || s.CompareTotal != nil {
+				add("total", s.Total, s.CompareTotal, res.Target, "")
+			}
+		}
+	}
+	if format == "csv" {
+		cw := csv.NewWriter(w)
+		_ = cw.Write(append([]string{"metric", "tz"}, header...))
+		for _, r := range rows {
+			_ = cw.Write(append([]string{res.Metric, res.TZ}, r...))
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	fmt.Fprintf(w, "%s (%s, %s) %s … %s by %s, time zone %s\n", res.Title, res.Metric, res.Unit,
+		res.From.In(loc(res.TZ)).Format("2006-01-02 15:04"), res.To.In(loc(res.TZ)).Format("2006-01-02 15:04"), res.Grain, res.TZ)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+	}
+	return tw.Flush()
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func loc(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	return l
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/converge-dev/converge/metrics"
+)
+
+// The metrics commands that need no store: list, show and the parameter
+// checks of query (made before the store is opened).
+func TestMetricsCommands(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.sql")
+	if err := os.WriteFile(bad, []byte("-- name: bad\n-- colour: red\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, context.Background(), "metrics", "list", "--metrics-dir", dir)
+	if err != nil || !strings.Contains(out, "revenue_net") || !strings.Contains(out, bad+":2: unknown header key \"colour\"") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	out, err = run(t, context.Background(), "metrics", "show", "aov")
+	if err != nil || !strings.Contains(out, "formula:     revenue_gross / orders") {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"metrics", "show", "nope"}, `unknown metric "nope"`},
+		{[]string{"metrics", "query", "nope", "--from", "2026-01-01", "--to", "2026-02-01"}, `unknown metric "nope"`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-02-01", "--to", "2026-01-01"}, "--from: 2026-02-01 is not before to 2026-01-01"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--grain", "decade"}, "--grain:"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--by", "colour"}, `--by: aov has no dimension "colour"`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--filter", "colour=red"}, `--filter: aov has no dimension "colour"`},
+		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "model=magic"}, `--arg model: "magic" is not one of`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--fiscal-year-start", "0"}, "--fiscal-year-start:"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--format", "xml"}, "--format"},
+	}
+	for _, c := range cases {
+		_, err := run(t, context.Background(), c.args...)
+		var ue usageError
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want %q", c.args, err, c.want)
+		} else if !errorsAs(err, &ue) {
+			t.Errorf("%v: %v is not a usage error (exit 2)", c.args, err)
+		}
+	}
+}
+
+func errorsAs(err error, ue *usageError) bool {
+	u, ok := err.(usageError)
+	if ok {
+		*ue = u
+	}
+	return ok
+}
+
+func TestWriteResult(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	res := &metrics.Result{Metric: "aov", Title: "Average order value", Unit: "currency", TZ: "Europe/Berlin", Grain: metrics.Month,
+		From: time.Date(2025, 12, 31, 23, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 28, 23, 0, 0, 0, time.UTC), Compare: "year", Target: f(50),
+		Series: []metrics.Series{{Points: []metrics.Point{
+			{Bucket: "2026-01-01", Value: f(116.6666), CompareBucket: "2025-01-01", Compare: f(100), Target: f(50)},
+			{Bucket: "2026-02-01", Value: nil, CompareBucket: "2025-02-01", Compare: f(80)},
+		}, Total: f(106.25), CompareTotal: f(90)}}}
+	var b bytes.Buffer
+	if err := writeResult(&b, "csv", res); err != nil {
+		t.Fatal(err)
+	}
+	want := "metric,tz,bucket,value,compare_bucket,compare,change_pct,target\n" +
+		"aov,Europe/Berlin,2026-01-01,116.6666,2025-01-01,100,16.666600000000003,50\n" +
+		"aov,Europe/Berlin,2026-02-01,,2025-02-01,80,,\n" +
+		"aov,Europe/Berlin,total,106.25,,90,18.055555555555557,50\n"
+	if b.String() != want {
+		t.Errorf("csv:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := writeResult(&b, "table", res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "2026-01-01 00:00 … 2026-03-01 00:00 by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

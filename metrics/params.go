@@ -1,0 +1,318 @@
+package metrics
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Grain is the size of a bucket.
+type Grain string
+
+// Grains.
+const (
+	Day     Grain = "day"
+	Week    Grain = "week"
+	Month   Grain = "month"
+	Quarter Grain = "quarter"
+	Year    Grain = "year"
+)
+
+// Grains lists the valid grains.
+var Grains = []Grain{Day, Week, Month, Quarter, Year}
+
+// MaxBuckets bounds the number of buckets a query may ask for (about three
+// years of days).
+const MaxBuckets = 1200
+
+// Filter restricts a query to rows whose dimension equals a value.
+type Filter struct {
+	Dim   string `json:"dim"`
+	Value string `json:"value"`
+}
+
+// Params are what a metric is asked for. From is inclusive, To exclusive;
+// both are instants (UTC). Buckets are calendar periods in TZ.
+type Params struct {
+	From, To        time.Time
+	Grain           Grain
+	TZ              *time.Location
+	WeekStart       time.Weekday // time.Monday or time.Sunday (ParseParams defaults to Monday; the zero value is Sunday)
+	FiscalYearStart time.Month   // first month of the fiscal year (default January): quarters and years start there
+	Compare         string       // "", "previous" (the same number of buckets just before) or "year" (a year earlier)
+	By              string       // a dimension to break down by; "" for none
+	Filters         []Filter     // dimension = value, all must hold
+	Args            map[string]string
+}
+
+// Key is a canonical text of p, for cache keys.
+func (p Params) Key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d|%d|%s|%s|%d|%d|%s|%s", p.From.UnixMilli(), p.To.UnixMilli(), p.Grain, p.TZ, p.WeekStart, p.FiscalYearStart, p.Compare, p.By)
+	fs := slices.Clone(p.Filters)
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Dim+"\x00"+fs[i].Value < fs[j].Dim+"\x00"+fs[j].Value })
+	for _, f := range fs {
+		fmt.Fprintf(&b, "|f:%q=%q", f.Dim, f.Value)
+	}
+	keys := make([]string, 0, len(p.Args))
+	for k := range p.Args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "|a:%q=%q", k, p.Args[k])
+	}
+	return b.String()
+}
+
+// Defaults are the settings used when a request does not say.
+type Defaults struct {
+	TZ              *time.Location // default UTC
+	SundayWeeks     bool           // weeks start on Sunday; default Monday
+	FiscalYearStart time.Month     // default January
+	Grain           Grain          // default month
+}
+
+// ParamError is a malformed or out-of-range query parameter.
+type ParamError struct {
+	Param  string
+	Reason string
+}
+
+func (e *ParamError) Error() string { return e.Param + ": " + e.Reason }
+
+func perr(param, format string, args ...any) error {
+	return &ParamError{Param: param, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseParams reads the parameters of a request for metric d from URL
+// values (the CLI flags use the same names): from, to (YYYY-MM-DD, midnight
+// in tz, or RFC 3339), grain, tz, week_start (monday|sunday),
+// fiscal_year_start (1-12), compare (previous|year), by, filter (repeatable
+// DIM=VALUE) and arg (repeatable NAME=VALUE, a custom metric's param; also
+// accepted as the bare param name). Each error names the parameter.
+func ParseParams(d *Definition, v url.Values, def Defaults) (Params, error) {
+	p := Params{Grain: def.Grain, TZ: def.TZ, WeekStart: time.Monday, FiscalYearStart: def.FiscalYearStart, Args: map[string]string{}}
+	if def.SundayWeeks {
+		p.WeekStart = time.Sunday
+	}
+	if p.TZ == nil {
+		p.TZ = time.UTC
+	}
+	if p.Grain == "" {
+		p.Grain = Month
+	}
+	if p.FiscalYearStart == 0 {
+		p.FiscalYearStart = time.January
+	}
+	known := []string{"from", "to", "grain", "tz", "week_start", "fiscal_year_start", "compare", "by", "filter", "arg", "format"}
+	for k := range v {
+		if !slices.Contains(known, k) && !slices.ContainsFunc(d.Params, func(q Param) bool { return q.Name == k }) {
+			return p, perr(k, "unknown parameter")
+		}
+	}
+	if s := v.Get("tz"); s != "" {
+		loc, err := time.LoadLocation(s)
+		if err != nil {
+			return p, perr("tz", "%q is not an IANA time zone", s)
+		}
+		p.TZ = loc
+	}
+	if s := v.Get("grain"); s != "" {
+		if !slices.Contains(Grains, Grain(s)) {
+			return p, perr("grain", "%q is not one of day, week, month, quarter, year", s)
+		}
+		p.Grain = Grain(s)
+	}
+	switch s := strings.ToLower(v.Get("week_start")); s {
+	case "":
+	case "monday":
+		p.WeekStart = time.Monday
+	case "sunday":
+		p.WeekStart = time.Sunday
+	default:
+		return p, perr("week_start", "%q is not monday or sunday", s)
+	}
+	if s := v.Get("fiscal_year_start"); s != "" {
+		m, err := strconv.Atoi(s)
+		if err != nil || m < 1 || m > 12 {
+			return p, perr("fiscal_year_start", "%q is not a month number 1-12", s)
+		}
+		p.FiscalYearStart = time.Month(m)
+	}
+	var err error
+	if p.From, err = parseInstant(v.Get("from"), p.TZ); err != nil {
+		return p, perr("from", "%v", err)
+	}
+	if p.To, err = parseInstant(v.Get("to"), p.TZ); err != nil {
+		return p, perr("to", "%v", err)
+	}
+	if !p.From.Before(p.To) {
+		return p, perr("from", "%s is not before to %s", v.Get("from"), v.Get("to"))
+	}
+	if n := len(buckets(p)); n > MaxBuckets {
+		return p, perr("to", "range too large: more than %d %s buckets (use a coarser grain or a shorter range)", MaxBuckets, p.Grain)
+	}
+	switch s := v.Get("compare"); s {
+	case "", "none":
+	case "previous", "year":
+		p.Compare = s
+	default:
+		return p, perr("compare", "%q is not previous or year", s)
+	}
+	if s := v.Get("by"); s != "" {
+		if _, ok := d.Dimension(s); !ok {
+			return p, perr("by", "%s has no dimension %q (%s)", d.Name, s, dimNames(d))
+		}
+		p.By = s
+	}
+	for _, f := range v["filter"] {
+		k, val, ok := strings.Cut(f, "=")
+		if !ok {
+			return p, perr("filter", "%q is not DIM=VALUE", f)
+		}
+		if _, ok := d.Dimension(k); !ok {
+			return p, perr("filter", "%s has no dimension %q (%s)", d.Name, k, dimNames(d))
+		}
+		p.Filters = append(p.Filters, Filter{Dim: k, Value: val})
+	}
+	args := map[string]string{}
+	for _, a := range v["arg"] {
+		k, val, ok := strings.Cut(a, "=")
+		if !ok {
+			return p, perr("arg", "%q is not NAME=VALUE", a)
+		}
+		args[k] = val
+	}
+	for _, q := range d.Params {
+		if s, ok := v[q.Name]; ok && len(s) > 0 {
+			args[q.Name] = s[0]
+		}
+	}
+	for k, val := range args {
+		i := slices.IndexFunc(d.Params, func(q Param) bool { return q.Name == k })
+		if i < 0 {
+			return p, perr("arg", "%s has no parameter %q", d.Name, k)
+		}
+		if err := checkParamValue(d.Params[i], val); err != nil {
+			return p, perr(k, "%v", err)
+		}
+		p.Args[k] = val
+	}
+	return p, nil
+}
+
+func dimNames(d *Definition) string {
+	if len(d.Dimensions) == 0 {
+		return "it has none"
+	}
+	var n []string
+	for _, x := range d.Dimensions {
+		n = append(n, x.Name)
+	}
+	return "one of " + strings.Join(n, ", ")
+}
+
+func parseInstant(s string, loc *time.Location) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, fmt.Errorf("required (YYYY-MM-DD or RFC 3339)")
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date YYYY-MM-DD or an RFC 3339 time", s)
+}
+
+// bucketStart is the start (a calendar day in p.TZ, as a UTC midnight
+// date) of the bucket holding the instant t.
+func bucketStart(p Params, t time.Time) time.Time {
+	lt := t.In(p.TZ)
+	d := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC)
+	shift := int(p.FiscalYearStart) - 1
+	switch p.Grain {
+	case Week:
+		back := (int(d.Weekday()) - int(p.WeekStart) + 7) % 7
+		return d.AddDate(0, 0, -back)
+	case Month:
+		return time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC)
+	case Quarter:
+		s := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -shift, 0)
+		s = time.Date(s.Year(), s.Month()-(s.Month()-1)%3, 1, 0, 0, 0, 0, time.UTC)
+		return s.AddDate(0, shift, 0)
+	case Year:
+		s := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -shift, 0)
+		return time.Date(s.Year(), 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, shift, 0)
+	}
+	return d
+}
+
+func nextBucket(g Grain, d time.Time, n int) time.Time {
+	switch g {
+	case Week:
+		return d.AddDate(0, 0, 7*n)
+	case Month:
+		return d.AddDate(0, n, 0)
+	case Quarter:
+		return d.AddDate(0, 3*n, 0)
+	case Year:
+		return d.AddDate(n, 0, 0)
+	}
+	return d.AddDate(0, 0, n)
+}
+
+// buckets lists the bucket starts overlapping [From, To).
+func buckets(p Params) []time.Time {
+	var out []time.Time
+	lt := p.To.In(p.TZ)
+	endDay := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC)
+	if lt.Hour() != 0 || lt.Minute() != 0 || lt.Second() != 0 || lt.Nanosecond() != 0 {
+		endDay = endDay.AddDate(0, 0, 1)
+	}
+	for b := bucketStart(p, p.From); b.Before(endDay); b = nextBucket(p.Grain, b, 1) {
+		out = append(out, b)
+		if len(out) > MaxBuckets+1 {
+			break
+		}
+	}
+	return out
+}
+
+// comparison returns the parameters of the comparison period: the same
+// number of buckets just before (previous) or the same range a year
+// earlier (year).
+func comparison(p Params) Params {
+	q := p
+	q.Compare = ""
+	switch p.Compare {
+	case "previous":
+		n := len(buckets(p))
+		lf, lt := p.From.In(p.TZ), p.To.In(p.TZ)
+		q.From = shiftLocal(lf, p.Grain, -n)
+		q.To = shiftLocal(lt, p.Grain, -n)
+	case "year":
+		q.From = p.From.In(p.TZ).AddDate(-1, 0, 0).UTC()
+		q.To = p.To.In(p.TZ).AddDate(-1, 0, 0).UTC()
+	}
+	return q
+}
+
+func shiftLocal(t time.Time, g Grain, n int) time.Time {
+	switch g {
+	case Week:
+		return t.AddDate(0, 0, 7*n).UTC()
+	case Month:
+		return t.AddDate(0, n, 0).UTC()
+	case Quarter:
+		return t.AddDate(0, 3*n, 0).UTC()
+	case Year:
+		return t.AddDate(n, 0, 0).UTC()
+	}
+	return t.AddDate(0, 0, n).UTC()
+}

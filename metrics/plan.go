@@ -1,0 +1,578 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/converge-dev/converge/warehouse"
+)
+
+// shape is what the store said about a definition when it was checked.
+type shape struct {
+	cols       map[string]string // simple: the model's columns; custom: the output columns → type
+	order      []string          // custom: output column order
+	timeIsDate bool              // simple: the time column is a Date (a calendar day already)
+	empty      *float64          // simple: the measure over no rows (0 for sum/count, nil for avg)
+	series     bool              // custom: returns bucket, value (and dim)
+	hasDim     bool
+}
+
+// checkStore validates d against the store and caches the result by version.
+func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape, error) {
+	if d.Kind == Derived || d.Kind == Score {
+		return &shape{}, nil
+	}
+	r.mu.RLock()
+	sh, ok := r.checked[d.Version]
+	r.mu.RUnlock()
+	if ok {
+		return sh, nil
+	}
+	if r.opts.Store == nil {
+		return nil, fmt.Errorf("metrics: no store to check %s against", d.Name)
+	}
+	conn := r.opts.Store.Conn
+	fail := func(line int, format string, args ...any) error {
+		return &Error{File: d.File, Line: line, Reason: fmt.Sprintf(format, args...)}
+	}
+	sh = &shape{cols: map[string]string{}}
+	p := sampleParams(d)
+	switch d.Kind {
+	case Simple:
+		cols, order, err := describe(ctx, conn, d.SQL, nil)
+		if err != nil {
+			return nil, fail(d.bodyLine, "model SQL: %s", chMessage(err))
+		}
+		_ = order
+		sh.cols = cols
+		tt, ok := cols[d.Time]
+		if !ok {
+			return nil, fail(d.Line("time"), "unknown column %q: the model has no such column (%s)", d.Time, strings.Join(sortedKeys(cols), ", "))
+		}
+		base := strings.TrimSuffix(strings.TrimPrefix(tt, "Nullable("), ")")
+		switch {
+		case base == "Date" || base == "Date32":
+			sh.timeIsDate = true
+		case strings.HasPrefix(base, "DateTime"):
+		default:
+			return nil, fail(d.Line("time"), "time column %q is %s, not a Date or DateTime", d.Time, tt)
+		}
+		for _, dim := range d.Dimensions {
+			if _, ok := cols[dim.Column]; !ok {
+				return nil, fail(dim.Line, "unknown column %q for dimension %q (model columns: %s)", dim.Column, dim.Name, strings.Join(sortedKeys(cols), ", "))
+			}
+		}
+		// The measure over no rows: what an empty bucket is worth.
+		var v *float64
+		q := "SELECT CAST(" + d.Measure + " AS Nullable(Float64)) FROM (" + d.SQL + "\n) AS m WHERE 0"
+		if err := conn.QueryRow(ctx, q).Scan(&v); err != nil {
+			return nil, fail(d.Line("measure"), "measure: %s", chMessage(err))
+		}
+		sh.empty = finite(v)
+		for _, by := range append([]string{""}, dimNamesList(d)...) {
+			p.By = by
+			q, args := planSimple(d, sh, p, false)
+			if err := runEmpty(ctx, conn, q, args); err != nil {
+				return nil, fail(d.Line("measure"), "planned query: %s", chMessage(err))
+			}
+		}
+	case Custom:
+		cols, order, err := describe(ctx, conn, d.SQL, customArgs(d, p))
+		if err != nil {
+			return nil, fail(d.bodyLine, "custom SQL: %s", chMessage(err))
+		}
+		sh.cols, sh.order = cols, order
+		_, hasB := cols["bucket"]
+		_, hasV := cols["value"]
+		_, hasD := cols["dim"]
+		sh.series = hasB && hasV && (len(cols) == 2 || len(cols) == 3 && hasD)
+		sh.hasDim = hasD
+	}
+	r.mu.Lock()
+	r.checked[d.Version] = sh
+	r.mu.Unlock()
+	return sh, nil
+}
+
+func dimNamesList(d *Definition) []string {
+	var out []string
+	for _, x := range d.Dimensions {
+		out = append(out, x.Name)
+	}
+	return out
+}
+
+func sampleParams(d *Definition) Params {
+	p := Params{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
+		Grain: Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{}}
+	for _, x := range d.Params {
+		p.Args[x.Name] = x.Default
+	}
+	return p
+}
+
+// describe returns the columns of query q (run with args) in order.
+func describe(ctx context.Context, conn driver.Conn, q string, args clickhouse.Parameters) (map[string]string, []string, error) {
+	if args != nil {
+		ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
+	}
+	rows, err := conn.Query(ctx, "DESCRIBE TABLE (\n"+q+"\n)")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	cols := map[string]string{}
+	var order []string
+	for rows.Next() {
+		dest := make([]any, len(rows.Columns()))
+		for i := range dest {
+			dest[i] = new(string)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		n, t := *dest[0].(*string), *dest[1].(*string)
+		cols[n] = t
+		order = append(order, n)
+	}
+	return cols, order, rows.Err()
+}
+
+// runEmpty runs q (with args) to the end, for its error.
+func runEmpty(ctx context.Context, conn driver.Conn, q string, args clickhouse.Parameters) error {
+	if args != nil {
+		ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
+	}
+	rows, err := conn.Query(ctx, "SELECT * FROM (\n"+q+"\n) LIMIT 0")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// chMessage shortens a ClickHouse error to its message.
+func chMessage(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "message: "); i >= 0 {
+		s = s[i+len("message: "):]
+	}
+	if i := strings.Index(s, "DB::Exception: "); i >= 0 {
+		s = s[i+len("DB::Exception: "):]
+	}
+	if i := strings.Index(s, ". Stack trace"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.Index(s, " (version "); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// finite returns v rounded to 12 significant digits (float artefacts of
+// decimal sums such as 67716.48999999999 become 67716.49), or nil for NaN
+// and ±Inf (a ratio over nothing has no value).
+func finite(v *float64) *float64 {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return nil
+	}
+	x, err := strconv.ParseFloat(strconv.FormatFloat(*v, 'g', 12, 64), 64)
+	if err != nil {
+		return v
+	}
+	return &x
+}
+
+// dayExpr is the calendar day, in the report zone, of the model's time column.
+func dayExpr(d *Definition, sh *shape) string {
+	if sh.timeIsDate {
+		return "m." + d.Time
+	}
+	return "toDate(m." + d.Time + ", {tz:String})"
+}
+
+// bucketExpr maps a day to the start of its bucket (see bucketStart, which
+// must agree).
+func bucketExpr(g Grain, day string) string {
+	switch g {
+	case Week:
+		return "toStartOfWeek(" + day + ", {week_mode:UInt8})"
+	case Month:
+		return "toStartOfMonth(" + day + ")"
+	case Quarter:
+		return "addMonths(toStartOfQuarter(addMonths(" + day + ", -{fy_shift:Int32})), {fy_shift:Int32})"
+	case Year:
+		return "addMonths(toStartOfYear(addMonths(" + day + ", -{fy_shift:Int32})), {fy_shift:Int32})"
+	}
+	return day
+}
+
+// contractArgs are the bound parameters every query gets.
+func contractArgs(p Params) clickhouse.Parameters {
+	wm := "1"
+	if p.WeekStart == time.Sunday {
+		wm = "0"
+	}
+	return clickhouse.Parameters{
+		"from":      p.From.UTC().Format("2006-01-02 15:04:05.000"),
+		"to":        p.To.UTC().Format("2006-01-02 15:04:05.000"),
+		"tz":        p.TZ.String(),
+		"grain":     string(p.Grain),
+		"week_mode": wm,
+		"fy_shift":  fmt.Sprint(int(p.FiscalYearStart) - 1),
+	}
+}
+
+func customArgs(d *Definition, p Params) clickhouse.Parameters {
+	a := contractArgs(p)
+	for _, x := range d.Params {
+		v, ok := p.Args[x.Name]
+		if !ok {
+			v = x.Default
+		}
+		a[x.Name] = v
+	}
+	return a
+}
+
+// planSimple writes the query of a simple metric: the model's rows in
+// [from, to), filtered, grouped by bucket (or one bucket for the total) and
+// the breakdown dimension, the measure computed per group from raw rows.
+func planSimple(d *Definition, sh *shape, p Params, total bool) (string, clickhouse.Parameters) {
+	args := contractArgs(p)
+	day := dayExpr(d, sh)
+	bucket := bucketExpr(p.Grain, day)
+	if total {
+		bucket = "toDate('1970-01-01')"
+	}
+	dim := "''"
+	if p.By != "" {
+		x, _ := d.Dimension(p.By)
+		dim = "toString(m." + x.Column + ")"
+	}
+	var where []string
+	if sh.timeIsDate {
+		where = append(where, "m."+d.Time+" >= toDate({from:DateTime64(3, 'UTC')}, {tz:String})",
+			"m."+d.Time+" < toDate({to:DateTime64(3, 'UTC')}, {tz:String})")
+	} else {
+		where = append(where, "m."+d.Time+" >= {from:DateTime64(3, 'UTC')}", "m."+d.Time+" < {to:DateTime64(3, 'UTC')}")
+	}
+	for i, f := range p.Filters {
+		x, _ := d.Dimension(f.Dim)
+		name := fmt.Sprintf("f%d", i)
+		where = append(where, "toString(m."+x.Column+") = {"+name+":String}")
+		args[name] = f.Value
+	}
+	extra := ""
+	if total && currencyGuard(d, p) {
+		x, _ := d.Dimension("currency")
+		extra = ", arrayStringConcat(arraySort(groupUniqArrayIf(5)(toString(m." + x.Column + "), toString(m." + x.Column + ") != '')), ',') AS currencies"
+	}
+	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + d.Measure + " AS Nullable(Float64)) AS value" + extra + "\n" +
+		"FROM (\n" + d.SQL + "\n) AS m\nWHERE " + strings.Join(where, "\n  AND ") +
+		"\nGROUP BY bucket, dim\nORDER BY bucket, dim"
+	return q, args
+}
+
+// currencyGuard tells whether the total query of d must check that it adds
+// amounts of one currency only: a currency metric with a currency dimension
+// that is neither filtered nor broken down by.
+func currencyGuard(d *Definition, p Params) bool {
+	if d.Unit != "currency" || p.By == "currency" {
+		return false
+	}
+	if _, ok := d.Dimension("currency"); !ok {
+		return false
+	}
+	return !slices.ContainsFunc(p.Filters, func(f Filter) bool { return f.Dim == "currency" })
+}
+
+// CurrencyError is returned instead of a sum of amounts in several
+// currencies (kpi-definitions.md pitfall 6): filter by one currency or break
+// down by currency.
+type CurrencyError struct {
+	Metric     string
+	Currencies []string // up to 5
+}
+
+func (e *CurrencyError) Error() string {
+	return fmt.Sprintf("%s: the amounts are in several currencies (%s) and are never added: filter by one (filter=currency=%s) or break down by currency",
+		e.Metric, strings.Join(e.Currencies, ", "), e.Currencies[0])
+}
+
+// raw is a metric's values over one range: dim → bucket day → value, the
+// total per dim, or a table for a custom metric of another shape.
+type raw struct {
+	vals   map[string]map[string]*float64
+	totals map[string]*float64
+	empty  *float64 // value of a bucket with no rows
+	table  *Table
+}
+
+func (x *raw) get(dim, day string) *float64 {
+	if m, ok := x.vals[dim]; ok {
+		if v, ok := m[day]; ok {
+			return v
+		}
+	}
+	return x.empty
+}
+
+func (x *raw) total(dim string) *float64 {
+	if v, ok := x.totals[dim]; ok {
+		return v
+	}
+	return x.empty
+}
+
+func (x *raw) dims() []string {
+	set := map[string]bool{}
+	for d := range x.vals {
+		set[d] = true
+	}
+	for d := range x.totals {
+		set[d] = true
+	}
+	out := sortedKeys(set)
+	if len(out) == 0 {
+		out = []string{""}
+	}
+	return out
+}
+
+// memo shares the values of the metrics one Query computes (an input read
+// by several formulas is computed once), and lets inputs run concurrently.
+type memo struct {
+	mu    sync.Mutex
+	calls map[string]*memoCall
+}
+
+type memoCall struct {
+	done chan struct{}
+	res  *raw
+	err  error
+}
+
+// compute returns the values of d over p's range.
+func (r *Registry) compute(ctx context.Context, d *Definition, p Params) (*raw, error) {
+	return r.computeWith(ctx, &memo{calls: map[string]*memoCall{}}, d, p)
+}
+
+func (r *Registry) computeWith(ctx context.Context, m *memo, d *Definition, p Params) (*raw, error) {
+	key := d.Name + "|" + p.Key()
+	m.mu.Lock()
+	if c, ok := m.calls[key]; ok {
+		m.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.res, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &memoCall{done: make(chan struct{})}
+	m.calls[key] = c
+	m.mu.Unlock()
+	c.res, c.err = r.computeOne(ctx, m, d, p)
+	close(c.done)
+	return c.res, c.err
+}
+
+func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Params) (*raw, error) {
+	ctx = warehouse.Materialized(ctx)
+	switch d.Kind {
+	case Derived, Score:
+		eval := func(get func(string) *float64) *float64 {
+			if d.Kind == Score {
+				return d.scoreOf(get)
+			}
+			return d.formula.eval(get)
+		}
+		names := d.Inputs()
+		results := make([]*raw, len(names))
+		errs := make([]error, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
+			dep, ok := r.Get(name)
+			if !ok {
+				return nil, fmt.Errorf("%s: input %s is not defined", d.Name, name)
+			}
+			wg.Go(func() { results[i], errs[i] = r.computeWith(ctx, m, dep, p) })
+		}
+		wg.Wait()
+		ins := map[string]*raw{}
+		dims := map[string]bool{}
+		for i, name := range names {
+			if errs[i] != nil {
+				return nil, fmt.Errorf("%s: input %s: %w", d.Name, name, errs[i])
+			}
+			ins[name] = results[i]
+			for _, k := range results[i].dims() {
+				dims[k] = true
+			}
+		}
+		out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}}
+		for _, b := range buckets(p) {
+			day := b.Format(time.DateOnly)
+			for dim := range dims {
+				v := eval(func(n string) *float64 { return ins[n].get(dim, day) })
+				if out.vals[dim] == nil {
+					out.vals[dim] = map[string]*float64{}
+				}
+				out.vals[dim][day] = finite(v)
+			}
+		}
+		for dim := range dims {
+			out.totals[dim] = finite(eval(func(n string) *float64 { return ins[n].total(dim) }))
+		}
+		return out, nil
+	case Simple:
+		sh, err := r.checkStore(ctx, d, nil)
+		if err != nil {
+			return nil, err
+		}
+		// The buckets and the total run concurrently; each writes its own map.
+		out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}, empty: sh.empty}
+		var (
+			wg         sync.WaitGroup
+			errB, errT error
+			mixed      []string
+		)
+		wg.Go(func() {
+			q, args := planSimple(d, sh, p, false)
+			errB = r.scan(ctx, q, args, func(b time.Time, dim string, v *float64, _ string) {
+				if out.vals[dim] == nil {
+					out.vals[dim] = map[string]*float64{}
+				}
+				out.vals[dim][b.Format(time.DateOnly)] = v
+			})
+		})
+		wg.Go(func() {
+			q, args := planSimple(d, sh, p, true)
+			errT = r.scan(ctx, q, args, func(_ time.Time, dim string, v *float64, currencies string) {
+				out.totals[dim] = v
+				if cs := strings.Split(currencies, ","); len(cs) > 1 {
+					mixed = cs
+				}
+			})
+		})
+		wg.Wait()
+		if err := errors.Join(errB, errT); err != nil {
+			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
+		}
+		if mixed != nil {
+			return nil, &CurrencyError{Metric: d.Name, Currencies: mixed}
+		}
+		return out, nil
+	default:
+		sh, err := r.checkStore(ctx, d, nil)
+		if err != nil {
+			return nil, err
+		}
+		args := customArgs(d, p)
+		if sh.series {
+			out := &raw{vals: map[string]map[string]*float64{}}
+			dim := "''"
+			if sh.hasDim {
+				dim = "toString(dim)"
+			}
+			q := "SELECT toDate(bucket) AS bucket, " + dim + " AS dim, CAST(value AS Nullable(Float64)) AS value FROM (\n" + d.SQL + "\n) ORDER BY bucket, dim"
+			err := r.scan(ctx, q, args, func(b time.Time, dim string, v *float64, _ string) {
+				if out.vals[dim] == nil {
+					out.vals[dim] = map[string]*float64{}
+				}
+				out.vals[dim][b.Format(time.DateOnly)] = v
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
+			}
+			return out, nil
+		}
+		t, err := r.table(clickhouse.Context(ctx, clickhouse.WithParameters(args)), d.SQL)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
+		}
+		return &raw{table: t}, nil
+	}
+}
+
+func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameters, f func(time.Time, string, *float64, string)) error {
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
+	rows, err := r.opts.Store.Conn.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			b        time.Time
+			dim, cur string
+			v        *float64
+		)
+		dest := []any{&b, &dim, &v}
+		if len(rows.Columns()) == 4 {
+			dest = append(dest, &cur)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		f(b, dim, finite(v), cur)
+	}
+	return rows.Err()
+}
+
+// Table is the result of a custom metric that is not a series (a cohort
+// matrix, a funnel, segments): columns in query order and rows of values
+// (numbers as float64 or int64, text as string, dates as "YYYY-MM-DD").
+type Table struct {
+	Columns []string `json:"columns"`
+	Types   []string `json:"types"`
+	Rows    [][]any  `json:"rows"`
+}
+
+// MaxTableRows bounds a custom metric's table; more is an error, never a
+// silent truncation.
+const MaxTableRows = 100000
+
+func (r *Registry) table(ctx context.Context, q string) (*Table, error) {
+	rows, err := r.opts.Store.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t := &Table{Columns: rows.Columns()}
+	cts := rows.ColumnTypes()
+	for _, ct := range cts {
+		t.Types = append(t.Types, ct.DatabaseTypeName())
+	}
+	for rows.Next() {
+		dest := make([]any, len(cts))
+		for i, ct := range cts {
+			dest[i] = newScan(ct.ScanType())
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make([]any, len(dest))
+		for i, x := range dest {
+			row[i] = plain(x)
+		}
+		t.Rows = append(t.Rows, row)
+		if len(t.Rows) > MaxTableRows {
+			return nil, fmt.Errorf("more than %d rows; narrow the range", MaxTableRows)
+		}
+	}
+	return t, rows.Err()
+}

@@ -1,0 +1,11 @@
+-- name: aov
+-- title: Average order value
+-- description: revenue_gross / orders per bucket (a ratio of sums). Gross of refunds.
+-- owner: CFO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: higher_is_better
+-- target: 50
+-- kind: ratio
+-- formula: revenue_gross / orders
+-- dimensions: channel, campaign, country, currency

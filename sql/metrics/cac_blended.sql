@@ -1,0 +1,10 @@
+-- name: cac_blended
+-- title: CAC (blended)
+-- description: CAC (blended), kpi-definitions.md: cost of the period / all new customers of the period, organic included. Cost is the marketing spend converge knows (marketing_spend); sales salaries and tools are not loaded. Broken down by channel (--by channel) it is CAC by channel: that channel's spend / new customers whose first order came through it.
+-- owner: CMO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: lower_is_better
+-- kind: ratio
+-- formula: marketing_spend / new_customers
+-- dimensions: channel, campaign

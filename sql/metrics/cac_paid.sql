@@ -1,0 +1,10 @@
+-- name: cac_paid
+-- title: CAC (paid)
+-- description: CAC (paid), kpi-definitions.md: paid media cost / new customers attributed to paid channels (first order through a channel with spend; see new_customers_paid).
+-- owner: CMO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: lower_is_better
+-- kind: ratio
+-- formula: marketing_spend / new_customers_paid
+-- dimensions: channel, campaign

@@ -1,0 +1,11 @@
+-- name: cac_payback_months
+-- title: CAC payback (months)
+-- description: CAC payback, kpi-definitions.md (Skok, target < 12): CAC (blended) / (revenue per active customer × gross margin %) = cac_blended / (gross_margin / active_customers). Monthly revenue per customer only at month grain: read it at month grain.
+-- owner: CFO
+-- unit: months
+-- format: 0.0
+-- polarity: lower_is_better
+-- target: 12
+-- kind: ratio
+-- formula: cac_blended / (gross_margin / active_customers)
+-- dimensions: channel

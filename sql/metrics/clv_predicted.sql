@@ -1,0 +1,12 @@
+-- name: clv_predicted
+-- title: Predictive CLV (mean per customer)
+-- description: Predictive CLV, kpi-definitions.md (BG/NBD × Gamma-Gamma, discounted): the mean of customer_value.clv over the customers of the model bgnbd_gg snapshots dated in the bucket (as_of); written by `converge clv fit`. A bucket holding several snapshots averages over all their rows.
+-- owner: CFO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: higher_is_better
+-- kind: simple
+-- time: as_of
+-- measure: sum(clv) / count()
+-- dimensions: currency
+SELECT as_of, customer_id, clv, currency FROM customer_value FINAL WHERE model = 'bgnbd_gg'

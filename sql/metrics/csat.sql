@@ -1,0 +1,12 @@
+-- name: csat
+-- title: CSAT
+-- description: CSAT, kpi-definitions.md: share of satisfied answers (4–5 on a 1–5 scale) among all CSAT survey answers of the period, in % (survey_responses kind csat; ratings stored on tickets are not counted).
+-- owner: CCO
+-- unit: percent
+-- format: 0.0
+-- polarity: higher_is_better
+-- kind: simple
+-- time: answered_at
+-- measure: 100 * countIf(score >= 4) / count()
+-- dimensions: channel, topic, source
+SELECT answered_at, score, channel, topic, source FROM survey_responses_resolved WHERE kind = 'csat'

@@ -1,0 +1,12 @@
+-- name: first_response_time
+-- title: First response time
+-- description: Mean hours from a ticket's opening to the first agent response, over the tickets opened in the period that have been answered (unanswered tickets are left out, see tickets). Mean computed from raw tickets per bucket.
+-- owner: CCO
+-- unit: hours
+-- format: 0.0
+-- polarity: lower_is_better
+-- kind: simple
+-- time: opened_at
+-- measure: sumIf(dateDiff('second', opened_at, first_response_at), first_response_at IS NOT NULL) / 3600 / countIf(first_response_at IS NOT NULL)
+-- dimensions: channel, priority, topic, source
+SELECT opened_at, first_response_at, channel, priority, topic, source FROM tickets_resolved

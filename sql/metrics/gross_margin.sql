@@ -1,0 +1,10 @@
+-- name: gross_margin
+-- title: Gross margin
+-- description: revenue − cost − refunds of the period (revenue_gross − cogs − refunds); discounts are already deducted from revenue. Cost comes from orders.cost, or from the margin % setting in cogs when unknown (see cogs). Historic CLV definition, kpi-definitions.md; pitfall 5.
+-- owner: CFO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: higher_is_better
+-- kind: derived
+-- formula: revenue_gross - cogs - refunds
+-- dimensions: channel, campaign, country, currency

@@ -1,0 +1,10 @@
+-- name: gross_margin_pct
+-- title: Gross margin %
+-- description: gross_margin / revenue_gross × 100 per bucket (a ratio of sums, never an average of daily margins). kpi-definitions.md pitfalls 5 and 8.
+-- owner: CFO
+-- unit: percent
+-- format: 0.0
+-- polarity: higher_is_better
+-- kind: ratio
+-- formula: 100 * gross_margin / revenue_gross
+-- dimensions: channel, campaign, country, currency

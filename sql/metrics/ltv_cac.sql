@@ -1,0 +1,11 @@
+-- name: ltv_cac
+-- title: LTV:CAC
+-- description: LTV:CAC, kpi-definitions.md (Skok, target ≥ 3): historic CLV on a gross-margin basis (clv_historic) / CAC (blended) of the same acquisition cohort (customers whose first order is in the bucket).
+-- owner: CFO
+-- unit: ratio
+-- format: 0.00
+-- polarity: higher_is_better
+-- target: 3
+-- kind: ratio
+-- formula: clv_historic / cac_blended
+-- dimensions: channel

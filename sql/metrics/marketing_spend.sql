@@ -1,0 +1,12 @@
+-- name: marketing_spend
+-- title: Marketing spend
+-- description: Paid media cost of the period from marketing_spend (the platforms' account day). The numerator of CAC and ROAS, kpi-definitions.md.
+-- owner: CMO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: lower_is_better
+-- kind: simple
+-- time: date
+-- measure: sum(spend)
+-- dimensions: channel, campaign, currency, source
+SELECT date, channel, campaign, spend, currency, source FROM marketing_spend FINAL

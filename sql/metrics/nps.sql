@@ -1,0 +1,13 @@
+-- name: nps
+-- title: Net Promoter Score
+-- description: NPS, kpi-definitions.md (Reichheld, HBR Dec 2003): 100 × (promoters 9–10 − detractors 0–6) / all respondents (passives 7–8 stay in the denominator), over the NPS answers of the period; −100…+100.
+-- owner: CCO
+-- unit: score
+-- format: 0
+-- polarity: higher_is_better
+-- target: 30
+-- kind: simple
+-- time: answered_at
+-- measure: 100 * (countIf(score >= 9) - countIf(score <= 6)) / count()
+-- dimensions: channel, topic, source
+SELECT answered_at, score, channel, topic, source FROM survey_responses_resolved WHERE kind = 'nps'

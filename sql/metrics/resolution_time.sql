@@ -1,0 +1,12 @@
+-- name: resolution_time
+-- title: Resolution time
+-- description: Mean hours from a ticket's opening to its resolution, over the tickets opened in the period that are resolved (open tickets are left out). Mean computed from raw tickets per bucket.
+-- owner: CCO
+-- unit: hours
+-- format: 0.0
+-- polarity: lower_is_better
+-- kind: simple
+-- time: opened_at
+-- measure: sumIf(dateDiff('second', opened_at, resolved_at), resolved_at IS NOT NULL) / 3600 / countIf(resolved_at IS NOT NULL)
+-- dimensions: channel, priority, topic, source
+SELECT opened_at, resolved_at, channel, priority, topic, source FROM tickets_resolved

@@ -1,0 +1,10 @@
+-- name: revenue_net
+-- title: Net revenue
+-- description: Gross revenue minus refunds of the period (revenue_gross − refunds): net of discounts and of refunds; a refund lowers the period it was paid back in. kpi-definitions.md pitfall 4.
+-- owner: CFO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: higher_is_better
+-- kind: derived
+-- formula: revenue_gross - refunds
+-- dimensions: channel, campaign, country, currency

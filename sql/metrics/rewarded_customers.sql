@@ -1,0 +1,12 @@
+-- name: rewarded_customers
+-- title: Rewarded customers
+-- description: Distinct customers who received at least one reward in the period.
+-- owner: CMO
+-- unit: count
+-- format: #,##0
+-- polarity: neutral
+-- kind: simple
+-- time: granted_at
+-- measure: uniqExact(customer_id)
+-- dimensions: kind, campaign, currency
+SELECT granted_at, customer_id, kind, campaign, currency FROM rewards_resolved

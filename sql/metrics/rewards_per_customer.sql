@@ -1,0 +1,10 @@
+-- name: rewards_per_customer
+-- title: Rewards spend per rewarded customer
+-- description: rewards_spend / rewarded_customers per bucket: relationship spend per customer who got a reward; read at month grain for "per customer per month".
+-- owner: CMO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: neutral
+-- kind: ratio
+-- formula: rewards_spend / rewarded_customers
+-- dimensions: kind, campaign, currency

@@ -1,0 +1,12 @@
+-- name: rewards_spend
+-- title: Rewards spend
+-- description: Value (cost to us) of the rewards granted in the period: vouchers, points, gifts, goodwill (relationship spend).
+-- owner: CMO
+-- unit: currency
+-- format: #,##0.00
+-- polarity: neutral
+-- kind: simple
+-- time: granted_at
+-- measure: sum(amount)
+-- dimensions: kind, campaign, currency
+SELECT granted_at, amount, kind, campaign, currency, customer_id FROM rewards_resolved

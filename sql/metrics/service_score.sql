@@ -1,0 +1,12 @@
+-- name: service_score
+-- title: Service score
+-- description: A score (0–100) of service quality per period, kind score: the weighted mean of NPS mapped from −100…100, CSAT from 0…100 % and first response time from 24 h (0) to 1 h (100), each clamped; a component without answers in the period is left out and the others' weights renormalised. Complements the per-customer engagement_score (kpi-definitions.md, Engagement score: weighted normalised components, monotone).
+-- owner: CCO
+-- unit: score
+-- format: 0
+-- polarity: higher_is_better
+-- kind: score
+-- component: nps weight=0.4 min=-100 max=100
+-- component: csat weight=0.4 min=0 max=100
+-- component: first_response_time weight=0.2 min=24 max=1
+-- dimensions: channel, source

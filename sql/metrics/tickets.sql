@@ -1,0 +1,12 @@
+-- name: tickets
+-- title: Tickets opened
+-- description: Service tickets opened in the period (current state per ticket, deduplicated by source and ticket_id).
+-- owner: CCO
+-- unit: count
+-- format: #,##0
+-- polarity: lower_is_better
+-- kind: simple
+-- time: opened_at
+-- measure: uniqExact(source, ticket_id)
+-- dimensions: channel, priority, topic, status, source
+SELECT source, ticket_id, opened_at, channel, priority, topic, status FROM tickets_resolved
