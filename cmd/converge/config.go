@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -36,7 +37,15 @@ type Config struct {
 
 	ClickHouse warehouse.Config // clickhouse.*: a ClickHouse server instead of the embedded store
 
-	ServerAddr string // server.addr: the dashboard's listen address
+	ServerAddr        string        // server.addr: the dashboard's listen address
+	ServerTileTimeout time.Duration // server.tile_timeout: each dashboard widget's time budget
+
+	MetricsDir string // metrics.dir: the analysts' folder of metric definitions (hot-reloaded); "" = built-ins only
+
+	ReportTZ              *time.Location // report.tz: time zone buckets and dates are reported in
+	ReportCurrency        string         // report.currency: ISO code shown with amounts
+	ReportWeekStart       time.Weekday   // report.week_start: monday or sunday
+	ReportFiscalYearStart time.Month     // report.fiscal_year_start: 1..12
 }
 
 // defaults lists every key with its default value.
@@ -58,6 +67,12 @@ var defaults = map[string]any{
 	"clickhouse.password":        "",
 	"clickhouse.database":        "converge",
 	"server.addr":                ":8080",
+	"server.tile_timeout":        "8s",
+	"metrics.dir":                "",
+	"report.tz":                  "UTC",
+	"report.currency":            "EUR",
+	"report.week_start":          "monday",
+	"report.fiscal_year_start":   1,
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -132,6 +147,8 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		EngineHTTPListen:   v.GetString("engine.http_listen"),
 		EngineHTTPPassword: v.GetString("engine.http_password"),
 		ServerAddr:         v.GetString("server.addr"),
+		MetricsDir:         v.GetString("metrics.dir"),
+		ReportCurrency:     strings.ToUpper(v.GetString("report.currency")),
 		ClickHouse: warehouse.Config{
 			Addr:     v.GetString("clickhouse.addr"),
 			Protocol: v.GetString("clickhouse.protocol"),
@@ -163,6 +180,29 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		return n
 	}
 	c.EnginePool = intKey("engine.pool")
+	if d, err := time.ParseDuration(v.GetString("server.tile_timeout")); err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("server.tile_timeout: %q is not a positive duration (e.g. 8s)", v.GetString("server.tile_timeout")))
+	} else {
+		c.ServerTileTimeout = d
+	}
+	if tz, err := time.LoadLocation(v.GetString("report.tz")); err != nil {
+		errs = append(errs, fmt.Errorf("report.tz: %q is not an IANA time zone (e.g. Europe/Berlin)", v.GetString("report.tz")))
+	} else {
+		c.ReportTZ = tz
+	}
+	switch ws := strings.ToLower(v.GetString("report.week_start")); ws {
+	case "monday":
+		c.ReportWeekStart = time.Monday
+	case "sunday":
+		c.ReportWeekStart = time.Sunday
+	default:
+		errs = append(errs, fmt.Errorf("report.week_start: %q is not monday or sunday", ws))
+	}
+	if m := intKey("report.fiscal_year_start"); m < 1 || m > 12 {
+		errs = append(errs, fmt.Errorf("report.fiscal_year_start: %d is not a month 1..12", m))
+	} else {
+		c.ReportFiscalYearStart = time.Month(m)
+	}
 	c.EngineMaxServerMemory = sizeKey("engine.max_server_memory")
 	c.EngineMaxQueryMemory = sizeKey("engine.max_query_memory")
 	c.ClickHouse.Secure = boolKey("clickhouse.secure")
@@ -198,6 +238,9 @@ func (c *Config) validate() error {
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return fmt.Errorf("engine.http_listen: %q is not a loopback address; the embedded endpoint is for this machine only (use a ClickHouse server to share the store)", c.EngineHTTPListen)
 		}
+	}
+	if !regexp.MustCompile(`^[A-Z]{3}$`).MatchString(c.ReportCurrency) {
+		return fmt.Errorf("report.currency: %q is not an ISO 4217 code (e.g. EUR)", c.ReportCurrency)
 	}
 	if _, _, err := net.SplitHostPort(c.ServerAddr); err != nil {
 		return fmt.Errorf("server.addr: %q is not host:port: %v", c.ServerAddr, err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,21 +23,18 @@ func init() {
 	subcommands = append(subcommands, func(a *app) *cobra.Command { return a.metricsCmd() })
 }
 
-// metricsDirEnv names the user's metrics folder when --metrics-dir is not given.
-const metricsDirEnv = "CONVERGE_METRICS_DIR"
-
 func (a *app) metricsCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "metrics",
 		Short: "List, check, show and query the metric definitions (built-ins and the user's folder)",
 	}
-	cmd.PersistentFlags().StringVar(&dir, "metrics-dir", "", "folder of the user's metric definitions (*.sql; env "+metricsDirEnv+")")
+	cmd.PersistentFlags().StringVar(&dir, "metrics-dir", "", "folder of the user's metric definitions (*.sql; key metrics.dir, env CONVERGE_METRICS_DIR)")
 	userDir := func() string {
 		if dir != "" {
 			return dir
 		}
-		return os.Getenv(metricsDirEnv)
+		return a.cfg.MetricsDir
 	}
 	// registry opens the registry, with the store when withStore.
 	registry := func(ctx context.Context, withStore bool) (*metrics.Registry, *warehouse.Store, error) {

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/server"
 )
 
@@ -47,8 +50,23 @@ func (a *app) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server.addr %s: %w", a.cfg.ServerAddr, err)
 	}
-	srv := server.New(server.Config{Addr: a.cfg.ServerAddr}, server.Deps{Store: st, Log: a.log, Version: convergeVersion()})
+	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, Defaults: metrics.Defaults{
+		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart}})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	for _, e := range reg.Errors() {
+		a.log.Warn("metric definition refused (the last good version, if any, keeps serving)", "err", e)
+	}
+	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
+		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
+		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
+			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
+	if a.cfg.MetricsDir != "" {
+		g.Go(func() error { return reg.Watch(gctx) })
+	}
 	g.Go(func() error { return srv.Run(gctx, ln) })
 
 	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
@@ -74,6 +92,15 @@ func (a *app) serve(ctx context.Context) error {
 		a.log.Info("ClickHouse HTTP endpoint for this machine", "url", ep.URL, "user", "default",
 			"password_in", filepath.Join(a.cfg.DataDir, endpointFile))
 	}
+	// Warm the metric cache: render the overview once, as the first visitor would.
+	g.Go(func() error {
+		t0 := time.Now()
+		req := httptest.NewRequestWithContext(gctx, http.MethodGet, "/", nil)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		a.log.Info("dashboard warmed", "status", rec.Code, "took", time.Since(t0).Round(time.Millisecond).String())
+		return nil
+	})
 	a.log.Info("converge serving", "addr", ln.Addr().String(), "store", st.Describe(), "version", convergeVersion(),
 		"startup", time.Since(start).Round(time.Millisecond).String())
 	err = g.Wait()

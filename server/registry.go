@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/converge-dev/converge/metrics"
+)
+
+// RegistryConfig adapts a metrics.Registry to the dashboard.
+type RegistryConfig struct {
+	// Currency is the ISO code shown for currency metrics (amounts are
+	// never converted: the metrics layer refuses to add currencies).
+	Currency        string
+	WeekStart       time.Weekday
+	FiscalYearStart time.Month
+}
+
+// groups4R places metrics in the 4R view (Recognize, Reach, Relationship,
+// Return); a metric not listed goes by its owner.
+var metric4R = map[string]string{
+	"new_customers": "Recognize", "new_customers_paid": "Recognize", "active_customers": "Recognize",
+	"consented_audience": "Reach", "marketing_spend": "Reach", "funnel_conversion": "Reach", "touchpoints": "Reach",
+	"repeat_purchase_rate": "Relationship", "churn_rate": "Relationship", "nps": "Relationship", "csat": "Relationship",
+	"engagement_score": "Relationship", "tickets": "Relationship", "first_response_time": "Relationship",
+	"resolution_time": "Relationship", "cohort_retention": "Relationship", "service_score": "Relationship",
+	"rewards_per_customer": "Relationship",
+}
+
+var ownerGroup = map[string]string{"CFO": "Return", "CMO": "Reach", "CCO": "Relationship", "COO": "Relationship"}
+
+// NewRegistryMetrics serves the dashboard from a metrics.Registry.
+func NewRegistryMetrics(r *metrics.Registry, cfg RegistryConfig) Metrics {
+	if cfg.Currency == "" {
+		cfg.Currency = "EUR"
+	}
+	if cfg.FiscalYearStart == 0 {
+		cfg.FiscalYearStart = time.January
+	}
+	return &registryMetrics{r: r, cfg: cfg, tableShaped: map[string]bool{}}
+}
+
+type registryMetrics struct {
+	r   *metrics.Registry
+	cfg RegistryConfig
+
+	mu          sync.Mutex
+	tableShaped map[string]bool // definition version → answers with a table, not a series
+}
+
+func (m *registryMetrics) info(d *metrics.Definition) MetricInfo {
+	group := metric4R[d.Name]
+	if group == "" {
+		group = ownerGroup[d.Owner]
+	}
+	if group == "" {
+		group = "Return"
+	}
+	dims := make([]string, len(d.Dimensions))
+	for i, dim := range d.Dimensions {
+		dims[i] = dim.Name
+	}
+	info := MetricInfo{
+		Name: d.Name, Title: d.Title, Description: d.Description, Owner: d.Owner, Unit: d.Unit,
+		Polarity: d.Polarity, Kind: string(d.Kind), Version: d.Version, Formula: d.Formula,
+		Dimensions: dims, Group4R: group, Sources: m.r.Sources(d.Name), Valid: true,
+	}
+	if info.Formula == "" {
+		info.Formula = d.Measure
+	}
+	if d.Unit == "currency" {
+		info.Currency = m.cfg.Currency
+	}
+	if d.Unit == "months" {
+		info.Unit = "count"
+	}
+	return info
+}
+
+// Catalog lists the series-shaped metrics (table-shaped custom metrics
+// such as cohort matrices belong to their own pages) and the definitions
+// that do not validate.
+func (m *registryMetrics) Catalog(ctx context.Context) ([]MetricInfo, error) {
+	var out []MetricInfo
+	for _, d := range m.r.List() {
+		table, err := m.isTable(ctx, d)
+		if err != nil {
+			info := m.info(d)
+			info.Valid, info.Error = false, err.Error()
+			out = append(out, info)
+			continue
+		}
+		if !table {
+			out = append(out, m.info(d))
+		}
+	}
+	for _, err := range m.r.Errors() {
+		out = append(out, MetricInfo{Name: errorName(err), Title: errorName(err), Valid: false, Error: err.Error()})
+	}
+	return out, nil
+}
+
+func errorName(err error) string {
+	var me *metrics.Error
+	if errors.As(err, &me) && me.File != "" {
+		return me.File
+	}
+	return "definition"
+}
+
+// isTable tells whether a custom metric answers with a table, by asking it
+// once per definition version for the last 30 days.
+func (m *registryMetrics) isTable(ctx context.Context, d *metrics.Definition) (bool, error) {
+	if d.Kind != metrics.Custom {
+		return false, nil
+	}
+	m.mu.Lock()
+	t, ok := m.tableShaped[d.Version]
+	m.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	to := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	res, err := m.r.Query(ctx, d.Name, metrics.Params{From: to.AddDate(0, 0, -30), To: to, Grain: metrics.Grain("day"), TZ: time.UTC,
+		WeekStart: m.cfg.WeekStart, FiscalYearStart: m.cfg.FiscalYearStart})
+	if err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	m.tableShaped[d.Version] = res.Table != nil
+	m.mu.Unlock()
+	return res.Table != nil, nil
+}
+
+// Query runs a metric. Percentages come from the metrics layer as 0–100 and
+// go to the dashboard as fractions.
+func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery) (*MetricResult, error) {
+	d, ok := m.r.Get(name)
+	if !ok {
+		return nil, fmt.Errorf("unknown metric %q", name)
+	}
+	tz, err := time.LoadLocation(q.TZ)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", q.TZ, err)
+	}
+	p := metrics.Params{From: q.From, To: q.To, Grain: metrics.Grain(q.Grain), TZ: tz, WeekStart: m.cfg.WeekStart,
+		FiscalYearStart: m.cfg.FiscalYearStart, Compare: q.Compare, By: q.By}
+	for dim, v := range q.Filters {
+		p.Filters = append(p.Filters, metrics.Filter{Dim: dim, Value: v})
+	}
+	res, err := m.r.Query(ctx, name, p)
+	if err != nil {
+		return nil, err
+	}
+	if res.Table != nil {
+		return nil, fmt.Errorf("%s answers with a table (%s), not a series", name, strings.Join(res.Table.Columns, ", "))
+	}
+	scale := func(v *float64) *float64 {
+		if v == nil || d.Unit != "percent" {
+			return v
+		}
+		x := *v / 100
+		return &x
+	}
+	out := &MetricResult{Info: m.info(d), Target: scale(res.Target), Freshness: res.Freshness}
+	for _, s := range res.Series {
+		ms := MetricSeries{Key: s.Dim}
+		for _, pt := range s.Points {
+			b, err := time.ParseInLocation(time.DateOnly, pt.Bucket, tz)
+			if err != nil {
+				return nil, fmt.Errorf("%s: bucket %q: %w", name, pt.Bucket, err)
+			}
+			ms.Points = append(ms.Points, MetricPoint{Bucket: b, Value: scale(pt.Value), Compare: scale(pt.Compare), Target: scale(pt.Target)})
+		}
+		out.Series = append(out.Series, ms)
+		if s.Dim == "" || len(res.Series) == 1 {
+			out.Total, out.CompareTotal = scale(s.Total), scale(s.CompareTotal)
+			// A custom series has no whole-range total: show its latest bucket.
+			if out.Total == nil {
+				for i := len(ms.Points) - 1; i >= 0; i-- {
+					if ms.Points[i].Value != nil {
+						out.Total, out.CompareTotal = ms.Points[i].Value, ms.Points[i].Compare
+						break
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
