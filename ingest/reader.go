@@ -1,0 +1,387 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// DefaultMaxFieldBytes is the largest field accepted; a larger one rejects its record.
+const DefaultMaxFieldBytes = 1 << 20
+
+// maxRawBytes bounds the raw record kept in quarantine.
+const maxRawBytes = 64 << 10
+
+// recordError is a record that could not be parsed at all (bad quoting, bad JSON).
+type recordError struct {
+	line   int64
+	field  string
+	code   string
+	reason string
+	raw    fmt.Stringer
+}
+
+func (e *recordError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.reason) }
+
+// source yields the records of one file.
+type source interface {
+	// columns of the source (the header, or NDJSON keys as they appear)
+	columns() *columns
+	// next returns the next record (values by column index), its line and raw
+	// text; a *recordError for a record that cannot be parsed; io.EOF at the end.
+	next() (rec []string, line int64, raw fmt.Stringer, err error)
+}
+
+// countingReader counts the bytes read from the file (compressed bytes for
+// gzip, for progress against the file size) and hashes them.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+	h hash.Hash
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	c.h.Write(p[:n])
+	return n, err
+}
+
+// openInput wraps a file: counts and hashes its bytes, and decompresses gzip
+// (detected by its magic bytes, whatever the file is called).
+// The returned raw reader is the counted file itself, for draining the rest
+// of it into the hash.
+func openInput(r io.Reader, counter *atomic.Int64) (io.Reader, hash.Hash, io.Reader, error) {
+	cr := &countingReader{r: r, n: counter, h: sha256.New()}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	magic, err := br.Peek(2)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return nil, nil, nil, err
+	}
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		return bufio.NewReaderSize(zr, 256<<10), cr.h, cr, nil
+	}
+	return br, cr.h, cr, nil
+}
+
+// ErrEmptyFile is returned for a file with no header.
+var ErrEmptyFile = errors.New("empty file: no header line")
+
+// csvSource reads CSV/TSV with encoding/csv, keeping each record's raw text.
+type csvSource struct {
+	r      *csv.Reader
+	tee    *rawTee
+	cols   *columns
+	prev   int64
+	skip   int64 // lines consumed before the csv reader (skip_lines)
+	noHead bool
+	first  []string
+}
+
+// rawTee keeps the bytes the csv reader consumed since the last record.
+type rawTee struct {
+	r    io.Reader
+	buf  []byte
+	base int64 // input offset of buf[0]
+}
+
+func (t *rawTee) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.buf = append(t.buf, p[:n]...)
+	return n, err
+}
+
+// rawString is a raw record held as a string.
+type rawString string
+
+func (r rawString) String() string { return string(r) }
+
+// rawText is the raw record without its line end. It refers to the tee's
+// buffer, valid until the next record is read: convert it only when kept.
+type rawText []byte
+
+func (r rawText) String() string { return strings.TrimRight(string(r), "\r\n") }
+
+func (t *rawTee) take(from, to int64) rawText {
+	if from < t.base || to-t.base > int64(len(t.buf)) || from > to {
+		return nil
+	}
+	s := t.buf[from-t.base : to-t.base]
+	// drop what is consumed now and then, keep the read-ahead
+	if to-t.base > 256<<10 {
+		rest := copy(t.buf, t.buf[to-t.base:])
+		t.buf = t.buf[:rest]
+		t.base = to
+	}
+	return rawText(s)
+}
+
+func newCSVSource(r io.Reader, m *Mapping, format string) (*csvSource, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	if m.CSV.BOM != "keep" {
+		if b, _ := br.Peek(3); bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
+			_, _ = br.Discard(3)
+		}
+	}
+	var skipped int64
+	for range m.CSV.SkipLines {
+		if _, err := br.ReadString('\n'); err != nil {
+			break
+		}
+		skipped++
+	}
+	delim, _ := m.CSV.delimiter(format)
+	tee := &rawTee{r: br}
+	var cr *csv.Reader
+	if m.CSV.Quote == "none" {
+		cr = csv.NewReader(&unquote{r: bufio.NewReader(tee), delim: delim})
+	} else {
+		cr = csv.NewReader(tee)
+	}
+	cr.Comma = delim
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = m.CSV.LazyQuotes
+	cr.ReuseRecord = true
+	s := &csvSource{r: cr, tee: tee, skip: skipped, noHead: m.CSV.NoHeader}
+	hdr, err := cr.Read()
+	if err == io.EOF {
+		return nil, ErrEmptyFile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	s.tee.take(0, cr.InputOffset())
+	s.prev = cr.InputOffset()
+	names := make([]string, len(hdr))
+	if s.noHead {
+		for i := range hdr {
+			names[i] = strconv.Itoa(i + 1)
+		}
+		s.first = append([]string(nil), hdr...)
+	} else {
+		for i, h := range hdr {
+			if !utf8.ValidString(h) {
+				return nil, fmt.Errorf("header column %d is not valid UTF-8", i+1)
+			}
+			names[i] = strings.TrimSpace(h)
+		}
+	}
+	s.cols = newColumns(names, true)
+	return s, nil
+}
+
+func (s *csvSource) columns() *columns { return s.cols }
+
+func (s *csvSource) next() ([]string, int64, fmt.Stringer, error) {
+	if s.first != nil {
+		rec := s.first
+		s.first = nil
+		return rec, 1 + s.skip, rawString(""), nil
+	}
+	rec, err := s.r.Read()
+	off := s.r.InputOffset()
+	raw := s.tee.take(s.prev, off)
+	s.prev = off
+	if err == io.EOF {
+		return nil, 0, raw, io.EOF
+	}
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return nil, int64(pe.StartLine) + s.skip, raw, &recordError{line: int64(pe.StartLine) + s.skip, code: "bad_csv",
+				reason: fmt.Sprintf("line %d column %d: %v", int64(pe.Line)+s.skip, pe.Column, pe.Err), raw: raw}
+		}
+		return nil, 0, raw, err
+	}
+	line, _ := s.r.FieldPos(0)
+	if len(rec) == 1 && rec[0] == "" && len(s.cols.names) > 1 {
+		// a blank line inside the data is skipped by encoding/csv; a line with
+		// only spaces is a record of one empty field
+		return rec, int64(line) + s.skip, raw, nil
+	}
+	return rec, int64(line) + s.skip, raw, nil
+}
+
+// unquote feeds a file without quoting to encoding/csv by doubling quotes.
+type unquote struct {
+	r     *bufio.Reader
+	delim rune
+	buf   []byte
+}
+
+func (u *unquote) Read(p []byte) (int, error) {
+	if len(u.buf) == 0 {
+		line, err := u.r.ReadBytes('\n')
+		if len(line) == 0 {
+			return 0, err
+		}
+		var b []byte
+		// quote every field so that quotes in it are literal
+		fields := bytes.Split(bytes.TrimRight(line, "\r\n"), []byte(string(u.delim)))
+		for i, f := range fields {
+			if i > 0 {
+				b = append(b, []byte(string(u.delim))...)
+			}
+			b = append(b, '"')
+			b = append(b, bytes.ReplaceAll(f, []byte(`"`), []byte(`""`))...)
+			b = append(b, '"')
+		}
+		u.buf = append(b, '\n')
+	}
+	n := copy(p, u.buf)
+	u.buf = u.buf[n:]
+	return n, nil
+}
+
+// ndjsonSource reads one JSON object per line.
+type ndjsonSource struct {
+	r        *bufio.Reader
+	cols     *columns
+	line     int64
+	maxBytes int
+}
+
+func newNDJSONSource(r io.Reader, maxBytes int) *ndjsonSource {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	if b, _ := br.Peek(3); bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
+		_, _ = br.Discard(3)
+	}
+	return &ndjsonSource{r: br, cols: newColumns(nil, false), maxBytes: maxBytes}
+}
+
+func (s *ndjsonSource) columns() *columns { return s.cols }
+
+func (s *ndjsonSource) next() ([]string, int64, fmt.Stringer, error) {
+	for {
+		b, tooLong, err := readLine(s.r, s.maxBytes*4)
+		if err == io.EOF && len(b) == 0 && !tooLong {
+			return nil, 0, nil, io.EOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, 0, nil, err
+		}
+		s.line++
+		if tooLong {
+			raw := rawString(b[:min(len(b), maxRawBytes)])
+			return nil, s.line, raw, &recordError{line: s.line, code: "too_long",
+				reason: fmt.Sprintf("record longer than %d bytes", s.maxBytes*4), raw: raw}
+		}
+		trimmed := bytes.TrimSpace(b)
+		if len(trimmed) == 0 {
+			continue
+		}
+		raw := rawString(trimmed)
+		if !utf8.Valid(trimmed) {
+			off := 0
+			for off < len(trimmed) {
+				r, n := utf8.DecodeRune(trimmed[off:])
+				if r == utf8.RuneError && n <= 1 {
+					break
+				}
+				off += n
+			}
+			field := ""
+			if obj, err := decodeObject(trimmed); err == nil { // encoding/json turns bad bytes into U+FFFD
+				for k, v := range obj {
+					if strings.ContainsRune(v, utf8.RuneError) {
+						field = k
+					}
+				}
+			}
+			return nil, s.line, raw, &recordError{line: s.line, field: field, code: "bad_encoding",
+				reason: fmt.Sprintf("invalid UTF-8 at byte %d (the input must be UTF-8)", off+1), raw: raw}
+		}
+		obj, err := decodeObject(trimmed)
+		if err != nil {
+			return nil, s.line, raw, &recordError{line: s.line, code: "bad_json", reason: err.Error(), raw: raw}
+		}
+		rec := make([]string, len(s.cols.names), len(s.cols.names)+len(obj))
+		for k, v := range obj {
+			i := s.cols.add(k)
+			for len(rec) <= i {
+				rec = append(rec, "")
+			}
+			rec[i] = v
+		}
+		return rec, s.line, raw, nil
+	}
+}
+
+// readLine reads a line; when it is longer than max the rest is discarded.
+func readLine(r *bufio.Reader, max int) ([]byte, bool, error) {
+	var out []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(out)+len(chunk) > max {
+			tooLong = true
+			if len(out) < maxRawBytes {
+				out = append(out, chunk[:min(len(chunk), maxRawBytes)]...)
+			}
+		} else {
+			out = append(out, chunk...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return out, tooLong, err
+	}
+}
+
+// decodeObject decodes a JSON object into strings: numbers keep their text,
+// null is empty, nested values are JSON text.
+func decodeObject(b []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object: null")
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = jsonString(v)
+	}
+	return out, nil
+}
+
+func jsonString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
