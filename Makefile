@@ -58,8 +58,10 @@ check-generated: generate
 build: deps generate
 	$(GO) build -p 2 -o bin/converge ./cmd/converge
 
-## run: build and serve on the embedded store in $(DATA_DIR) at http://localhost:8080
+## run: build, load the small demo company on first start, serve on the embedded store in
+## $(DATA_DIR) at http://localhost:8080
 run: build
+	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" ./bin/converge demo --size small --if-empty --data-dir $(DATA_DIR) --log-level warn
 	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" ./bin/converge serve --data-dir $(DATA_DIR)
 
 ## vet: go vet every package

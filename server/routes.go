@@ -38,6 +38,8 @@ func (s *Server) routes() *gin.Engine {
 	api := r.Group("/api/v1")
 	api.GET("/metrics", s.handleAPI(s.apiCatalog))
 	api.GET("/metrics/:name", s.handleAPI(s.apiMetric))
+	// Events: authenticated by an API token of scope ingest (see ingest/events).
+	api.POST("/events/:entity", s.handle(s.events))
 
 	r.NoRoute(s.handle(s.notFound))
 	return r

@@ -70,6 +70,9 @@ type Deps struct {
 	// Changes, optional, tells open dashboards to refresh their tiles; nil: /events/live only
 	// sends keep-alive comments.
 	Changes Changes
+	// Events, optional, receives POST /api/v1/events/{entity} (NDJSON or a JSON array of
+	// records, authenticated with an ingest token); nil answers 503.
+	Events http.Handler
 }
 
 // Timeouts of store calls made while serving a request.
@@ -89,6 +92,7 @@ type Server struct {
 	changes Changes
 	engine  *gin.Engine
 	now     func() time.Time // today's reference for the range presets
+	eventsH http.Handler
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -129,6 +133,7 @@ func New(cfg Config, deps Deps) *Server {
 		version: deps.Version,
 		metrics: deps.Metrics,
 		changes: deps.Changes,
+		eventsH: deps.Events,
 		now:     time.Now,
 		closing: make(chan struct{}),
 	}

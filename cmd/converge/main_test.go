@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -137,8 +138,57 @@ func TestServeThenCommandsThroughEndpoint(t *testing.T) {
 	if err != nil || !strings.Contains(out, "engine: ClickHouse 26.") {
 		t.Fatalf("version while serving: %v\n%s", err, out)
 	}
+	// The demo company loads through the ingest path (here through the
+	// running server's endpoint), rejects nothing, and loads nothing new the
+	// second time.
+	out, err = run(t, context.Background(), "--data-dir", dir, "demo", "--size", "small", "--end", "2026-06-30")
+	if err != nil || !strings.Contains(out, "demo small (seed 1) loaded") || !strings.Contains(out, "in several sources)") {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	out, err = run(t, context.Background(), "--data-dir", dir, "sql", "--format", "csv",
+		"SELECT (SELECT count() FROM converge.orders FINAL) > 15000, (SELECT count() FROM converge.quarantine) = 0, (SELECT uniqExact(source) FROM converge.customers) = 3")
+	if err != nil || !strings.HasSuffix(out, "\n1,1,1\n") {
+		t.Fatalf("demo data: %v\n%s", err, out)
+	}
+	out, err = run(t, context.Background(), "--data-dir", dir, "demo", "--size", "small", "--end", "2026-06-30")
+	if err != nil {
+		t.Fatalf("demo again: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n")[1:] {
+		if f := strings.Fields(line); len(f) == 6 && f[3] != "0" {
+			t.Fatalf("second demo load loaded rows: %q", line)
+		}
+	}
+	out, err = run(t, context.Background(), "--data-dir", dir, "demo", "--if-empty")
+	if err != nil || !strings.Contains(out, "nothing loaded") {
+		t.Fatalf("demo --if-empty: %v\n%s", err, out)
+	}
+
+	// An ingest token, then events over HTTP: acknowledged means stored.
+	tokOut, err := run(t, context.Background(), "--data-dir", dir, "token", "create", "--scope", "ingest", "--name", "test")
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, tokOut)
+	}
+	token := strings.Fields(tokOut)[0]
+	req, _ := http.NewRequest("POST", "http://"+addr+"/api/v1/events/touchpoints",
+		strings.NewReader(`{"event_id":"ev-live-1","customer_id":"C0000001","occurred_at":"2026-06-29T10:00:00Z","channel":"email","kind":"open"}`+"\n"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"accepted":1`) {
+		t.Fatalf("events: %d %s", resp.StatusCode, body)
+	}
+	out, err = run(t, context.Background(), "--data-dir", dir, "sql", "--format", "csv", "SELECT count() FROM converge.touchpoints WHERE event_id = 'ev-live-1'")
+	if err != nil || !strings.HasSuffix(out, "\n1\n") {
+		t.Fatalf("event not in the store after its 200: %v %q", err, out)
+	}
+
 	// A wrong password is refused by the endpoint.
-	resp, err := http.Get("http://" + chAddr + "/?query=SELECT%201")
+	resp, err = http.Get("http://" + chAddr + "/?query=SELECT%201")
 	if err != nil {
 		t.Fatal(err)
 	}

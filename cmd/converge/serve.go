@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/server"
 )
@@ -59,8 +60,13 @@ func (a *app) serve(ctx context.Context) error {
 	for _, e := range reg.Errors() {
 		a.log.Warn("metric definition refused (the last good version, if any, keeps serving)", "err", e)
 	}
+	changes := server.NewBroadcaster()
+	evs := events.New(st, events.NewTokens(st, 0), events.Config{}, a.log)
+	evs.OnData = func(string) { changes.Notify() }
+	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
+		Events: evs, Changes: changes,
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)

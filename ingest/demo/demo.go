@@ -352,6 +352,7 @@ func (g *gen) customer(n, c int, acquired time.Time) error {
 		}
 	}
 	// Service: churners open more tickets and wait longer.
+	helpdeskKnown := false
 	tickets := g.poisson(0.15*float64(orders) + map[bool]float64{true: 0.6, false: 0.1}[churned])
 	for range tickets {
 		opened := acquired.Add(time.Duration(g.rng.Int64N(int64(lastOrder.Sub(acquired)) + int64(14*24*time.Hour))))
@@ -373,10 +374,18 @@ func (g *gen) customer(n, c int, acquired time.Time) error {
 			"channel": []string{"email", "chat", "phone"}[g.rng.IntN(3)], "status": "solved",
 			"first_response_at": ts(first), "resolved_at": ts(resolved), "csat": strconv.Itoa(csat)}
 		source := "shop"
-		// The help desk knows some customers only by phone number.
+		// The help desk knows some customers only under its own id, with
+		// their phone number written its own way.
 		if g.rng.Float64() < 0.2 {
 			source = "helpdesk"
-			rec["customer_id"] = "hd:" + strings.ReplaceAll(phone, " ", "")
+			rec["customer_id"] = fmt.Sprintf("hd-%d", n)
+			if !helpdeskKnown {
+				helpdeskKnown = true
+				if err := g.emit("customers", "helpdesk", Record{"customer_id": rec["customer_id"],
+					"phone": "0049" + strings.ReplaceAll(strings.TrimPrefix(phone, "+49"), " ", ""), "country": country}); err != nil {
+					return err
+				}
+			}
 		}
 		if !resolved.Before(g.end) {
 			rec["status"], rec["resolved_at"], rec["csat"] = "open", "", ""

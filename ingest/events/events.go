@@ -1,0 +1,439 @@
+// Package events receives records of canonical entities over HTTP
+// (POST /api/v1/events/{entity}, NDJSON or a JSON array) and loads them
+// through the same ingest path as files.
+//
+// Writes are group-committed: the records of concurrent requests are
+// buffered per entity and flushed when FlushRows are waiting or FlushEvery
+// has passed; each request is answered after the flush that holds its
+// records, so a 2xx means they are in the store. A record that fails
+// validation is quarantined like a bad file line and reported in the
+// response with its index; the others are loaded. Every entity's stream is
+// one ingest run, rotated every RunEvery so runs stay bounded.
+package events
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/converge-dev/converge/ingest"
+	"github.com/converge-dev/converge/warehouse"
+)
+
+// Config bounds and tunes the endpoint; zero values mean the defaults.
+type Config struct {
+	MaxBodyBytes int64         // default 16 MiB
+	MaxRecords   int           // per request; default 10,000
+	FlushRows    int           // default 5,000
+	FlushEvery   time.Duration // default 250 ms
+	RunEvery     time.Duration // default 15 min
+	Source       string        // source written to the facts; default "events"
+}
+
+func (c *Config) defaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 16 << 20
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = 10_000
+	}
+	if c.FlushRows <= 0 {
+		c.FlushRows = 5_000
+	}
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = 250 * time.Millisecond
+	}
+	if c.RunEvery <= 0 {
+		c.RunEvery = 15 * time.Minute
+	}
+	if c.Source == "" {
+		c.Source = "events"
+	}
+}
+
+// Service is the events endpoint.
+type Service struct {
+	st     *warehouse.Store
+	tokens *Tokens
+	cfg    Config
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	ents   map[string]*stream
+	closed bool
+	// OnData, when set, is called after each successful flush (live dashboards).
+	OnData func(entity string)
+}
+
+// New returns the service; call Close at shutdown to flush what is buffered.
+func New(st *warehouse.Store, tokens *Tokens, cfg Config, log *slog.Logger) *Service {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{st: st, tokens: tokens, cfg: cfg, log: log, ents: map[string]*stream{}}
+}
+
+// stream is one entity's buffered run.
+type stream struct {
+	mu       sync.Mutex
+	entity   string
+	loader   *ingest.Loader
+	started  time.Time
+	line     int64
+	pending  int
+	waiters  []chan error
+	timer    *time.Timer
+	rejects  map[int64]ingest.Reject // by line, for the records being added
+	flushing sync.Mutex
+}
+
+// RecordError is one rejected record of a request.
+type RecordError struct {
+	Index  int    `json:"index"` // position in the request, from 0
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Response is the body of a successful request.
+type Response struct {
+	Entity   string        `json:"entity"`
+	Received int           `json:"received"`
+	Accepted int           `json:"accepted"`
+	Rejected int           `json:"rejected"`
+	Errors   []RecordError `json:"errors,omitempty"`
+}
+
+type apiError struct {
+	status  int
+	Message string `json:"error"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ServeHTTP handles POST /api/v1/events/{entity}; the entity is the last
+// path element.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.handle(r)
+	if err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			s.log.Error("events", "err", err)
+			ae = &apiError{status: http.StatusServiceUnavailable, Message: "the store did not take the records; nothing was acknowledged, send them again: " + err.Error()}
+		}
+		if ae.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="converge events"`)
+		}
+		writeJSON(w, ae.status, ae)
+		return
+	}
+	status := http.StatusOK
+	if resp.Rejected > 0 && resp.Accepted == 0 {
+		status = http.StatusUnprocessableEntity
+	} else if resp.Rejected > 0 {
+		status = http.StatusMultiStatus
+	}
+	writeJSON(w, status, resp)
+}
+
+func (s *Service) handle(r *http.Request) (*Response, error) {
+	if r.Method != http.MethodPost {
+		return nil, &apiError{http.StatusMethodNotAllowed, "use POST"}
+	}
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if _, err := s.tokens.Verify(r.Context(), tok, ScopeIngest); err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			return nil, &apiError{http.StatusUnauthorized, "an API token with scope ingest is required: Authorization: Bearer cvg_… (converge token create --scope ingest)"}
+		}
+		return nil, err
+	}
+	entity := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	if _, err := ingest.LookupEntity(entity); err != nil {
+		return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown entity %q; one of %s", entity, strings.Join(ingest.EntityNames(), ", "))}
+	}
+	body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes)
+	recs, raws, decodeErrs, err := decode(body, s.cfg.MaxRecords)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes; send smaller batches", s.cfg.MaxBodyBytes)}
+		}
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, &apiError{http.StatusBadRequest, "reading the body: " + err.Error()}
+	}
+	if len(recs) == 0 && len(decodeErrs) == 0 {
+		return nil, &apiError{http.StatusBadRequest, "no records: send NDJSON (one JSON object per line) or a JSON array of objects"}
+	}
+	return s.add(r.Context(), entity, recs, raws, decodeErrs)
+}
+
+// decode reads NDJSON or a JSON array. Records that are not JSON objects are
+// returned as errors by index, with their raw text, so they can be quarantined.
+func decode(r io.Reader, maxRecords int) ([]map[string]string, []string, map[int]string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var first byte
+	for {
+		b, err := br.ReadByte()
+		if err == io.EOF {
+			return nil, nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			first = b
+			_ = br.UnreadByte()
+			break
+		}
+	}
+	var recs []map[string]string
+	var raws []string
+	bad := map[int]string{}
+	addRaw := func(raw []byte) error {
+		if len(recs)+len(bad) >= maxRecords {
+			return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d records in one request; send smaller batches", maxRecords)}
+		}
+		obj, err := object(raw)
+		if err != nil {
+			bad[len(recs)+len(bad)] = string(raw)
+			recs = append(recs, nil)
+			raws = append(raws, string(raw))
+			return nil
+		}
+		recs = append(recs, obj)
+		raws = append(raws, string(raw))
+		return nil
+	}
+	if first == '[' {
+		dec := json.NewDecoder(br)
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, nil, err
+		}
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, nil, nil, &apiError{http.StatusBadRequest, fmt.Sprintf("record %d: the JSON array is malformed: %v", len(recs), err)}
+			}
+			if err := addRaw(raw); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, nil, &apiError{http.StatusBadRequest, "the JSON array is not closed"}
+		}
+	} else {
+		for {
+			line, err := br.ReadBytes('\n')
+			if t := bytes.TrimSpace(line); len(t) > 0 {
+				if aerr := addRaw(t); aerr != nil {
+					return nil, nil, nil, aerr
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
+	errs := map[int]string{}
+	for i := range bad {
+		errs[i] = "not a JSON object"
+	}
+	return recs, raws, errs, nil
+}
+
+// object decodes one JSON object into field → text (numbers as written,
+// booleans true/false, null as empty, nested values as JSON text).
+func object(raw []byte) (map[string]string, error) {
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		t := bytes.TrimSpace(v)
+		switch {
+		case len(t) == 0 || string(t) == "null":
+			out[k] = ""
+		case t[0] == '"':
+			var s string
+			if err := json.Unmarshal(t, &s); err != nil {
+				return nil, err
+			}
+			out[k] = s
+		default:
+			out[k] = string(t)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) stream(ctx context.Context, entity string) (*stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, &apiError{http.StatusServiceUnavailable, "shutting down"}
+	}
+	st := s.ents[entity]
+	if st == nil {
+		st = &stream{entity: entity}
+		s.ents[entity] = st
+	}
+	return st, nil
+}
+
+// add buffers a request's records and waits for the flush that holds them.
+func (s *Service) add(ctx context.Context, entity string, recs []map[string]string, raws []string, decodeErrs map[int]string) (*Response, error) {
+	st, err := s.stream(ctx, entity)
+	if err != nil {
+		return nil, err
+	}
+	resp := &Response{Entity: entity, Received: len(recs)}
+	done := make(chan error, 1)
+
+	st.mu.Lock()
+	if err := s.ensureLoader(ctx, st); err != nil {
+		st.mu.Unlock()
+		return nil, err
+	}
+	st.rejects = map[int64]ingest.Reject{}
+	lines := make([]int64, len(recs))
+	for i, rec := range recs {
+		st.line++
+		lines[i] = st.line
+		if reason, bad := decodeErrs[i]; bad {
+			if err := st.loader.Quarantine(ctx, st.line, "", "malformed_json", reason, raws[i]); err != nil {
+				st.mu.Unlock()
+				return nil, err
+			}
+			continue
+		}
+		if err := st.loader.Add(ctx, ingest.Record{Line: st.line, Fields: rec, Raw: raws[i]}); err != nil {
+			st.mu.Unlock()
+			return nil, err
+		}
+	}
+	for i, line := range lines {
+		if rj, ok := st.rejects[line]; ok {
+			resp.Errors = append(resp.Errors, RecordError{Index: i, Field: rj.Field, Reason: rj.Reason})
+		} else if reason, bad := decodeErrs[i]; bad {
+			resp.Errors = append(resp.Errors, RecordError{Index: i, Reason: reason})
+		}
+	}
+	st.rejects = nil
+	resp.Rejected = len(resp.Errors)
+	resp.Accepted = resp.Received - resp.Rejected
+	st.waiters = append(st.waiters, done)
+	st.pending += len(recs)
+	if st.pending >= s.cfg.FlushRows {
+		s.flushLocked(ctx, st)
+	} else if st.timer == nil {
+		st.timer = time.AfterFunc(s.cfg.FlushEvery, func() {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			s.flushLocked(context.Background(), st)
+		})
+	}
+	st.mu.Unlock()
+
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	case <-ctx.Done():
+		return nil, &apiError{http.StatusServiceUnavailable, "request ended before the records were stored: " + ctx.Err().Error()}
+	}
+}
+
+func (s *Service) ensureLoader(ctx context.Context, st *stream) error {
+	if st.loader != nil && time.Since(st.started) < s.cfg.RunEvery {
+		return nil
+	}
+	if st.loader != nil {
+		s.closeRun(ctx, st)
+	}
+	l, err := ingest.NewLoader(context.WithoutCancel(ctx), s.st, ingest.Options{
+		Entity: st.entity, Source: s.cfg.Source, Log: s.log,
+		OnReject: func(r ingest.Reject) {
+			if st.rejects != nil {
+				st.rejects[r.Line] = r
+			}
+		},
+	}, "events")
+	if err != nil {
+		return err
+	}
+	st.loader, st.started, st.line = l, time.Now(), 0
+	return nil
+}
+
+// flushLocked writes what is buffered and answers the waiting requests.
+func (s *Service) flushLocked(ctx context.Context, st *stream) {
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	if len(st.waiters) == 0 {
+		return
+	}
+	err := st.loader.Flush(context.WithoutCancel(ctx))
+	for _, w := range st.waiters {
+		w <- err
+	}
+	st.waiters, st.pending = nil, 0
+	if err == nil && s.OnData != nil {
+		s.OnData(st.entity)
+	}
+}
+
+func (s *Service) closeRun(ctx context.Context, st *stream) {
+	sum, err := st.loader.Close(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		s.log.Error("events: close run", "entity", st.entity, "err", err)
+	} else {
+		s.log.Info("events run", "entity", st.entity, "run", sum.RunID, "read", sum.Read, "loaded", sum.Loaded,
+			"rejected", sum.Rejected, "duplicates", sum.Duplicates)
+	}
+	st.loader = nil
+}
+
+// Close flushes every buffer, answers waiting requests and finishes the runs.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	ents := s.ents
+	s.mu.Unlock()
+	for _, st := range ents {
+		st.mu.Lock()
+		if st.loader != nil {
+			s.flushLocked(ctx, st)
+			s.closeRun(ctx, st)
+		}
+		st.mu.Unlock()
+	}
+	return nil
+}
