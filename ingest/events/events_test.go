@@ -23,7 +23,7 @@ type fixture struct {
 	token string
 }
 
-func newFixture(t *testing.T, cfg Config) *fixture {
+func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	st := whtest.Store(t)
 	tokens := NewTokens(st, time.Minute)
@@ -61,7 +61,7 @@ func (f *fixture) post(t *testing.T, entity, token, body string) (int, map[strin
 	return resp.StatusCode, m
 }
 
-func (f *fixture) count(t *testing.T, q string) uint64 {
+func (f *fixture) count(t testing.TB, q string) uint64 {
 	t.Helper()
 	var n uint64
 	if err := f.st.Conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
