@@ -187,7 +187,7 @@ func Generate(cfg Config, sink Sink) (Stats, error) {
 		}
 	}
 	// Visitors who never became customers: the top of the funnel.
-	anon := assigned * 3
+	anon := assigned * 6
 	for i := range anon {
 		at := start.Add(time.Duration(g.rng.Int64N(int64(end.Sub(start)))))
 		c := g.pickChannel()
@@ -313,7 +313,10 @@ func (g *gen) customer(n, c int, acquired time.Time) error {
 	for alive && at.Before(g.end) {
 		orders++
 		lastOrder = at
-		if orders > 1 { // a visit precedes every repeat order
+		if orders > 1 { // a browsing visit the day before and a visit right before every repeat order
+			if err := g.touch(id, anonID, at.Add(-26*time.Hour), "direct", "", "visit"); err != nil {
+				return err
+			}
 			if err := g.touch(id, anonID, at.Add(-15*time.Minute), "direct", "", "visit"); err != nil {
 				return err
 			}
