@@ -354,8 +354,9 @@ func Parse(file string, src []byte) (*Definition, error) {
 		if d.SQL == "" {
 			return nil, fail(d.bodyLine, "kind simple needs a body: the model SELECT")
 		}
-		if strings.Contains(d.SQL+d.Measure, "{") {
-			return nil, fail(d.bodyLine, "a simple metric takes no {parameters}; the planner adds the range and filters (use kind custom)")
+		// Settings (not the range: the planner adds that) may be bound.
+		if strings.Contains(strings.ReplaceAll(d.SQL+d.Measure, "{default_margin:Float64}", ""), "{") {
+			return nil, fail(d.bodyLine, "a simple metric takes no {parameters} but {default_margin:Float64}; the planner adds the range and filters (use kind custom)")
 		}
 		for _, k := range []string{"formula", "param", "component"} {
 			if l, ok := d.lines[k]; ok {
@@ -460,7 +461,7 @@ func (d *Definition) Tables() []string {
 var paramRefRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*):`)
 
 // contractParams are bound for every custom metric.
-var contractParams = []string{"from", "to", "tz", "grain", "week_mode", "fy_shift"}
+var contractParams = []string{"from", "to", "tz", "grain", "week_mode", "fy_shift", "default_margin"}
 
 // lineOf returns the line of the body where s first occurs.
 func (d *Definition) lineOf(s string) int {

@@ -47,12 +47,26 @@ type Params struct {
 	By              string       // a dimension to break down by; "" for none
 	Filters         []Filter     // dimension = value, all must hold
 	Args            map[string]string
+	// Margin is the gross margin (a fraction) assumed for orders whose cost
+	// is unknown (kpi-definitions.md pitfall 5); 0 means DefaultMargin.
+	// Bound to every query as {default_margin:Float64}.
+	Margin float64
+}
+
+// DefaultMargin is the gross margin assumed when none is configured.
+const DefaultMargin = 0.30
+
+func (p Params) margin() float64 {
+	if p.Margin > 0 {
+		return p.Margin
+	}
+	return DefaultMargin
 }
 
 // Key is a canonical text of p, for cache keys.
 func (p Params) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d|%d|%s|%s|%d|%d|%s|%s", p.From.UnixMilli(), p.To.UnixMilli(), p.Grain, p.TZ, p.WeekStart, p.FiscalYearStart, p.Compare, p.By)
+	fmt.Fprintf(&b, "%d|%d|%s|%s|%d|%d|%s|%s|%g", p.From.UnixMilli(), p.To.UnixMilli(), p.Grain, p.TZ, p.WeekStart, p.FiscalYearStart, p.Compare, p.By, p.margin())
 	fs := slices.Clone(p.Filters)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Dim+"\x00"+fs[i].Value < fs[j].Dim+"\x00"+fs[j].Value })
 	for _, f := range fs {
@@ -75,6 +89,7 @@ type Defaults struct {
 	SundayWeeks     bool           // weeks start on Sunday; default Monday
 	FiscalYearStart time.Month     // default January
 	Grain           Grain          // default month
+	Margin          float64        // gross margin assumed where cost is unknown; default DefaultMargin
 }
 
 // ParamError is a malformed or out-of-range query parameter.

@@ -49,7 +49,7 @@ func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape
 	p := sampleParams(d)
 	switch d.Kind {
 	case Simple:
-		cols, order, err := describe(ctx, conn, d.SQL, nil)
+		cols, order, err := describe(ctx, conn, d.SQL, contractArgs(p))
 		if err != nil {
 			return nil, fail(d.bodyLine, "model SQL: %s", chMessage(err))
 		}
@@ -75,7 +75,7 @@ func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape
 		// The measure over no rows: what an empty bucket is worth.
 		var v *float64
 		q := "SELECT CAST(" + d.Measure + " AS Nullable(Float64)) FROM (" + d.SQL + "\n) AS m WHERE 0"
-		if err := conn.QueryRow(ctx, q).Scan(&v); err != nil {
+		if err := conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(contractArgs(p))), q).Scan(&v); err != nil {
 			return nil, fail(d.Line("measure"), "measure: %s", chMessage(err))
 		}
 		sh.empty = finite(v)
@@ -114,7 +114,7 @@ func dimNamesList(d *Definition) []string {
 
 func sampleParams(d *Definition) Params {
 	p := Params{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
-		Grain: Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{}}
+		Grain: Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{}, Margin: DefaultMargin}
 	for _, x := range d.Params {
 		p.Args[x.Name] = x.Default
 	}
@@ -232,6 +232,8 @@ func contractArgs(p Params) clickhouse.Parameters {
 		"grain":     string(p.Grain),
 		"week_mode": wm,
 		"fy_shift":  fmt.Sprint(int(p.FiscalYearStart) - 1),
+		// Gross margin assumed where an order's cost is unknown (pitfall 5).
+		"default_margin": strconv.FormatFloat(p.margin(), 'f', -1, 64),
 	}
 }
 

@@ -72,6 +72,9 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 	if r.opts.Store == nil {
 		return nil, fmt.Errorf("metrics: no store")
 	}
+	if p.Margin == 0 {
+		p.Margin = r.opts.Defaults.Margin
+	}
 	if p.TZ == nil || p.Grain == "" || !p.From.Before(p.To) {
 		return nil, &ParamError{Param: "params", Reason: "from, to, grain and tz are required and from must be before to (use ParseParams)"}
 	}

@@ -46,6 +46,7 @@ type Config struct {
 	ReportCurrency        string         // report.currency: ISO code shown with amounts
 	ReportWeekStart       time.Weekday   // report.week_start: monday or sunday
 	ReportFiscalYearStart time.Month     // report.fiscal_year_start: 1..12
+	ReportDefaultMargin   float64        // report.default_margin: gross margin assumed where an order's cost is unknown
 }
 
 // defaults lists every key with its default value.
@@ -73,6 +74,7 @@ var defaults = map[string]any{
 	"report.currency":            "EUR",
 	"report.week_start":          "monday",
 	"report.fiscal_year_start":   1,
+	"report.default_margin":      "0.30",
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -197,6 +199,11 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		c.ReportWeekStart = time.Sunday
 	default:
 		errs = append(errs, fmt.Errorf("report.week_start: %q is not monday or sunday", ws))
+	}
+	if m, err := strconv.ParseFloat(v.GetString("report.default_margin"), 64); err != nil || m <= 0 || m >= 1 {
+		errs = append(errs, fmt.Errorf("report.default_margin: %q is not a fraction between 0 and 1 (e.g. 0.30 for 30 %%)", v.GetString("report.default_margin")))
+	} else {
+		c.ReportDefaultMargin = m
 	}
 	if m := intKey("report.fiscal_year_start"); m < 1 || m > 12 {
 		errs = append(errs, fmt.Errorf("report.fiscal_year_start: %d is not a month 1..12", m))

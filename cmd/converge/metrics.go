@@ -45,7 +45,7 @@ func (a *app) metricsCmd() *cobra.Command {
 				return nil, nil, err
 			}
 		}
-		r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: userDir(), Log: a.log})
+		r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: userDir(), Log: a.log, Defaults: metrics.Defaults{Margin: a.cfg.ReportDefaultMargin}})
 		if err != nil {
 			if st != nil {
 				st.Close()

@@ -52,7 +52,7 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("server.addr %s: %w", a.cfg.ServerAddr, err)
 	}
 	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, Defaults: metrics.Defaults{
-		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart}})
+		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart, Margin: a.cfg.ReportDefaultMargin}})
 	if err != nil {
 		ln.Close()
 		return err

@@ -1,6 +1,6 @@
 -- name: clv_historic
 -- title: Historic CLV (gross margin)
--- description: Historic CLV, kpi-definitions.md: per customer, the sum of gross margin (revenue − cost − refunds; discounts are already deducted from revenue) over the whole observed history; cost from orders.cost or, when unknown, the 30 % margin setting (as cogs). Averaged over the customers acquired (first order) in the bucket: a cohort view, so that LTV:CAC compares the same cohort. Gross-margin based, not revenue based.
+-- description: Historic CLV, kpi-definitions.md: per customer, the sum of gross margin (revenue − cost − refunds; discounts are already deducted from revenue) over the whole observed history; cost from orders.cost or, when unknown, the margin % setting (report.default_margin, default 30 %) (as cogs). Averaged over the customers acquired (first order) in the bucket: a cohort view, so that LTV:CAC compares the same cohort. Gross-margin based, not revenue based.
 -- owner: CFO
 -- unit: currency
 -- format: #,##0.00
@@ -16,7 +16,7 @@ FROM (
            min(ordered_at) AS first_order_at,
            argMin(channel, ordered_at) AS channel,
            argMin(country, ordered_at) AS country,
-           sum(toFloat64(revenue) - ifNull(toFloat64(cost), toFloat64(revenue) * (1 - 0.30)) - toFloat64(refund)) AS margin
+           sum(toFloat64(revenue) - ifNull(toFloat64(cost), toFloat64(revenue) * (1 - {default_margin:Float64})) - toFloat64(refund)) AS margin
     FROM orders_resolved
     WHERE status != 'cancelled' AND customer_id != ''
     GROUP BY customer_id

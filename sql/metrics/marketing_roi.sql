@@ -1,6 +1,6 @@
 -- name: marketing_roi
 -- title: Marketing ROI
--- description: Marketing ROI, kpi-definitions.md: (attributed gross profit − cost) / cost, per bucket and channel (level=channel) or channel / campaign (level=campaign), as a ratio (0.5 = 50 %). Gross profit = revenue − cost of goods (orders.cost, or the 30 % margin setting when unknown, as cogs); attribution models, lookback and buckets as in roas.
+-- description: Marketing ROI, kpi-definitions.md: (attributed gross profit − cost) / cost, per bucket and channel (level=channel) or channel / campaign (level=campaign), as a ratio (0.5 = 50 %). Gross profit = revenue − cost of goods (orders.cost, or the margin % setting (report.default_margin, default 30 %) when unknown, as cogs); attribution models, lookback and buckets as in roas.
 -- owner: CMO
 -- unit: ratio
 -- format: 0.00
@@ -18,7 +18,7 @@ WITH
                arraySort(x -> x.1, groupArray((t.occurred_at, if({level:String} = 'channel', t.channel, concat(t.channel, ' / ', t.campaign)), t.kind))) AS path
         FROM (
             SELECT source, order_id, customer_id, ordered_at, toFloat64(revenue) AS revenue,
-                   toFloat64(revenue) - ifNull(toFloat64(cost), toFloat64(revenue) * (1 - 0.30)) AS margin
+                   toFloat64(revenue) - ifNull(toFloat64(cost), toFloat64(revenue) * (1 - {default_margin:Float64})) AS margin
             FROM orders_resolved
             WHERE status != 'cancelled' AND customer_id != ''
               AND ordered_at >= {from:DateTime64(3, 'UTC')} AND ordered_at < {to:DateTime64(3, 'UTC')}

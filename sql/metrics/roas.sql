@@ -18,7 +18,7 @@ WITH
                arraySort(x -> x.1, groupArray((t.occurred_at, if({level:String} = 'channel', t.channel, concat(t.channel, ' / ', t.campaign)), t.kind))) AS path
         FROM (
             SELECT source, order_id, customer_id, ordered_at, toFloat64(revenue) AS revenue,
-                   toFloat64(revenue) - ifNull(toFloat64(cost), toFloat64(revenue) * (1 - 0.30)) AS margin
+                   toFloat64(revenue) - ifNull(toFloat64(cost), toFloat64(revenue) * (1 - {default_margin:Float64})) AS margin
             FROM orders_resolved
             WHERE status != 'cancelled' AND customer_id != ''
               AND ordered_at >= {from:DateTime64(3, 'UTC')} AND ordered_at < {to:DateTime64(3, 'UTC')}
