@@ -86,6 +86,26 @@ func (a *app) loadDemo(ctx context.Context, st *warehouse.Store, cfg demo.Config
 	type key struct{ entity, source string }
 	loaders := map[key]*ingest.Loader{}
 	lines := map[key]int64{}
+	totals := map[key]*ingest.Summary{}
+	var rejects []ingest.Reject
+	// A run remembers every key it has seen; rotating runs bounds that
+	// memory (dedup across runs goes through the store's ingest_keys).
+	const runRecords = 2_000_000
+	closeRun := func(k key, runErr error) error {
+		sum, err := loaders[k].Close(ctx, runErr)
+		delete(loaders, k)
+		t := totals[k]
+		if t == nil {
+			t = &ingest.Summary{}
+			totals[k] = t
+		}
+		t.Read += sum.Read
+		t.Loaded += sum.Loaded
+		t.Rejected += sum.Rejected
+		t.Duplicates += sum.Duplicates
+		rejects = append(rejects, sum.Rejects...)
+		return err
+	}
 	file := fmt.Sprintf("demo:%s:seed=%d", cfg.Size, cfg.Seed)
 	sink := func(entity, source string, rec demo.Record) error {
 		k := key{entity, source}
@@ -99,11 +119,21 @@ func (a *app) loadDemo(ctx context.Context, st *warehouse.Store, cfg demo.Config
 			loaders[k] = l
 		}
 		lines[k]++
-		return l.Add(ctx, ingest.Record{Line: lines[k], Fields: rec})
+		if err := l.Add(ctx, ingest.Record{Line: lines[k], Fields: rec}); err != nil {
+			return err
+		}
+		if lines[k]%runRecords == 0 {
+			return closeRun(k, nil)
+		}
+		return nil
 	}
 	_, genErr := demo.Generate(cfg, sink)
-	keys := make([]key, 0, len(loaders))
+	errs := []error{genErr}
 	for k := range loaders {
+		errs = append(errs, closeRun(k, genErr))
+	}
+	keys := make([]key, 0, len(totals))
+	for k := range totals {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -112,15 +142,13 @@ func (a *app) loadDemo(ctx context.Context, st *warehouse.Store, cfg demo.Config
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "%-18s %-9s %10s %10s %10s %10s\n", "entity", "source", "read", "loaded", "rejected", "duplicate")
 	var rejected int64
-	errs := []error{genErr}
 	for _, k := range keys {
-		sum, err := loaders[k].Close(ctx, genErr)
-		errs = append(errs, err)
+		sum := totals[k]
 		rejected += sum.Rejected
 		fmt.Fprintf(out, "%-18s %-9s %10d %10d %10d %10d\n", k.entity, k.source, sum.Read, sum.Loaded, sum.Rejected, sum.Duplicates)
-		for _, r := range sum.Rejects {
-			fmt.Fprintf(cmd.ErrOrStderr(), "  rejected: %s\n", r)
-		}
+	}
+	for _, r := range rejects {
+		fmt.Fprintf(cmd.ErrOrStderr(), "  rejected: %s\n", r)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

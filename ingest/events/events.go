@@ -36,6 +36,7 @@ type Config struct {
 	FlushRows    int           // default 5,000
 	FlushEvery   time.Duration // default 250 ms
 	RunEvery     time.Duration // default 15 min
+	RunRecords   int64         // a run also ends after this many records (bounds its memory); default 1,000,000
 	Source       string        // source written to the facts; default "events"
 }
 
@@ -54,6 +55,9 @@ func (c *Config) defaults() {
 	}
 	if c.RunEvery <= 0 {
 		c.RunEvery = 15 * time.Minute
+	}
+	if c.RunRecords <= 0 {
+		c.RunRecords = 1_000_000
 	}
 	if c.Source == "" {
 		c.Source = "events"
@@ -370,7 +374,7 @@ func (s *Service) add(ctx context.Context, entity string, recs []map[string]stri
 }
 
 func (s *Service) ensureLoader(ctx context.Context, st *stream) error {
-	if st.loader != nil && time.Since(st.started) < s.cfg.RunEvery {
+	if st.loader != nil && time.Since(st.started) < s.cfg.RunEvery && st.line < s.cfg.RunRecords {
 		return nil
 	}
 	if st.loader != nil {
