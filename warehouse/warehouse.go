@@ -182,7 +182,12 @@ func (s *Store) options(db string) *clickhouse.Options {
 	}
 	if s.Engine != nil {
 		// In-process: the bridge is the transport; the address is never dialled.
+		// Connections cost nothing here and the engine's own pool (which
+		// honours each query's context) is what limits concurrency, so the
+		// client pool must not be the bottleneck: derived metrics fan out.
 		o.Addr = []string{"embedded:8123"}
+		o.MaxOpenConns, o.MaxIdleConns = max(o.MaxOpenConns, 64), max(o.MaxIdleConns, 16)
+		o.DialTimeout = max(o.DialTimeout, time.Minute)
 		rt := s.Engine.RoundTripper()
 		o.TransportFunc = func(*http.Transport) (http.RoundTripper, error) { return rt, nil }
 		o.Auth.Username = "default"
