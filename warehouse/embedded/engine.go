@@ -195,10 +195,18 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.closeMu.Unlock()
+	// Queries still running get closeTimeout to finish; a connection stuck
+	// in chDB after that is left behind rather than hanging shutdown.
+	deadline := time.After(closeTimeout)
 	for range cap(e.pool) {
-		c := <-e.pool
-		if c != nil {
-			c.close()
+		select {
+		case c := <-e.pool:
+			if c != nil {
+				c.close()
+			}
+		case <-deadline:
+			e.log.Error("embedded: connections still busy at close; leaving them", "after", closeTimeout)
+			return nil
 		}
 	}
 	e.ctlMu.Lock()
@@ -345,9 +353,8 @@ func totalMemory() int64 {
 	return 8 << 30
 }
 
-// waitTimeout is how long a cancelled query may take to leave the engine
-// before its connection is given up on.
-const waitTimeout = 30 * time.Second
+// closeTimeout is how long Close waits for running queries.
+const closeTimeout = 30 * time.Second
 
 // Query runs one statement straight on a chDB connection, without the HTTP
 // bridge, and returns its whole output in format. It is the baseline the

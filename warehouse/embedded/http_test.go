@@ -123,3 +123,18 @@ func TestHTTPListener(t *testing.T) {
 		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}
 }
+
+// A panic in the bridge fails that request with a 500; the process lives on.
+func TestInProcessPanicIsContained(t *testing.T) {
+	rt := &inProcess{h: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("bridge bug") })}
+	req, _ := http.NewRequest("POST", "http://embedded/", strings.NewReader("SELECT 1"))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || rerr == nil || !strings.Contains(rerr.Error(), "bridge bug") {
+		t.Fatalf("status %d, body error %v", resp.StatusCode, rerr)
+	}
+}

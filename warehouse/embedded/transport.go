@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -32,11 +33,11 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	go func() {
 		defer func() {
+			// A bug in the bridge fails this request, not the process.
 			if p := recover(); p != nil {
 				w.respond(http.StatusInternalServerError)
-				pw.CloseWithError(errors.New("embedded bridge panicked"))
+				pw.CloseWithError(fmt.Errorf("embedded bridge panicked: %v", p))
 				cancel()
-				panic(p)
 			}
 		}()
 		t.h.ServeHTTP(w, req.WithContext(ctx))
