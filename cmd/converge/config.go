@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/converge-dev/converge/ingest/identity"
 	"github.com/converge-dev/converge/warehouse"
 )
 
@@ -39,6 +40,8 @@ type Config struct {
 
 	ServerAddr        string        // server.addr: the dashboard's listen address
 	ServerTileTimeout time.Duration // server.tile_timeout: each dashboard widget's time budget
+
+	IdentityRules identity.Rules // identity.source_priority: comma-separated sources whose ids become canonical first
 
 	MetricsDir string // metrics.dir: the analysts' folder of metric definitions (hot-reloaded); "" = built-ins only
 
@@ -70,6 +73,7 @@ var defaults = map[string]any{
 	"server.addr":                ":8080",
 	"server.tile_timeout":        "8s",
 	"metrics.dir":                "",
+	"identity.source_priority":   "",
 	"report.tz":                  "UTC",
 	"report.currency":            "EUR",
 	"report.week_start":          "monday",
@@ -150,6 +154,7 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		EngineHTTPPassword: v.GetString("engine.http_password"),
 		ServerAddr:         v.GetString("server.addr"),
 		MetricsDir:         v.GetString("metrics.dir"),
+		IdentityRules:      identity.Rules{SourcePriority: splitList(v.GetString("identity.source_priority"))},
 		ReportCurrency:     strings.ToUpper(v.GetString("report.currency")),
 		ClickHouse: warehouse.Config{
 			Addr:     v.GetString("clickhouse.addr"),
@@ -278,6 +283,17 @@ func (c *Config) warehouseConfig() warehouse.Config {
 		w.User, w.Password = "", ""
 	}
 	return w
+}
+
+// splitList reads a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 var sizeRe = regexp.MustCompile(`^\s*(\d+)\s*(?:([KMGT])I?B?|B)?\s*$`)

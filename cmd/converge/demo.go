@@ -156,7 +156,7 @@ func (a *app) loadDemo(ctx context.Context, st *warehouse.Store, cfg demo.Config
 	if rejected > 0 {
 		return fmt.Errorf("demo: %d generated records were rejected (a bug in the generator or the entity contract)", rejected)
 	}
-	ids, err := identity.Resolve(ctx, st, identity.Rules{SourcePriority: []string{"shop"}})
+	ids, err := identity.Resolve(ctx, st, a.cfg.IdentityRules)
 	if err != nil {
 		return err
 	}

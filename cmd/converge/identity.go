@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -17,24 +16,14 @@ func init() {
 }
 
 func (a *app) identityCmd() *cobra.Command {
-	var priority string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "identity",
 		Short: "Resolve source ids into canonical customers (normalised e-mail, E.164 phone, explicit links)",
 	}
-	rules := func() identity.Rules {
-		var r identity.Rules
-		for _, s := range strings.Split(priority, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				r.SourcePriority = append(r.SourcePriority, s)
-			}
-		}
-		return r
-	}
 	resolve := &cobra.Command{
 		Use:   "resolve",
-		Short: "Group every customer record into canonical customers and write identities",
+		Short: "Group every customer record into canonical customers and write identities (identity.source_priority orders anchors)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := a.openStore(cmd.Context(), false)
@@ -42,14 +31,13 @@ func (a *app) identityCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			s, err := identity.Resolve(cmd.Context(), st, rules())
+			s, err := identity.Resolve(cmd.Context(), st, a.cfg.IdentityRules)
 			if err != nil {
 				return err
 			}
 			return printIdentityStats(cmd.OutOrStdout(), s, asJSON)
 		},
 	}
-	resolve.Flags().StringVar(&priority, "source-priority", "", "comma-separated sources whose ids become canonical first (e.g. shop,crm)")
 	resolve.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	stats := &cobra.Command{
 		Use:   "stats",

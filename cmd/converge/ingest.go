@@ -113,7 +113,7 @@ rejected, unless --allow-rejects.`,
 				}
 			}
 			if customersLoaded > 0 {
-				ids, err := identity.Resolve(ctx, st, identity.Rules{})
+				ids, err := identity.Resolve(ctx, st, a.cfg.IdentityRules)
 				if err != nil {
 					return err
 				}

@@ -13,8 +13,8 @@
 // Resolution is a pure function of the customers and links in the store, so
 // it is deterministic and can be re-run at any time: the canonical id of a
 // group is the source key of its anchor, the member of the most preferred
-// source (Rules.SourcePriority, then alphabetical), earliest first seen, then
-// smallest key; when two groups' anchors share a key, both are written as
+// source (Rules.SourcePriority), then the one first seen earliest, then by
+// source and key; when two groups' anchors share a key, both are written as
 // "source:key". Facts keep their source ids; the *_resolved views map them
 // to canonical ids.
 package identity
@@ -34,8 +34,8 @@ import (
 
 // Rules configure resolution.
 type Rules struct {
-	// SourcePriority lists sources whose keys anchor a group first; sources
-	// not listed follow in alphabetical order.
+	// SourcePriority lists sources whose keys anchor a group first; among
+	// the others the record first seen earliest anchors.
 	SourcePriority []string
 	// DefaultCountry (ISO 3166 alpha-2) reads national phone numbers of
 	// records without a country; default DE.
@@ -250,11 +250,15 @@ func resolve(members []member, links [][2]Node, rules Rules) *result {
 		if prio[a.Source] != prio[b.Source] {
 			return prio[a.Source] < prio[b.Source]
 		}
-		if a.Source != b.Source {
-			return a.Source < b.Source
+		// An unknown first sighting (stored as the epoch) sorts after every known one.
+		if ka, kb := a.firstSeen.Unix() > 0, b.firstSeen.Unix() > 0; ka != kb {
+			return ka
 		}
 		if !a.firstSeen.Equal(b.firstSeen) {
 			return a.firstSeen.Before(b.firstSeen)
+		}
+		if a.Source != b.Source {
+			return a.Source < b.Source
 		}
 		return a.Key < b.Key
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/converge-dev/converge/warehouse/whtest"
 )
@@ -133,5 +134,23 @@ func TestResolve(t *testing.T) {
 	again.Seconds, stats.Seconds = 0, 0
 	if !reflect.DeepEqual(again, stats) {
 		t.Fatalf("second resolution differs: %+v vs %+v", again, stats)
+	}
+}
+
+// Without a source priority the record first seen earliest anchors its
+// group, whatever the sources are called.
+func TestAnchorEarliestWithoutPriority(t *testing.T) {
+	at := func(d int) time.Time { return time.Date(2024, 1, d, 0, 0, 0, 0, time.UTC) }
+	res := resolve([]member{
+		{Node: Node{"shop", "C1"}, email: "a@x.com", firstSeen: at(1)},
+		{Node: Node{"crm", "crm-1"}, email: "a@x.com", firstSeen: at(2)},
+		{Node: Node{"crm", "crm-2"}, email: "b@x.com", firstSeen: at(1)},
+		{Node: Node{"shop", "C2"}, email: "b@x.com", firstSeen: at(3)},
+		// a help-desk record with no first sighting (the epoch) never anchors
+		{Node: Node{"helpdesk", "hd-1"}, email: "a@x.com", firstSeen: time.Unix(0, 0).UTC()},
+	}, nil, Rules{})
+	want := map[Node]string{{"shop", "C1"}: "C1", {"crm", "crm-1"}: "C1", {"crm", "crm-2"}: "crm-2", {"shop", "C2"}: "crm-2", {"helpdesk", "hd-1"}: "C1"}
+	if !reflect.DeepEqual(res.canonical, want) {
+		t.Fatalf("canonical ids %v, want %v", res.canonical, want)
 	}
 }
