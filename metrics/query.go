@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"context"
 	"fmt"
 	"math"
@@ -77,6 +78,15 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 	}
 	if p.TZ == nil || p.Grain == "" || !p.From.Before(p.To) {
 		return nil, &ParamError{Param: "params", Reason: "from, to, grain and tz are required and from must be before to (use ParseParams)"}
+	}
+	for k, val := range p.Args {
+		i := slices.IndexFunc(d.Params, func(q Param) bool { return q.Name == k })
+		if i < 0 {
+			return nil, perr("arg", "%s has no parameter %q", d.Name, k)
+		}
+		if err := checkParamValue(d.Params[i], val); err != nil {
+			return nil, perr(k, "%v", err)
+		}
 	}
 	if p.FiscalYearStart == 0 {
 		p.FiscalYearStart = time.January

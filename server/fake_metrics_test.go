@@ -58,6 +58,15 @@ func (f *fakeMetrics) Catalog(ctx context.Context) ([]MetricInfo, error) {
 	return f.catalog, nil
 }
 
+// Definitions is the catalog: the fake has no table-shaped metrics.
+func (f *fakeMetrics) Definitions(ctx context.Context) ([]MetricInfo, error) { return f.Catalog(ctx) }
+
+// Table: the fake has no table-shaped metrics (pages built on tables are tested on the real
+// metrics layer and a demo store).
+func (f *fakeMetrics) Table(ctx context.Context, name string, q MetricQuery) (*MetricTable, error) {
+	return nil, errors.New("fake metrics: no table-shaped metric " + name)
+}
+
 func (f *fakeMetrics) setFreshness(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -15,8 +15,26 @@ type MetricInfo struct {
 	Dimensions                      []string
 	Group4R                         string   // Recognize | Reach | Relationship | Return
 	Sources                         []string // tables it reads (for freshness)
+	Params                          []MetricParam // declared parameters of a custom metric (e.g. model)
+	Table                           bool          // a custom metric answering with a table (Metrics.Table), not a tile
 	Valid                           bool
 	Error                           string // a definition that does not validate
+}
+
+// MetricParam is a declared parameter of a custom metric, e.g. the attribution model.
+type MetricParam struct {
+	Name, Type, Default string
+	Allowed             []string // empty: any value of Type
+}
+
+// MetricTable is a table-shaped custom metric's answer (a cohort matrix, a funnel, a segment
+// list). Values are as the metric returns them (percentages 0–100); Types are ClickHouse types.
+type MetricTable struct {
+	Info      MetricInfo
+	Columns   []string
+	Types     []string
+	Rows      [][]any
+	Freshness time.Time // last change of the tables the metric reads
 }
 
 // MetricQuery asks for one metric over a period. From and To are instants; the range is
@@ -28,6 +46,7 @@ type MetricQuery struct {
 	Compare  string            // "", previous, year
 	By       string            // one dimension to break down by, "" for none
 	Filters  map[string]string // dimension → value
+	Args     map[string]string // declared parameters of a custom metric → value (validated by the metrics layer)
 }
 
 // MetricPoint is one bucket of a series. Bucket is the bucket's start; nil values are missing.
@@ -53,8 +72,14 @@ type MetricResult struct {
 // Metrics is what the server needs of the metrics layer. Implementations honour ctx
 // cancellation. The server looks names up in Catalog before it calls Query.
 type Metrics interface {
+	// Catalog lists the series-shaped metrics (the tiles) and the definitions that do not
+	// validate.
 	Catalog(ctx context.Context) ([]MetricInfo, error)
+	// Definitions lists every definition, series and table shaped, valid or not.
+	Definitions(ctx context.Context) ([]MetricInfo, error)
 	Query(ctx context.Context, name string, q MetricQuery) (*MetricResult, error)
+	// Table runs a table-shaped custom metric; a series-shaped one is an error.
+	Table(ctx context.Context, name string, q MetricQuery) (*MetricTable, error)
 }
 
 // Changes tells the server when the data behind the metrics changed (an ingest run finished,

@@ -72,6 +72,9 @@ func (m *registryMetrics) info(d *metrics.Definition) MetricInfo {
 	if info.Formula == "" {
 		info.Formula = d.Measure
 	}
+	for _, p := range d.Params {
+		info.Params = append(info.Params, MetricParam{Name: p.Name, Type: p.Type, Default: p.Default, Allowed: p.Allowed})
+	}
 	if d.Unit == "currency" {
 		info.Currency = m.cfg.Currency
 	}
@@ -136,6 +139,60 @@ func (m *registryMetrics) isTable(ctx context.Context, d *metrics.Definition) (b
 	return res.Table != nil, nil
 }
 
+// Definitions lists every definition: series and table shaped (Table set), and those that do
+// not validate.
+func (m *registryMetrics) Definitions(ctx context.Context) ([]MetricInfo, error) {
+	var out []MetricInfo
+	for _, d := range m.r.List() {
+		info := m.info(d)
+		table, err := m.isTable(ctx, d)
+		if err != nil {
+			info.Valid, info.Error = false, err.Error()
+		}
+		info.Table = table
+		out = append(out, info)
+	}
+	for _, err := range m.r.Errors() {
+		out = append(out, MetricInfo{Name: errorName(err), Title: errorName(err), Valid: false, Error: err.Error()})
+	}
+	return out, nil
+}
+
+// run asks the registry for name with q.
+func (m *registryMetrics) run(ctx context.Context, name string, q MetricQuery) (*metrics.Result, error) {
+	tz, err := time.LoadLocation(q.TZ)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", q.TZ, err)
+	}
+	p := metrics.Params{From: q.From, To: q.To, Grain: metrics.Grain(q.Grain), TZ: tz, WeekStart: m.cfg.WeekStart,
+		FiscalYearStart: m.cfg.FiscalYearStart, Compare: q.Compare, By: q.By, Args: map[string]string{}}
+	for dim, v := range q.Filters {
+		p.Filters = append(p.Filters, metrics.Filter{Dim: dim, Value: v})
+	}
+	for k, v := range q.Args {
+		p.Args[k] = v
+	}
+	return m.r.Query(ctx, name, p)
+}
+
+// Table runs a table-shaped custom metric. Values are as the metric returns them.
+func (m *registryMetrics) Table(ctx context.Context, name string, q MetricQuery) (*MetricTable, error) {
+	d, ok := m.r.Get(name)
+	if !ok {
+		return nil, fmt.Errorf("unknown metric %q", name)
+	}
+	res, err := m.run(ctx, name, q)
+	if err != nil {
+		return nil, err
+	}
+	if res.Table == nil {
+		return nil, fmt.Errorf("%s answers with a series, not a table", name)
+	}
+	info := m.info(d)
+	info.Table = true
+	return &MetricTable{Info: info, Columns: res.Table.Columns, Types: res.Table.Types, Rows: res.Table.Rows, Freshness: res.Freshness}, nil
+}
+
 // Query runs a metric. Percentages come from the metrics layer as 0–100 and
 // go to the dashboard as fractions.
 func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery) (*MetricResult, error) {
@@ -147,12 +204,7 @@ func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery)
 	if err != nil {
 		return nil, fmt.Errorf("time zone %q: %w", q.TZ, err)
 	}
-	p := metrics.Params{From: q.From, To: q.To, Grain: metrics.Grain(q.Grain), TZ: tz, WeekStart: m.cfg.WeekStart,
-		FiscalYearStart: m.cfg.FiscalYearStart, Compare: q.Compare, By: q.By}
-	for dim, v := range q.Filters {
-		p.Filters = append(p.Filters, metrics.Filter{Dim: dim, Value: v})
-	}
-	res, err := m.r.Query(ctx, name, p)
+	res, err := m.run(ctx, name, q)
 	if err != nil {
 		return nil, err
 	}

@@ -22,13 +22,17 @@ import (
 
 var (
 	mu     sync.Mutex
-	engine *embedded.Engine
-	dir    string
+	engine   *embedded.Engine
+	dir      string
+	cleanups []func() // run by Main before the engine closes
 )
 
 // Main runs the tests and then closes the shared engine and removes its data.
 func Main(m *testing.M) int {
 	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if engine != nil {

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/converge-dev/converge/ingest/demo"
+	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/warehouse"
+	"github.com/converge-dev/converge/warehouse/whtest"
+)
+
+// demoStore is the small demo company (seed whtest.DemoSeed, data to whtest.DemoEnd), loaded
+// once per test binary through the real ingest path. Tests only read it.
+func demoStore(t testing.TB) *warehouse.Store {
+	t.Helper()
+	return whtest.Demo(t, func(ctx context.Context, st *warehouse.Store) error {
+		_, err := demo.Load(ctx, st, demo.Config{Size: demo.Small, Seed: whtest.DemoSeed, End: whtest.DemoEnd}, demo.LoadOptions{})
+		return err
+	})
+}
+
+// demoMetrics is the real metrics layer over demoStore, as serve wires it (EUR, Monday weeks).
+func demoMetrics(t testing.TB) Metrics {
+	t.Helper()
+	st := demoStore(t)
+	reg, err := metrics.New(context.Background(), metrics.Options{Store: st, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewRegistryMetrics(reg, RegistryConfig{Currency: "EUR", WeekStart: time.Monday})
+}
+
+// demoServer is a server over the demo store; its "today" is the day after whtest.DemoEnd, so
+// the range presets cover the demo's data. deps.Store and deps.Metrics default to the demo's.
+func demoServer(t testing.TB, deps Deps) *Server {
+	t.Helper()
+	if deps.Store == nil {
+		deps.Store = fakeStore{}
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = demoMetrics(t)
+	}
+	srv := New(Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: 60 * time.Second}, deps)
+	srv.now = func() time.Time { return whtest.DemoEnd.Add(36 * time.Hour) }
+	return srv
+}
+
+// get serves one GET request and returns the recorder.
+func get(t testing.TB, srv *Server, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	return rec
+}
+
+// The demo store answers the real metrics layer: the overview of last year has values.
+func TestDemoOverview(t *testing.T) {
+	srv := demoServer(t, Deps{})
+	rec := get(t, srv, "/?range=last_year")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("overview: %d", rec.Code)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{"Gross revenue", "New customers", "Net Promoter Score"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "tile-error") {
+		t.Errorf("overview has an error tile")
+	}
+}
