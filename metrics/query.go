@@ -1,11 +1,11 @@
 package metrics
 
 import (
-	"slices"
 	"context"
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"

@@ -13,8 +13,8 @@ type MetricInfo struct {
 	Polarity                        string // higher_is_better | lower_is_better
 	Kind, Version, Formula          string
 	Dimensions                      []string
-	Group4R                         string   // Recognize | Reach | Relationship | Return
-	Sources                         []string // tables it reads (for freshness)
+	Group4R                         string        // Recognize | Reach | Relationship | Return
+	Sources                         []string      // tables it reads (for freshness)
 	Params                          []MetricParam // declared parameters of a custom metric (e.g. model)
 	Table                           bool          // a custom metric answering with a table (Metrics.Table), not a tile
 	Valid                           bool

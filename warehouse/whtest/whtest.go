@@ -21,7 +21,7 @@ import (
 )
 
 var (
-	mu     sync.Mutex
+	mu       sync.Mutex
 	engine   *embedded.Engine
 	dir      string
 	cleanups []func() // run by Main before the engine closes
