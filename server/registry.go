@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/converge-dev/converge/metrics"
@@ -41,15 +40,13 @@ func NewRegistryMetrics(r *metrics.Registry, cfg RegistryConfig) Metrics {
 	if cfg.FiscalYearStart == 0 {
 		cfg.FiscalYearStart = time.January
 	}
-	return &registryMetrics{r: r, cfg: cfg, tableShaped: map[string]bool{}}
+	return &registryMetrics{r: r, cfg: cfg}
 }
 
 type registryMetrics struct {
 	r   *metrics.Registry
 	cfg RegistryConfig
 
-	mu          sync.Mutex
-	tableShaped map[string]bool // definition version → answers with a table, not a series
 }
 
 func (m *registryMetrics) info(d *metrics.Definition) MetricInfo {
@@ -115,28 +112,10 @@ func errorName(err error) string {
 	return "definition"
 }
 
-// isTable tells whether a custom metric answers with a table, by asking it
-// once per definition version for the last 30 days.
+// isTable tells whether a custom metric answers with a table (described,
+// not run: see metrics.Registry.IsTable).
 func (m *registryMetrics) isTable(ctx context.Context, d *metrics.Definition) (bool, error) {
-	if d.Kind != metrics.Custom {
-		return false, nil
-	}
-	m.mu.Lock()
-	t, ok := m.tableShaped[d.Version]
-	m.mu.Unlock()
-	if ok {
-		return t, nil
-	}
-	to := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	res, err := m.r.Query(ctx, d.Name, metrics.Params{From: to.AddDate(0, 0, -30), To: to, Grain: metrics.Grain("day"), TZ: time.UTC,
-		WeekStart: m.cfg.WeekStart, FiscalYearStart: m.cfg.FiscalYearStart})
-	if err != nil {
-		return false, err
-	}
-	m.mu.Lock()
-	m.tableShaped[d.Version] = res.Table != nil
-	m.mu.Unlock()
-	return res.Table != nil, nil
+	return m.r.IsTable(ctx, d.Name)
 }
 
 // Definitions lists every definition: series and table shaped (Table set), and those that do
