@@ -102,7 +102,8 @@ func (s *Server) funnel(c *gin.Context) error {
 	}
 	ctx := c.Request.Context()
 	q := func(breakdown string) MetricQuery {
-		return MetricQuery{From: f.From, To: f.To, Grain: f.Grain, TZ: f.TZ,
+		// The funnel has no buckets: a fixed grain keeps one cache entry per range and window.
+		return MetricQuery{From: f.From, To: f.To, Grain: "month", TZ: f.TZ,
 			Args: map[string]string{"window_days": strconv.Itoa(window), "breakdown": breakdown}}
 	}
 	var overall, byChannel *MetricTable

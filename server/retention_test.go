@@ -425,3 +425,16 @@ func TestRetentionFunnelNotConfigured(t *testing.T) {
 		}
 	}
 }
+
+// A dimension filter from another page stays in the URL and is said not to apply.
+func TestRetentionFunnelDimensionFilter(t *testing.T) {
+	srv := demoServer(t, Deps{})
+	for _, u := range []string{"/retention?range=last_year&f.channel=email", "/funnel?range=last_year&f.channel=email"} {
+		rec := get(t, srv, u)
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK || !strings.Contains(body, "Not filtered by channel: this page has no dimension filters.") ||
+			!strings.Contains(body, `<input type="hidden" name="f.channel" value="email">`) {
+			t.Errorf("%s: status %d, or no note, or the filter dropped from the form", u, rec.Code)
+		}
+	}
+}
