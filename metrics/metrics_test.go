@@ -184,6 +184,7 @@ func TestCustomBuiltins(t *testing.T) {
 		{"roas", "from=2026-01-01&to=2026-04-01&grain=quarter&model=last_touch&level=campaign"},
 		{"marketing_roi", "from=2026-01-01&to=2026-04-01&grain=quarter&model=last_touch"},
 		{"funnel_conversion", "from=2026-01-01&to=2026-04-01"},
+		{"funnel_conversion", "from=2026-01-01&to=2026-04-01&breakdown=channel"},
 		{"engagement_score", "from=2026-01-01&to=2026-04-01"},
 	}
 	var out bytes.Buffer

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,20 +72,7 @@ func serveForBrowser(t *testing.T) (string, *fakeMetrics, *fakeChanges) {
 	s := New(Config{TZ: "Europe/Berlin", FiscalYearStartMonth: time.April, WeekStart: time.Monday, KeepAlive: time.Second},
 		Deps{Store: okStore(), Metrics: m, Changes: ch, Version: "test"})
 	s.now = func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String(), m, ch
+	return serveOnLoopback(t, s), m, ch
 }
 
 func screenshot(t *testing.T, ctx context.Context, name string) {

@@ -94,35 +94,7 @@ var errBudget = errors.New("time budget exceeded")
 // abandoned (its context is cancelled) and reported as errBudget, whether or not the
 // implementation honours the cancellation.
 func (s *Server) query(ctx context.Context, name string, q MetricQuery, budget time.Duration) (*MetricResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	type answer struct {
-		res *MetricResult
-		err error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		res, err := s.metrics.Query(ctx, name, q)
-		ch <- answer{res, err}
-	}()
-	select {
-	case a := <-ch:
-		if a.err != nil {
-			if errors.Is(a.err, context.DeadlineExceeded) && ctx.Err() != nil {
-				return nil, fmt.Errorf("metric %s: no answer within %s: %w", name, budget, errBudget)
-			}
-			return nil, fmt.Errorf("metric %s: %w", name, a.err)
-		}
-		if a.res == nil {
-			return nil, fmt.Errorf("metric %s: empty result", name)
-		}
-		return a.res, nil
-	case <-ctx.Done():
-		if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
-			return nil, fmt.Errorf("metric %s: %w", name, parent)
-		}
-		return nil, fmt.Errorf("metric %s: no answer within %s: %w", name, budget, errBudget)
-	}
+	return withBudget(ctx, name, budget, func(ctx context.Context) (*MetricResult, error) { return s.metrics.Query(ctx, name, q) })
 }
 
 // tileError is the text a tile shows for err.

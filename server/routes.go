@@ -31,6 +31,8 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
 	r.GET("/tiles/:name", s.handle(s.tilePartial))
 	r.GET(liveURL, s.handle(s.live))
+	r.GET("/retention", s.handle(s.retention)) // cohort retention matrix
+	r.GET("/funnel", s.handle(s.funnel))       // touchpoint → signup → first order → repeat
 	// The system page: store and engine (the former home page).
 	r.GET("/about", s.handle(s.home))
 
