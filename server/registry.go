@@ -46,7 +46,6 @@ func NewRegistryMetrics(r *metrics.Registry, cfg RegistryConfig) Metrics {
 type registryMetrics struct {
 	r   *metrics.Registry
 	cfg RegistryConfig
-
 }
 
 func (m *registryMetrics) info(d *metrics.Definition) MetricInfo {
