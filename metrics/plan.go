@@ -502,6 +502,7 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 			}
 			return out, nil
 		}
+		trace(ctx, d.SQL, args)
 		t, err := r.table(clickhouse.Context(ctx, clickhouse.WithParameters(args)), d.SQL)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
@@ -511,6 +512,7 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 }
 
 func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameters, f func(time.Time, string, *float64, string)) error {
+	trace(ctx, q, args)
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
 	rows, err := r.opts.Store.Conn.Query(ctx, q)
 	if err != nil {
