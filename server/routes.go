@@ -31,6 +31,9 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
 	r.GET("/tiles/:name", s.handle(s.tilePartial))
 	r.GET(liveURL, s.handle(s.live))
+	// Data: sources and freshness, ingest runs, quarantine, metric catalog (data.go).
+	r.GET("/data", s.handle(s.dataPage))
+	r.GET("/data/quarantine", s.handle(s.quarantinePage))
 	// The system page: store and engine (the former home page).
 	r.GET("/about", s.handle(s.home))
 
