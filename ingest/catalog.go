@@ -40,12 +40,11 @@ func RunStatuses() []string { return []string{StatusRunning, StatusSucceeded, St
 // (Sources), the runs (Runs) and the rejected records (Quarantine, QuarantineReasons).
 // It only reads; every value reaches SQL as a bound parameter.
 type Catalog struct {
-	st  *warehouse.Store
-	now func() time.Time
+	st *warehouse.Store
 }
 
 // NewCatalog reads st's ingest bookkeeping.
-func NewCatalog(st *warehouse.Store) *Catalog { return &Catalog{st: st, now: time.Now} }
+func NewCatalog(st *warehouse.Store) *Catalog { return &Catalog{st: st} }
 
 // SourceStat is what one source delivered for one entity. Source is the name written with
 // the records (a preset's source such as shopify, events, a demo system such as crm); it is
@@ -86,7 +85,7 @@ type SourceReport struct {
 // load and the rejected records. Stored rows are counted with FINAL, so the cost grows with
 // the tables.
 func (c *Catalog) Sources(ctx context.Context) (SourceReport, error) {
-	rep := SourceReport{AsOf: c.now().UTC()}
+	rep := SourceReport{AsOf: time.Now().UTC()}
 	type key struct{ source, entity string }
 	byKey := map[key]*SourceStat{}
 	get := func(k key) *SourceStat {
