@@ -1007,12 +1007,12 @@ func (l *Loader) writeRun(ctx context.Context) error {
 	if src == "" {
 		src = l.source
 	}
-	err := l.st.Conn.Exec(ctx, `INSERT INTO ingest_runs (run_id, entity, source, preset, started_at, finished_at, status,
+	err := l.st.Conn.Exec(ctx, `INSERT INTO ingest_runs (run_id, entity, source, record_source, preset, started_at, finished_at, status,
 		rows_read, rows_loaded, rows_rejected, rows_duplicate, bytes, checksum, error, host, version)
-		VALUES ({id:String}, {entity:String}, {source:String}, {preset:String}, {started:DateTime64(3)}, {finished:Nullable(DateTime64(3))}, {status:String},
+		VALUES ({id:String}, {entity:String}, {source:String}, {record_source:String}, {preset:String}, {started:DateTime64(3)}, {finished:Nullable(DateTime64(3))}, {status:String},
 		{read:UInt64}, {loaded:UInt64}, {rejected:UInt64}, {dup:UInt64}, {bytes:UInt64}, {checksum:String}, {error:String}, {host:String}, {version:UInt64})`,
 		clickhouse.Named("id", l.sum.RunID), clickhouse.Named("entity", l.ent.Name), clickhouse.Named("source", src),
-		clickhouse.Named("preset", l.opts.Preset), clickhouse.Named("started", l.sum.StartedAt), clickhouse.Named("finished", fin),
+		clickhouse.Named("record_source", l.source), clickhouse.Named("preset", l.opts.Preset), clickhouse.Named("started", l.sum.StartedAt), clickhouse.Named("finished", fin),
 		clickhouse.Named("status", l.sum.Status), clickhouse.Named("read", uint64(l.sum.Read)), clickhouse.Named("loaded", uint64(l.sum.Loaded)),
 		clickhouse.Named("rejected", uint64(l.sum.Rejected)), clickhouse.Named("dup", uint64(l.sum.Duplicates)),
 		clickhouse.Named("bytes", uint64(l.Stats.Bytes.Load())), clickhouse.Named("checksum", l.sum.Checksum),

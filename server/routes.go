@@ -33,6 +33,9 @@ func (s *Server) routes() *gin.Engine {
 	r.GET(liveURL, s.handle(s.live))
 	r.GET("/retention", s.handle(s.retention)) // cohort retention matrix
 	r.GET("/funnel", s.handle(s.funnel))       // touchpoint → signup → first order → repeat
+	// Data: sources and freshness, ingest runs, quarantine, metric catalog (data.go).
+	r.GET("/data", s.handle(s.dataPage))
+	r.GET("/data/quarantine", s.handle(s.quarantinePage))
 	// The system page: store and engine (the former home page).
 	r.GET("/about", s.handle(s.home))
 

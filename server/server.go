@@ -46,6 +46,9 @@ type Config struct {
 	TileTimeout time.Duration
 	// KeepAlive is the interval of keep-alive comments on /events/live; default 15 s.
 	KeepAlive time.Duration
+	// StaleAfter marks a source stale on the data page when its last successful load ended
+	// longer ago than this; default 48 hours (a daily feed that missed a day).
+	StaleAfter time.Duration
 }
 
 // Defaults applied by New for zero Config fields.
@@ -55,6 +58,7 @@ const (
 	DefaultTZ              = "UTC"
 	DefaultTileTimeout     = 3 * time.Second
 	DefaultKeepAlive       = 15 * time.Second
+	DefaultStaleAfter      = 48 * time.Hour
 )
 
 // Deps are the server's collaborators.
@@ -73,6 +77,9 @@ type Deps struct {
 	// Events, optional, receives POST /api/v1/events/{entity} (NDJSON or a JSON array of
 	// records, authenticated with an ingest token); nil answers 503.
 	Events http.Handler
+	// Data, optional, serves the data pages (/data, /data/quarantine) from the ingest
+	// bookkeeping (ingest.NewCatalog); nil answers them with 503.
+	Data Data
 }
 
 // Timeouts of store calls made while serving a request.
@@ -93,6 +100,7 @@ type Server struct {
 	engine  *gin.Engine
 	now     func() time.Time // today's reference for the range presets
 	eventsH http.Handler
+	data    Data
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -115,6 +123,9 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultKeepAlive
 	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
 	if cfg.FiscalYearStartMonth < time.January || cfg.FiscalYearStartMonth > time.December {
 		cfg.FiscalYearStartMonth = time.January
 	}
@@ -134,6 +145,7 @@ func New(cfg Config, deps Deps) *Server {
 		metrics: deps.Metrics,
 		changes: deps.Changes,
 		eventsH: deps.Events,
+		data:    deps.Data,
 		now:     time.Now,
 		closing: make(chan struct{}),
 	}

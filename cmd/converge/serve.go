@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/server"
@@ -66,7 +67,7 @@ func (a *app) serve(ctx context.Context) error {
 	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
-		Events: evs, Changes: changes,
+		Events: evs, Changes: changes, Data: ingest.NewCatalog(st),
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)

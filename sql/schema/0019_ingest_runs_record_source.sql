@@ -1,0 +1,2 @@
+-- ingest_runs.record_source: the source written with the run's records (the facts' source column, quarantine.source: a preset's source such as shopify, events, or a demo system such as crm), so loads can be told apart by source system; ingest_runs.source stays the file path or stream. '' for runs recorded before this column (0020 fills in what it can).
+ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS record_source LowCardinality(String) DEFAULT '' COMMENT 'source written with the records (facts source, quarantine source)' AFTER source
