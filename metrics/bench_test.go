@@ -66,7 +66,7 @@ func BenchmarkBuiltins(b *testing.B) {
 			raw := median(func() error {
 				for _, total := range []bool{false, true} {
 					sql, args := planSimple(d, sh, p, total)
-					if err := r.scan(warehouse.Materialized(ctx), sql, args, func(time.Time, string, *float64, string) {}); err != nil {
+					if err := r.scan(warehouse.Materialized(ctx), sql, args, func(row) {}); err != nil {
 						return err
 					}
 				}
