@@ -73,6 +73,12 @@ func serveForBrowser(t *testing.T) (string, *fakeMetrics, *fakeChanges) {
 	s := New(Config{TZ: "Europe/Berlin", FiscalYearStartMonth: time.April, WeekStart: time.Monday, KeepAlive: time.Second},
 		Deps{Store: okStore(), Metrics: m, Changes: ch, Version: "test"})
 	s.now = func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }
+	return runServer(t, s), m, ch
+}
+
+// runServer serves s on 127.0.0.1:0 until the test ends and returns its base URL.
+func runServer(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +92,7 @@ func serveForBrowser(t *testing.T) (string, *fakeMetrics, *fakeChanges) {
 			t.Errorf("server: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String(), m, ch
+	return "http://" + ln.Addr().String()
 }
 
 func screenshot(t *testing.T, ctx context.Context, name string) {

@@ -30,6 +30,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/", s.handle(s.overview))
 	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
 	r.GET("/tiles/:name", s.handle(s.tilePartial))
+	r.GET(channelsPath, s.handle(s.channels))
 	r.GET(liveURL, s.handle(s.live))
 	// The system page: store and engine (the former home page).
 	r.GET("/about", s.handle(s.home))
