@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -135,6 +136,9 @@ func modelLabel(m string) string {
 	return m
 }
 
+// errNoCatalog fails every figure when the metric catalog cannot be read (the page says so once).
+var errNoCatalog = errors.New("the list of KPIs could not be read")
+
 // channelFigure is one column of the table and the metric behind it.
 type channelFigure struct {
 	title  string // column head
@@ -164,12 +168,15 @@ func channelFigures(p channelsParams) []*channelFigure {
 	return fs
 }
 
-// run answers fig within the widget budget: a simple metric by the level's dimension and once
+// runFigure answers fig within the widget budget: a simple metric by the level's dimension and once
 // without a breakdown (the totals row), concurrently; an attribution metric once, its series ""
 // being all channels.
 func (s *Server) runFigure(ctx context.Context, fig *channelFigure, cat map[string]MetricInfo, f Filters, p channelsParams) {
 	info, ok := cat[fig.metric]
 	switch {
+	case cat == nil:
+		fig.err = errNoCatalog
+		return
 	case !ok:
 		fig.err = fmt.Errorf("metric %s is not defined", fig.metric)
 		return
@@ -278,11 +285,12 @@ func (s *Server) channels(c *gin.Context) error {
 		return s.renderHTML(c, http.StatusOK, views.Channels(v))
 	}
 	ctx := c.Request.Context()
-	cat := map[string]MetricInfo{}
+	var cat map[string]MetricInfo // nil: the catalog failed
 	if list, err := s.catalog(ctx); err != nil {
 		s.reqLog(c).Warn("channels: catalog", "error", err)
 		v.CatalogError = err.Error()
 	} else {
+		cat = map[string]MetricInfo{}
 		for _, m := range list {
 			cat[m.Name] = m
 		}
@@ -297,7 +305,7 @@ func (s *Server) channels(c *gin.Context) error {
 		return err
 	}
 	for _, fig := range figs {
-		if fig.err != nil {
+		if fig.err != nil && fig.err != errNoCatalog {
 			s.reqLog(c).Warn("channels: widget failed", "metric", fig.metric, "model", fig.model, "error", fig.err)
 			v.Errors = append(v.Errors, views.WidgetError{Widget: fig.title, Error: tileError(fig.err, s.cfg.TileTimeout)})
 		}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -17,14 +18,24 @@ import (
 // failingMetrics fails the queries fail picks and passes the others on.
 type failingMetrics struct {
 	Metrics
-	fail func(name string, q MetricQuery) error
+	fail func(ctx context.Context, name string, q MetricQuery) error
 }
 
 func (m failingMetrics) Query(ctx context.Context, name string, q MetricQuery) (*MetricResult, error) {
-	if err := m.fail(name, q); err != nil {
+	if err := m.fail(ctx, name, q); err != nil {
 		return nil, err
 	}
 	return m.Metrics.Query(ctx, name, q)
+}
+
+// warm reads m's catalog once without a time limit, as serve does before it listens: a cold
+// catalog asks every custom metric for its shape, which on a loaded machine takes longer than
+// a page's catalog budget.
+func warm(t *testing.T, m Metrics) {
+	t.Helper()
+	if _, err := m.Catalog(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var (
@@ -75,6 +86,7 @@ func channelCells(t *testing.T, body string) (head []string, rows map[string]map
 // the campaign level, filters, parameters validated, failed widgets shown.
 func TestChannelsDemo(t *testing.T) {
 	demo := demoMetrics(t)
+	warm(t, demo)
 	const period = "/channels?range=custom&from=2026-01-01&to=2026-06-30"
 	// What the metrics layer says for the same range, to compare the page with.
 	v, _ := url.ParseQuery(strings.TrimPrefix(period, "/channels?"))
@@ -116,7 +128,8 @@ func TestChannelsDemo(t *testing.T) {
 	tests := []struct {
 		name    string
 		target  string
-		fail    func(name string, q MetricQuery) error
+		fail    func(ctx context.Context, name string, q MetricQuery) error
+		budget  time.Duration // the widgets' budget; default demoServer's
 		status  int
 		want    []string
 		notWant []string
@@ -167,7 +180,7 @@ func TestChannelsDemo(t *testing.T) {
 		},
 		{
 			name: "a failing widget shows its error, the others their numbers", target: period + "&model=linear&model2=time_decay", status: 200,
-			fail: func(name string, q MetricQuery) error {
+			fail: func(_ context.Context, name string, q MetricQuery) error {
 				if name == "roas" && q.Args["model"] == "time_decay" {
 					return boom
 				}
@@ -177,6 +190,18 @@ func TestChannelsDemo(t *testing.T) {
 				"paid_search": {"ROAS (Linear)": ratio(seriesTotal(linear, "paid_search")), "ROAS (Time decay)": "–"},
 			},
 			want: []string{"<strong>ROAS (Time decay)</strong>: metric roas: attribution view unreachable", `class="failed"`},
+		},
+		{
+			name: "a widget over its budget says so", target: period + "&model=linear&model2=time_decay", status: 200,
+			budget: 300 * time.Millisecond,
+			fail: func(ctx context.Context, name string, q MetricQuery) error {
+				if name == "marketing_roi" && q.Args["model"] == "linear" {
+					<-ctx.Done()
+					return ctx.Err()
+				}
+				return nil
+			},
+			want: []string{"<strong>Marketing ROI (Linear)</strong>: no answer within 300ms (time budget)"},
 		},
 		{name: "bad model", target: "/channels?model=magic", status: 400,
 			want: []string{`Invalid value &#34;magic&#34; for parameter &#34;model&#34;: allowed are last_touch, first_touch, linear, u_shaped, w_shaped, time_decay.`}},
@@ -191,7 +216,11 @@ func TestChannelsDemo(t *testing.T) {
 			if tt.fail != nil {
 				m = failingMetrics{Metrics: demo, fail: tt.fail}
 			}
-			rec := get(t, demoServer(t, Deps{Metrics: m}), tt.target)
+			srv := demoServer(t, Deps{Metrics: m})
+			if tt.budget > 0 {
+				srv.cfg.TileTimeout = tt.budget
+			}
+			rec := get(t, srv, tt.target)
 			body := rec.Body.String()
 			if rec.Code != tt.status {
 				t.Fatalf("status %d, want %d:\n%s", rec.Code, tt.status, body)
@@ -235,7 +264,9 @@ func TestChannelsDemo(t *testing.T) {
 // The browser shows the channels page of the demo company: the bar chart drawn with a series
 // per model, the table, and the model picker that applies on change.
 func TestBrowserChannels(t *testing.T) {
-	base := runServer(t, demoServer(t, Deps{}))
+	demo := demoMetrics(t)
+	warm(t, demo)
+	base := runServer(t, demoServer(t, Deps{Metrics: demo}))
 	bctx := newBrowser(t, 1440, 1000)
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/channels?range=custom&from=2026-01-01&to=2026-06-30&model=linear&model2=time_decay")); err != nil {
 		t.Fatal(err)
