@@ -48,7 +48,14 @@
 // 1 Monday), {fy_shift:Int32} (fiscal-year start month − 1) and each
 // declared param. If it returns columns bucket (Date) and value (number),
 // and optionally dim (String), the result is a series like any other metric;
-// any other shape is returned as a table.
+// any other shape is returned as a table. A series query may also return
+// whole-range rows, computed from raw rows like the buckets (so a ratio is
+// a ratio of sums over the range, never a sum or mean of the buckets'):
+// a row whose bucket is NULL is its dim's total (Series.Total), and a row
+// whose dim is NULL belongs to the series over all dims (Dim "", the value
+// of the metric without a breakdown). GROUP BY GROUPING SETS ((bucket, dim),
+// (dim), (bucket), ()) with SETTINGS group_by_use_nulls = 1 returns all of
+// them in one scan (see roas.sql). Without such rows Total is empty.
 package metrics
 
 import (
@@ -419,43 +426,6 @@ func Parse(file string, src []byte) (*Definition, error) {
 		}
 	}
 	return d, nil
-}
-
-var (
-	tableRefRe = regexp.MustCompile("(?i)\\b(?:FROM|JOIN)\\s+`?([A-Za-z_][A-Za-z0-9_]*)`?(?:\\s|$|\\))")
-	cteRe      = regexp.MustCompile(`(?i)\b([A-Za-z_][A-Za-z0-9_]*)\s+AS\s*\(`)
-)
-
-// Tables are the tables a simple or custom metric's SQL reads (names after
-// FROM and JOIN that are not its own WITH subqueries), sorted. Derived
-// metrics read their inputs' tables (see Registry.Sources).
-func (d *Definition) Tables() []string {
-	ctes := map[string]bool{}
-	for _, m := range cteRe.FindAllStringSubmatch(d.SQL, -1) {
-		ctes[strings.ToLower(m[1])] = true
-	}
-	var out []string
-	add := func(n string) {
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	for _, m := range tableRefRe.FindAllStringSubmatch(d.SQL, -1) {
-		n := m[1]
-		if ctes[strings.ToLower(n)] || strings.EqualFold(n, "numbers") {
-			continue
-		}
-		// X_resolved is a view over X and identities (sql/schema): its data
-		// changes when either table does.
-		if base, ok := strings.CutSuffix(n, "_resolved"); ok {
-			add(base)
-			add("identities")
-			continue
-		}
-		add(n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 var paramRefRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*):`)

@@ -454,18 +454,18 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		)
 		wg.Go(func() {
 			q, args := planSimple(d, sh, p, false)
-			errB = r.scan(ctx, q, args, func(b time.Time, dim string, v *float64, _ string) {
-				if out.vals[dim] == nil {
-					out.vals[dim] = map[string]*float64{}
+			errB = r.scan(ctx, q, args, func(x row) {
+				if out.vals[x.dim] == nil {
+					out.vals[x.dim] = map[string]*float64{}
 				}
-				out.vals[dim][b.Format(time.DateOnly)] = v
+				out.vals[x.dim][x.bucket.Format(time.DateOnly)] = x.value
 			})
 		})
 		wg.Go(func() {
 			q, args := planSimple(d, sh, p, true)
-			errT = r.scan(ctx, q, args, func(_ time.Time, dim string, v *float64, currencies string) {
-				out.totals[dim] = v
-				if cs := strings.Split(currencies, ","); len(cs) > 1 {
+			errT = r.scan(ctx, q, args, func(x row) {
+				out.totals[x.dim] = x.value
+				if cs := strings.Split(x.currencies, ","); len(cs) > 1 {
 					mixed = cs
 				}
 			})
@@ -485,17 +485,25 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		}
 		args := customArgs(d, p)
 		if sh.series {
-			out := &raw{vals: map[string]map[string]*float64{}}
+			// Rows with a NULL bucket are whole-range totals, rows with a NULL dim the
+			// series over all dims (see the package doc).
+			out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}}
 			dim := "''"
 			if sh.hasDim {
-				dim = "toString(dim)"
+				dim = "ifNull(toString(dim), '')"
 			}
-			q := "SELECT toDate(bucket) AS bucket, " + dim + " AS dim, CAST(value AS Nullable(Float64)) AS value FROM (\n" + d.SQL + "\n) ORDER BY bucket, dim"
-			err := r.scan(ctx, q, args, func(b time.Time, dim string, v *float64, _ string) {
-				if out.vals[dim] == nil {
-					out.vals[dim] = map[string]*float64{}
+			// Output names differ from the inputs' so that bucket below is always
+			// the query's column, not an alias of this SELECT.
+			q := "SELECT toDate(ifNull(bucket, toDate(0))) AS b, " + dim + " AS d, CAST(value AS Nullable(Float64)) AS v, toBool(isNull(bucket)) AS whole FROM (\n" + d.SQL + "\n) ORDER BY b, d"
+			err := r.scan(ctx, q, args, func(x row) {
+				if x.whole {
+					out.totals[x.dim] = x.value
+					return
 				}
-				out.vals[dim][b.Format(time.DateOnly)] = v
+				if out.vals[x.dim] == nil {
+					out.vals[x.dim] = map[string]*float64{}
+				}
+				out.vals[x.dim][x.bucket.Format(time.DateOnly)] = x.value
 			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
@@ -511,7 +519,18 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 	}
 }
 
-func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameters, f func(time.Time, string, *float64, string)) error {
+// row is one row of a planned series query: bucket, dim, value, and the
+// optional column currencies (String, a simple total) or whole (a custom
+// series' whole-range total).
+type row struct {
+	bucket     time.Time
+	dim        string
+	value      *float64
+	currencies string
+	whole      bool
+}
+
+func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameters, f func(row)) error {
 	trace(ctx, q, args)
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
 	rows, err := r.opts.Store.Conn.Query(ctx, q)
@@ -520,19 +539,19 @@ func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameter
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			b        time.Time
-			dim, cur string
-			v        *float64
-		)
-		dest := []any{&b, &dim, &v}
-		if len(rows.Columns()) == 4 {
-			dest = append(dest, &cur)
+		var x row
+		dest := []any{&x.bucket, &x.dim, &x.value}
+		switch cols := rows.Columns(); {
+		case len(cols) == 4 && cols[3] == "whole":
+			dest = append(dest, &x.whole)
+		case len(cols) == 4:
+			dest = append(dest, &x.currencies)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		f(b, dim, finite(v), cur)
+		x.value = finite(x.value)
+		f(x)
 	}
 	return rows.Err()
 }

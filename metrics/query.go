@@ -141,9 +141,6 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 	bs := buckets(p)
 	for _, dim := range cur.dims() {
 		s := Series{Dim: dim, Total: cur.total(dim)}
-		if d.Kind == Custom {
-			s.Total = nil
-		}
 		for i, b := range bs {
 			day := b.Format(time.DateOnly)
 			pt := Point{Bucket: day, Value: cur.get(dim, day), Target: d.Target.At(b)}
@@ -153,7 +150,7 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 			}
 			s.Points = append(s.Points, pt)
 		}
-		if cmp != nil && d.Kind != Custom {
+		if cmp != nil {
 			s.CompareTotal = cmp.total(dim)
 		}
 		res.Series = append(res.Series, s)

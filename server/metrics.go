@@ -59,6 +59,9 @@ type MetricPoint struct {
 type MetricSeries struct {
 	Key    string // breakdown value, "" for the total
 	Points []MetricPoint
+	// Total and CompareTotal are the series' values over the whole range (and the comparison
+	// range), computed from raw rows: never a sum of its points. nil when unknown.
+	Total, CompareTotal *float64
 }
 
 // MetricResult is a metric's answer to a MetricQuery.

@@ -198,7 +198,7 @@ func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery)
 	}
 	out := &MetricResult{Info: m.info(d), Target: scale(res.Target), Freshness: res.Freshness}
 	for _, s := range res.Series {
-		ms := MetricSeries{Key: s.Dim}
+		ms := MetricSeries{Key: s.Dim, Total: scale(s.Total), CompareTotal: scale(s.CompareTotal)}
 		for _, pt := range s.Points {
 			b, err := time.ParseInLocation(time.DateOnly, pt.Bucket, tz)
 			if err != nil {

@@ -30,6 +30,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/", s.handle(s.overview))
 	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
 	r.GET("/tiles/:name", s.handle(s.tilePartial))
+	r.GET(channelsPath, s.handle(s.channels))
 	r.GET(liveURL, s.handle(s.live))
 	r.GET("/retention", s.handle(s.retention)) // cohort retention matrix
 	r.GET("/funnel", s.handle(s.funnel))       // touchpoint → signup → first order → repeat

@@ -7,4 +7,4 @@
 -- polarity: lower_is_better
 -- kind: ratio
 -- formula: marketing_spend / new_customers_paid
--- dimensions: channel, campaign
+-- dimensions: channel, campaign, channel_campaign

@@ -1,6 +1,6 @@
 -- name: marketing_spend
 -- title: Marketing spend
--- description: Paid media cost of the period from marketing_spend (the platforms' account day). The numerator of CAC and ROAS, kpi-definitions.md.
+-- description: Paid media cost of the period from marketing_spend (the platforms' account day). channel_campaign is "channel / campaign" (campaign names are not unique across channels). The numerator of CAC and ROAS, kpi-definitions.md.
 -- owner: CMO
 -- unit: currency
 -- format: #,##0.00
@@ -8,5 +8,5 @@
 -- kind: simple
 -- time: date
 -- measure: sum(spend)
--- dimensions: channel, campaign, currency, source
-SELECT date, channel, campaign, spend, currency, source FROM marketing_spend FINAL
+-- dimensions: channel, campaign, channel_campaign, currency, source
+SELECT date, channel, campaign, concat(channel, ' / ', campaign) AS channel_campaign, spend, currency, source FROM marketing_spend FINAL

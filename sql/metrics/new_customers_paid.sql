@@ -8,12 +8,13 @@
 -- kind: simple
 -- time: first_order_at
 -- measure: uniqExact(customer_id)
--- dimensions: channel, campaign, country
+-- dimensions: channel, campaign, channel_campaign, country
 SELECT * FROM (
     SELECT customer_id,
            min(ordered_at) AS first_order_at,
            argMin(channel, ordered_at) AS channel,
            argMin(campaign, ordered_at) AS campaign,
+           concat(channel, ' / ', campaign) AS channel_campaign,
            argMin(country, ordered_at) AS country
     FROM orders_resolved
     WHERE status != 'cancelled' AND customer_id != ''

@@ -64,6 +64,15 @@
     });
   }
 
+  // Other GET forms marked data-autosubmit (a page's own options) apply on change too.
+  function autosubmit() {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-autosubmit] select"), function (el) {
+      el.addEventListener("change", function () {
+        if (el.form.requestSubmit) el.form.requestSubmit(); else el.form.submit();
+      });
+    });
+  }
+
   function live() {
     var url = document.body.getAttribute("data-live");
     if (!url || !window.EventSource) return;
@@ -80,6 +89,7 @@
       initCharts(document);
     }
     enhanceFilters();
+    autosubmit();
     live();
     var t;
     window.addEventListener("resize", function () { clearTimeout(t); t = setTimeout(resizeAll, 150); });
