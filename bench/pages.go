@@ -1,0 +1,268 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/server"
+	"github.com/converge-dev/converge/static"
+)
+
+// year is the benchmark period: the twelve full months before the month of
+// the data's last order.
+func year(ctx context.Context, cfg *Config) (from, to time.Time, err error) {
+	var last time.Time
+	if err := cfg.Store.Conn.QueryRow(ctx, "SELECT max(ordered_at) FROM orders").Scan(&last); err != nil {
+		return from, to, err
+	}
+	if last.Year() < 2000 {
+		return from, to, fmt.Errorf("the store has no orders: load `converge demo` first")
+	}
+	to = time.Date(last.Year(), last.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return to.AddDate(-1, 0, 0), to, nil
+}
+
+// replay runs stmts one after another, reading every row, and returns the time.
+func replay(ctx context.Context, cfg *Config, stmts []metrics.Statement) (time.Duration, error) {
+	t0 := time.Now()
+	for _, s := range stmts {
+		rows, err := cfg.Store.Conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(s.Args)), s.SQL)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(t0), nil
+}
+
+// recorder collects the statements of one traced call.
+type recorder struct {
+	mu    sync.Mutex
+	stmts []metrics.Statement
+}
+
+func (r *recorder) ctx(ctx context.Context) context.Context {
+	r.mu.Lock()
+	r.stmts = r.stmts[:0]
+	r.mu.Unlock()
+	return metrics.WithTrace(ctx, func(s metrics.Statement) { r.mu.Lock(); r.stmts = append(r.stmts, s); r.mu.Unlock() })
+}
+
+// builtins: every metric over the year at month grain: cold answers (a
+// registry without result cache) vs their statements replayed one after
+// another, and the cached answer.
+func builtins(ctx context.Context, cfg *Config) ([]Result, error) {
+	from, to, err := year(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cold, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, CacheTTL: -1})
+	if err != nil {
+		return nil, err
+	}
+	cached, err := metrics.New(ctx, metrics.Options{Store: cfg.Store})
+	if err != nil {
+		return nil, err
+	}
+	v := map[string][]string{"from": {from.Format(time.DateOnly)}, "to": {to.AddDate(0, 0, -1).Format(time.DateOnly)}, "grain": {"month"}}
+	var out []Result
+	for _, d := range cold.List() {
+		if len(cfg.Metrics) > 0 && !contains(cfg.Metrics, d.Name) {
+			continue
+		}
+		p, err := cold.ParseParams(d.Name, v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
+		}
+		if _, err := cold.Query(ctx, d.Name, p); err != nil { // definition checks, not timed
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
+		}
+		var rec recorder
+		var q, raw []float64
+		for range cfg.Cold {
+			t0 := time.Now()
+			if _, err := cold.Query(rec.ctx(ctx), d.Name, p); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Name, err)
+			}
+			q = append(q, msOf(time.Since(t0)))
+			r, err := replay(ctx, cfg, rec.stmts)
+			if err != nil {
+				return nil, fmt.Errorf("%s raw: %w", d.Name, err)
+			}
+			raw = append(raw, msOf(r))
+		}
+		if _, err := cached.Query(ctx, d.Name, p); err != nil {
+			return nil, err
+		}
+		var c []float64
+		for range 5 {
+			t0 := time.Now()
+			if _, err := cached.Query(ctx, d.Name, p); err != nil {
+				return nil, err
+			}
+			c = append(c, msOf(time.Since(t0)))
+		}
+		qm, qp := quantiles(q)
+		rm, _ := quantiles(raw)
+		cm, _ := quantiles(c)
+		out = append(out, Result{Group: "metric", Name: d.Name + " (" + string(d.Kind) + ")", Unit: "ms", Median: qm, P95: qp, Direct: rm, Ratio: qm / rm, N: cfg.Cold,
+			Note: fmt.Sprintf("cached %.2f ms; %d statements", cm, len(rec.stmts))})
+	}
+	return out, nil
+}
+
+// overview: the overview page over the year at month grain, served by the
+// real server and metrics layer: cold loads (a fresh registry each, so no
+// answer is cached) vs their statements replayed one after another; warm
+// loads; bytes of the HTML and of the scripts it loads; the process's peak
+// memory during the loads.
+func overview(ctx context.Context, cfg *Config) ([]Result, error) {
+	from, to, err := year(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	target := "/?range=custom&grain=month&from=" + from.Format(time.DateOnly) + "&to=" + to.AddDate(0, 0, -1).Format(time.DateOnly)
+	newServer := func(cacheTTL time.Duration) (*server.Server, error) {
+		reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, CacheTTL: cacheTTL})
+		if err != nil {
+			return nil, err
+		}
+		m := server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: "EUR", WeekStart: time.Monday})
+		if _, err := m.Catalog(ctx); err != nil { // definition checks, as serve does before listening
+			return nil, err
+		}
+		return server.New(server.Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: time.Hour}, server.Deps{Store: cfg.Store, Metrics: m}), nil
+	}
+	load := func(srv *server.Server, rctx context.Context) (time.Duration, string, error) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(rctx, http.MethodGet, target, nil)
+		t0 := time.Now()
+		srv.Handler().ServeHTTP(rec, req)
+		d := time.Since(t0)
+		if rec.Code != http.StatusOK {
+			return 0, "", fmt.Errorf("overview: status %d", rec.Code)
+		}
+		body := rec.Body.String()
+		if n := strings.Count(body, `class="tile-error"`); n > 0 {
+			return 0, "", fmt.Errorf("overview: %d tiles failed", n)
+		}
+		return d, body, nil
+	}
+	var cold, raw []float64
+	var html string
+	stmts := 0
+	for range cfg.Cold {
+		srv, err := newServer(-1)
+		if err != nil {
+			return nil, err
+		}
+		var rec recorder
+		d, body, err := load(srv, rec.ctx(ctx))
+		if err != nil {
+			return nil, err
+		}
+		r, err := replay(ctx, cfg, rec.stmts)
+		if err != nil {
+			return nil, err
+		}
+		cold, raw, html, stmts = append(cold, msOf(d)), append(raw, msOf(r)), body, len(rec.stmts)
+	}
+	srv, err := newServer(time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := load(srv, ctx); err != nil {
+		return nil, err
+	}
+	var warm []float64
+	for range cfg.Warm {
+		d, _, err := load(srv, ctx)
+		if err != nil {
+			return nil, err
+		}
+		warm = append(warm, msOf(d))
+	}
+	cm, cp := quantiles(cold)
+	rm, _ := quantiles(raw)
+	wm, wp := quantiles(warm)
+	js := scriptBytes(html)
+	rss, hwm := memory()
+	return []Result{
+		{Group: "page", Name: "overview cold", Unit: "ms", Median: cm, P95: cp, Direct: rm, Ratio: cm / rm, N: cfg.Cold,
+			Note: fmt.Sprintf("vs its %d statements one after another", stmts)},
+		{Group: "page", Name: "overview warm", Unit: "ms", Median: wm, P95: wp, N: cfg.Warm},
+		{Group: "page", Name: "overview HTML", Unit: "bytes", Median: float64(len(html)), N: 1, Note: fmt.Sprintf("scripts %d bytes", js)},
+		{Group: "memory", Name: "process RSS after the page loads", Unit: "MiB", Median: rss, N: 1, Note: fmt.Sprintf("peak %.0f MiB", hwm)},
+	}, nil
+}
+
+var scriptSrc = regexp.MustCompile(`<script[^>]+src="([^"]+)"`)
+
+// scriptBytes sums the sizes of the static scripts a page loads.
+func scriptBytes(html string) int {
+	n := 0
+	for _, m := range scriptSrc.FindAllStringSubmatch(html, -1) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(m[1], static.Prefix), "?")
+		if b, err := fs.ReadFile(static.FS(), name); err == nil {
+			n += len(b)
+		}
+	}
+	return n
+}
+
+// memoryAtRest: the process's resident memory with the store open.
+func memoryAtRest(ctx context.Context, cfg *Config) ([]Result, error) {
+	rss, _ := memory()
+	return []Result{{Group: "memory", Name: "process RSS at rest (store open)", Unit: "MiB", Median: rss, N: 1}}, nil
+}
+
+// memory reads VmRSS and VmHWM of this process in MiB (0 where /proc is missing).
+func memory() (rss, hwm float64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "VmRSS":
+			rss = kb / 1024
+		case "VmHWM":
+			hwm = kb / 1024
+		}
+	}
+	return rss, hwm
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
