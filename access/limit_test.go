@@ -18,7 +18,7 @@ func TestLimiter(t *testing.T) {
 		{time.Minute, true, 0},
 		{2 * time.Minute, false, 0}, // two failures: may try
 		{2 * time.Minute, true, 0},
-		{3 * time.Minute, false, 7 * time.Minute},         // three within 10 min: wait for the first to age out
+		{3 * time.Minute, false, 7 * time.Minute},          // three within 10 min: wait for the first to age out
 		{10*time.Minute - time.Second, false, time.Second}, // just before it does
 		{10 * time.Minute, false, 0},                       // the first is out of the window
 		{10 * time.Minute, true, 0},
