@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/converge-dev/converge/access"
 )
 
 // Store is what the server needs of the warehouse.
@@ -46,6 +50,8 @@ type Config struct {
 	TileTimeout time.Duration
 	// KeepAlive is the interval of keep-alive comments on /events/live; default 15 s.
 	KeepAlive time.Duration
+	// Auth configures the session cookie and reverse proxies (auth.go).
+	Auth AuthConfig
 }
 
 // Defaults applied by New for zero Config fields.
@@ -73,6 +79,12 @@ type Deps struct {
 	// Events, optional, receives POST /api/v1/events/{entity} (NDJSON or a JSON array of
 	// records, authenticated with an ingest token); nil answers 503.
 	Events http.Handler
+	// Access signs users in and keeps sessions and the audit log; nil: nobody can sign in and
+	// every route but the public ones answers 401 (or redirects to /login).
+	Access *access.Service
+	// Tokens, optional, admits API tokens on /api/: scope read as the finance role, admin as
+	// admin.
+	Tokens TokenVerifier
 }
 
 // Timeouts of store calls made while serving a request.
@@ -96,6 +108,13 @@ type Server struct {
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	access   *access.Service
+	tokens   TokenVerifier
+	roles    map[string]access.Role // "METHOD /path" → least role (auth.go)
+	proxies  []netip.Prefix         // Config.Auth.TrustedProxies
+	loopback atomic.Bool            // the server listens on loopback only (for Secure cookies)
+	testUser *access.User           // set by tests only: every request is this user's
 }
 
 // New builds a server and its routes. It does not listen; see Run and ListenAndRun.
@@ -126,6 +145,11 @@ func New(cfg Config, deps Deps) *Server {
 		log.Error("server: bad report time zone, using UTC", "tz", cfg.TZ, "error", err)
 		cfg.TZ = DefaultTZ
 	}
+	proxies, err := ParseProxies(cfg.Auth.TrustedProxies)
+	if err != nil {
+		log.Error("server: trusted proxies ignored", "error", err)
+		cfg.Auth.TrustedProxies, proxies = nil, nil
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   deps.Store,
@@ -136,7 +160,15 @@ func New(cfg Config, deps Deps) *Server {
 		eventsH: deps.Events,
 		now:     time.Now,
 		closing: make(chan struct{}),
+		access:  deps.Access,
+		tokens:  deps.Tokens,
+		roles:   map[string]access.Role{},
+		proxies: proxies,
 	}
+	if deps.Metrics != nil {
+		s.metrics = roleMetrics{deps.Metrics}
+	}
+	s.loopback.Store(isLoopback(cfg.Addr))
 	s.engine = s.routes()
 	return s
 }
@@ -165,6 +197,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.loopback.Store(isLoopback(ln.Addr().String()))
 	// Shutdown waits for active requests: end the event streams (/events/live) at once.
 	srv.RegisterOnShutdown(func() { s.closeOnce.Do(func() { close(s.closing) }) })
 	served := make(chan error, 1)
