@@ -74,7 +74,10 @@ func TestBrowserLogin(t *testing.T) {
 		t.Errorf("document.cookie %q shows the session (%v)", c, err)
 	}
 
-	run("overview", chromedp.Click(chromedp.CSS(`.site-nav a[href="/"]`)), chromedp.WaitVisible(chromedp.CSS(`#tile-revenue .tile-value`)))
+	run("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#tile-revenue .tile-value`)))
+	if err := waitFor(ctx, `[...document.querySelectorAll('.chart[data-option]')].every(e => e.dataset.ready)`); err != nil {
+		t.Fatal(err)
+	}
 	if h := text(`main h1`); h != "Overview" {
 		t.Errorf("h1 %q", h)
 	}
@@ -93,7 +96,10 @@ func TestBrowserLogin(t *testing.T) {
 	// An admin sees the administration pages.
 	run("admin signs in", chromedp.SendKeys(chromedp.CSS(`#email`), "admin@test"), chromedp.SendKeys(chromedp.CSS(`#password`), "password-admin"),
 		chromedp.Click(chromedp.CSS(`button[type=submit].button`)), chromedp.WaitVisible(chromedp.CSS(`.user-box`)))
-	run("users page", chromedp.Click(chromedp.CSS(`.site-nav a[href="/admin/users"]`)), chromedp.WaitVisible(chromedp.CSS(`table.users`)))
+	if err := waitFor(ctx, `!!document.querySelector('.site-nav a[href="/admin/users"]')`); err != nil {
+		t.Fatal(err)
+	}
+	run("users page", chromedp.Navigate(base+"/admin/users"), chromedp.WaitVisible(chromedp.CSS(`table.users`)))
 	run("add a user", chromedp.SendKeys(chromedp.CSS(`input[name=email][type=email]`), "cfo@test"),
 		chromedp.SetValue(chromedp.CSS(`form[action="/admin/users"] select[name=role]`), "finance"),
 		chromedp.Click(chromedp.CSS(`form[action="/admin/users"] button`)), chromedp.WaitVisible(chromedp.CSS(`code.secret`)))
