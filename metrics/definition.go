@@ -26,7 +26,7 @@
 //	formula      derived/ratio: arithmetic over other metric names, numbers, + - * / and parentheses
 //	component    score: "metric weight=W min=A max=B" (repeatable): the metric's value mapped from [A, B] to [0, 100]
 //	param        custom: "name Type = default | allowed1, allowed2" an extra bound parameter (repeatable)
-//	roles        comma separated roles allowed to see it (optional; empty = everyone)
+//	roles        comma separated roles that see it: executive, finance, analyst, admin (optional; absent = everyone; admin always sees it)
 //
 // Simple: the body is a SELECT (the model) whose rows carry the time
 // column, the dimension columns and what the measure reads; the planner
@@ -94,6 +94,10 @@ type Component struct {
 
 // Units a definition may declare.
 var Units = []string{"currency", "percent", "count", "ratio", "days", "hours", "months", "score"}
+
+// Roles a definition's "roles" header may name (the user roles of package access, which the
+// server enforces).
+var Roles = []string{"executive", "finance", "analyst", "admin"}
 
 // Polarities a definition may declare.
 var Polarities = []string{"higher_is_better", "lower_is_better", "neutral"}
@@ -335,7 +339,18 @@ func Parse(file string, src []byte) (*Definition, error) {
 			p.Line = ln
 			d.Params = append(d.Params, p)
 		case "roles":
-			d.Roles = splitList(val)
+			roles := splitList(strings.ToLower(val))
+			if len(roles) == 0 {
+				return nil, fail(ln, "roles: empty; list roles (%s) or drop the line to show the metric to everyone", strings.Join(Roles, ", "))
+			}
+			for _, r := range roles {
+				if !slices.Contains(Roles, r) {
+					return nil, fail(ln, "role %q is not one of %s", r, strings.Join(Roles, ", "))
+				}
+				if !slices.Contains(d.Roles, r) {
+					d.Roles = append(d.Roles, r)
+				}
+			}
 		}
 	}
 	d.bodyLine = i + 1

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -357,6 +358,45 @@ func (r *Registry) Get(name string) (*Definition, bool) {
 	defer r.mu.RUnlock()
 	d, ok := r.defs[name]
 	return d, ok
+}
+
+// Roles are the roles that may see the metric called name: its own "roles" header narrowed by
+// the roles of the metrics it combines, so a derived or score metric shows no more than its
+// inputs do. Nil means every role; admin, which sees every metric, is always among a non-nil
+// answer.
+func (r *Registry) Roles(name string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.roles(name)
+}
+
+// roles is Roles with r.mu held (the graph has no cycles: resolve checked it).
+func (r *Registry) roles(name string) []string {
+	d, ok := r.defs[name]
+	if !ok {
+		return nil
+	}
+	out := d.Roles
+	for _, in := range d.Inputs() {
+		ir := r.roles(in)
+		switch {
+		case ir == nil:
+		case out == nil:
+			out = ir
+		default:
+			both := []string{} // not nil: nil means every role
+			for _, x := range out {
+				if slices.Contains(ir, x) {
+					both = append(both, x)
+				}
+			}
+			out = both
+		}
+	}
+	if out != nil && !slices.Contains(out, "admin") {
+		out = append(slices.Clone(out), "admin")
+	}
+	return out
 }
 
 // Errors are the user files currently refused, each with file, line and

@@ -69,8 +69,8 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 func serveForBrowser(t *testing.T) (string, *fakeMetrics, *fakeChanges) {
 	t.Helper()
 	m, ch := newFakeMetrics(), &fakeChanges{}
-	s := New(Config{TZ: "Europe/Berlin", FiscalYearStartMonth: time.April, WeekStart: time.Monday, KeepAlive: time.Second},
-		Deps{Store: okStore(), Metrics: m, Changes: ch, Version: "test"})
+	s := asAdmin(New(Config{TZ: "Europe/Berlin", FiscalYearStartMonth: time.April, WeekStart: time.Monday, KeepAlive: time.Second},
+		Deps{Store: okStore(), Metrics: m, Changes: ch, Version: "test"}))
 	s.now = func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }
 	return serveOnLoopback(t, s), m, ch
 }

@@ -26,7 +26,7 @@ func newTestServerCfg(t *testing.T, cfg Config, deps Deps) (*Server, *syncBuffer
 	t.Helper()
 	logs := &syncBuffer{}
 	deps.Log = slogTo(logs)
-	return New(cfg, deps), logs
+	return asAdmin(New(cfg, deps)), logs
 }
 
 func day(s string, loc *time.Location) time.Time {

@@ -16,7 +16,7 @@ import (
 // definition, follows the links between them, and saves screenshots.
 func TestBrowserData(t *testing.T) {
 	st, ids := dataFixture(t)
-	s := New(Config{TZ: "Europe/Berlin", TileTimeout: time.Minute}, Deps{Store: okStore(), Metrics: catalogMetrics(t), Data: ingest.NewCatalog(st), Version: "test"})
+	s := asAdmin(New(Config{TZ: "Europe/Berlin", TileTimeout: time.Minute}, Deps{Store: okStore(), Metrics: catalogMetrics(t), Data: ingest.NewCatalog(st), Version: "test"}))
 	base := serveOnLoopback(t, s)
 	// The first catalog asks every custom metric for its shape: do it before the browser's
 	// time limit starts.

@@ -101,7 +101,7 @@ func dataServer(t *testing.T, cfg Config, st *warehouse.Store, m Metrics) *Serve
 	if st != nil {
 		data = ingest.NewCatalog(st)
 	}
-	return New(cfg, Deps{Store: fakeStore{}, Metrics: m, Data: data})
+	return asAdmin(New(cfg, Deps{Store: fakeStore{}, Metrics: m, Data: data}))
 }
 
 func TestDataPages(t *testing.T) {

@@ -45,7 +45,7 @@ func demoServer(t testing.TB, deps Deps) *Server {
 	if deps.Metrics == nil {
 		deps.Metrics = demoMetrics(t)
 	}
-	srv := New(Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: 60 * time.Second}, deps)
+	srv := asAdmin(New(Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: 60 * time.Second}, deps))
 	srv.now = func() time.Time { return whtest.DemoEnd.Add(36 * time.Hour) }
 	return srv
 }

@@ -40,6 +40,9 @@ func checkDims(info MetricInfo, f Filters) error {
 func (s *Server) kpi(c *gin.Context) error {
 	name := c.Param("name")
 	if n, ok := strings.CutSuffix(name, ".csv"); ok {
+		if err := needRole(c, finance); err != nil {
+			return err
+		}
 		return s.metricCSV(c, n)
 	}
 	f, err := s.filters(c)
@@ -83,6 +86,9 @@ func (s *Server) kpi(c *gin.Context) error {
 	}
 	v.CSVURL = f.URL("/kpi/"+url.PathEscape(info.Name)+".csv", func(q url.Values) { q.Del("view"); q.Del("by") })
 	v.JSONURL = f.URL("/api/v1/metrics/"+url.PathEscape(info.Name), func(q url.Values) { q.Del("view") })
+	if !roleOf(c).Includes(finance) { // exports are for finance and up
+		v.CSVURL, v.JSONURL = "", ""
+	}
 
 	var total, breakdown *MetricResult
 	var totalErr, breakdownErr error

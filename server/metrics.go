@@ -17,6 +17,7 @@ type MetricInfo struct {
 	Sources                         []string      // tables it reads (for freshness)
 	Params                          []MetricParam // declared parameters of a custom metric (e.g. model)
 	Table                           bool          // a custom metric answering with a table (Metrics.Table), not a tile
+	Roles                           []string      // roles that see it (nil: everyone; see access.Role.Sees)
 	Valid                           bool
 	Error                           string // a definition that does not validate
 }

@@ -63,7 +63,7 @@ func (m *registryMetrics) info(d *metrics.Definition) MetricInfo {
 	info := MetricInfo{
 		Name: d.Name, Title: d.Title, Description: d.Description, Owner: d.Owner, Unit: d.Unit,
 		Polarity: d.Polarity, Kind: string(d.Kind), Version: d.Version, Formula: d.Formula,
-		Dimensions: dims, Group4R: group, Sources: m.r.Sources(d.Name), Valid: true,
+		Dimensions: dims, Group4R: group, Sources: m.r.Sources(d.Name), Valid: true, Roles: m.r.Roles(d.Name),
 	}
 	if info.Formula == "" {
 		info.Formula = d.Measure

@@ -24,7 +24,7 @@ func (s *Server) renderHTML(c *gin.Context, status int, component templ.Componen
 
 // page builds the layout's view model for the current request.
 func (s *Server) page(c *gin.Context, title, nav string) views.Page {
-	return views.Page{
+	p := views.Page{
 		Title:         title,
 		Version:       s.version,
 		StylesheetURL: static.URL("css/app.css"),
@@ -32,6 +32,13 @@ func (s *Server) page(c *gin.Context, title, nav string) views.Page {
 		RequestID:     requestIDOf(c),
 		TZ:            s.reportTZ(c),
 	}
+	if id := identityOf(c); id.user != nil {
+		p.User, p.Role, p.Admin = id.user.Email, id.user.Role.String(), id.user.Role == admin
+		if id.session != nil {
+			p.CSRF = id.session.CSRFToken()
+		}
+	}
+	return p
 }
 
 // reportTZ is the request's report time zone: a valid ?tz=, else Config.TZ.

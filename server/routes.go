@@ -3,15 +3,29 @@ package server
 import (
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/access"
 	"github.com/converge-dev/converge/static"
 )
 
-// routes builds the router. Every route of the server is registered here.
+// Roles (package access), each including the ones before: executive views dashboards, finance
+// also exports, analyst also runs SQL and edits metrics, admin does everything. access.Public
+// needs no sign-in.
+const (
+	public    = access.Public
+	executive = access.RoleExecutive
+	finance   = access.RoleFinance
+	analyst   = access.RoleAnalyst
+	admin     = access.RoleAdmin
+)
+
+// routes builds the router. Every route of the server is registered here, with s.get, s.head or
+// s.post and the least role it needs (auth.go); a route without a role fails TestRouteRoles.
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	// Trust no proxy headers until a deployment configures its proxies: ClientIP is the peer address.
-	_ = r.SetTrustedProxies(nil)
+	s.engine = r
+	// Trust no proxy headers but those of the configured proxies: otherwise ClientIP is the peer.
+	_ = r.SetTrustedProxies(s.cfg.Auth.TrustedProxies)
 	r.RedirectTrailingSlash = true
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = false
@@ -19,33 +33,45 @@ func (s *Server) routes() *gin.Engine {
 	// Order matters: the request id comes first so every log line and error page carries it.
 	r.Use(s.requestID, s.requestLogger, s.recovery, securityHeaders)
 
-	r.GET("/healthz", s.handle(s.healthz))
-	r.HEAD("/healthz", s.handle(s.healthz))
-	r.GET("/readyz", s.handle(s.readyz))
+	s.get("/healthz", public, s.handle(s.healthz))
+	s.head("/healthz", public, s.handle(s.healthz))
+	s.get("/readyz", public, s.handle(s.readyz))
 
-	r.GET(static.Prefix+"*path", s.handle(s.staticAsset))
-	r.HEAD(static.Prefix+"*path", s.handle(s.staticAsset))
+	s.get(static.Prefix+"*path", public, s.handle(s.staticAsset))
+	s.head(static.Prefix+"*path", public, s.handle(s.staticAsset))
+
+	// Sign-in (login.go).
+	s.get("/login", public, s.handle(s.loginPage))
+	s.post("/login", public, s.handle(s.loginSubmit))
+	s.post("/logout", executive, s.handle(s.logout))
 
 	// Dashboard pages (filters in the URL, see filters.go).
-	r.GET("/", s.handle(s.overview))
-	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
-	r.GET("/tiles/:name", s.handle(s.tilePartial))
-	r.GET(channelsPath, s.handle(s.channels))
-	r.GET(liveURL, s.handle(s.live))
-	r.GET("/retention", s.handle(s.retention)) // cohort retention matrix
-	r.GET("/funnel", s.handle(s.funnel))       // touchpoint → signup → first order → repeat
-	// Data: sources and freshness, ingest runs, quarantine, metric catalog (data.go).
-	r.GET("/data", s.handle(s.dataPage))
-	r.GET("/data/quarantine", s.handle(s.quarantinePage))
+	s.get("/", executive, s.handle(s.overview))
+	s.get("/kpi/:name", executive, s.handle(s.kpi)) // also /kpi/<name>.csv, for finance and up
+	s.get("/tiles/:name", executive, s.handle(s.tilePartial))
+	s.get(liveURL, executive, s.handle(s.live))
+	s.get(channelsPath, executive, s.handle(s.channels))
+	s.get("/retention", executive, s.handle(s.retention)) // cohort retention matrix
+	s.get("/funnel", executive, s.handle(s.funnel))       // touchpoint → signup → first order → repeat
+	// Data: sources and freshness, ingest runs, quarantine (raw records), metric catalog (data.go):
+	// the analyst's pages.
+	s.get("/data", analyst, s.handle(s.dataPage))
+	s.get("/data/quarantine", analyst, s.handle(s.quarantinePage))
 	// The system page: store and engine (the former home page).
-	r.GET("/about", s.handle(s.home))
+	s.get("/about", executive, s.handle(s.home))
 
-	// JSON API: the same URL parameters as the pages; errors are JSON.
-	api := r.Group("/api/v1")
-	api.GET("/metrics", s.handleAPI(s.apiCatalog))
-	api.GET("/metrics/:name", s.handleAPI(s.apiMetric))
+	// Administration (admin.go).
+	s.get("/admin/users", admin, s.handle(s.adminUsers))
+	s.post("/admin/users", admin, s.handle(s.adminAddUser))
+	s.post("/admin/users/:email", admin, s.handle(s.adminChangeUser))
+	s.get("/admin/audit", admin, s.handle(s.adminAudit))
+
+	// JSON API: the same URL parameters as the pages; errors are JSON. A session or an API
+	// token of scope read (or admin).
+	s.get("/api/v1/metrics", finance, s.handleAPI(s.apiCatalog))
+	s.get("/api/v1/metrics/:name", finance, s.handleAPI(s.apiMetric))
 	// Events: authenticated by an API token of scope ingest (see ingest/events).
-	api.POST("/events/:entity", s.handle(s.events))
+	s.post("/api/v1/events/:entity", public, s.handle(s.events))
 
 	r.NoRoute(s.handle(s.notFound))
 	return r

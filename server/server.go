@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/converge-dev/converge/access"
 )
 
 // Store is what the server needs of the warehouse.
@@ -49,6 +53,8 @@ type Config struct {
 	// StaleAfter marks a source stale on the data page when its last successful load ended
 	// longer ago than this; default 48 hours (a daily feed that missed a day).
 	StaleAfter time.Duration
+	// Auth configures the session cookie and reverse proxies (auth.go).
+	Auth AuthConfig
 }
 
 // Defaults applied by New for zero Config fields.
@@ -80,6 +86,12 @@ type Deps struct {
 	// Data, optional, serves the data pages (/data, /data/quarantine) from the ingest
 	// bookkeeping (ingest.NewCatalog); nil answers them with 503.
 	Data Data
+	// Access signs users in and keeps sessions and the audit log; nil: nobody can sign in and
+	// every route but the public ones answers 401 (or redirects to /login).
+	Access *access.Service
+	// Tokens, optional, admits API tokens on /api/: scope read as the finance role, admin as
+	// admin.
+	Tokens TokenVerifier
 }
 
 // Timeouts of store calls made while serving a request.
@@ -104,6 +116,13 @@ type Server struct {
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	access   *access.Service
+	tokens   TokenVerifier
+	roles    map[string]access.Role // "METHOD /path" → least role (auth.go)
+	proxies  []netip.Prefix         // Config.Auth.TrustedProxies
+	loopback atomic.Bool            // the server listens on loopback only (for Secure cookies)
+	testUser *access.User           // set by tests only: every request is this user's
 }
 
 // New builds a server and its routes. It does not listen; see Run and ListenAndRun.
@@ -137,6 +156,11 @@ func New(cfg Config, deps Deps) *Server {
 		log.Error("server: bad report time zone, using UTC", "tz", cfg.TZ, "error", err)
 		cfg.TZ = DefaultTZ
 	}
+	proxies, err := ParseProxies(cfg.Auth.TrustedProxies)
+	if err != nil {
+		log.Error("server: trusted proxies ignored", "error", err)
+		cfg.Auth.TrustedProxies, proxies = nil, nil
+	}
 	s := &Server{
 		cfg:     cfg,
 		store:   deps.Store,
@@ -148,7 +172,15 @@ func New(cfg Config, deps Deps) *Server {
 		data:    deps.Data,
 		now:     time.Now,
 		closing: make(chan struct{}),
+		access:  deps.Access,
+		tokens:  deps.Tokens,
+		roles:   map[string]access.Role{},
+		proxies: proxies,
 	}
+	if deps.Metrics != nil {
+		s.metrics = roleMetrics{deps.Metrics}
+	}
+	s.loopback.Store(isLoopback(cfg.Addr))
 	s.engine = s.routes()
 	return s
 }
@@ -177,6 +209,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.loopback.Store(isLoopback(ln.Addr().String()))
 	// Shutdown waits for active requests: end the event streams (/events/live) at once.
 	srv.RegisterOnShutdown(func() { s.closeOnce.Do(func() { close(s.closing) }) })
 	served := make(chan error, 1)

@@ -61,7 +61,7 @@ func newTestServer(t *testing.T, st Store) (*Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slogTo(logs)
-	return New(Config{}, Deps{Store: st, Log: log, Version: "v1.2.3-test"}), logs
+	return asAdmin(New(Config{}, Deps{Store: st, Log: log, Version: "v1.2.3-test"})), logs
 }
 
 func okStore() fakeStore {

@@ -20,6 +20,13 @@ type Page struct {
 	Scripts []string
 	// LiveURL, when set, is the server-sent events stream the page listens to for refreshes.
 	LiveURL string
+	// User is the signed-in user's email ("" when nobody is), Role their role, Admin whether
+	// it is admin.
+	User, Role string
+	Admin      bool
+	// CSRF is the session's CSRF token: every form that posts carries it (CSRFField), and htmx
+	// sends it as X-CSRF-Token.
+	CSRF string
 }
 
 // HomeView is the home page's view model.
@@ -170,7 +177,8 @@ type KPIView struct {
 	ByLinks   []Link
 	Breakdown *Chart
 	// BreakdownError is why the breakdown could not be shown.
-	BreakdownError  string
+	BreakdownError string
+	// CSVURL and JSONURL are the exports; empty for a role that may not export.
 	CSVURL, JSONURL string
 	// OverviewURL is the overview with the same filters.
 	OverviewURL string

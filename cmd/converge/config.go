@@ -50,35 +50,59 @@ type Config struct {
 	ReportWeekStart       time.Weekday   // report.week_start: monday or sunday
 	ReportFiscalYearStart time.Month     // report.fiscal_year_start: 1..12
 	ReportDefaultMargin   float64        // report.default_margin: gross margin assumed where an order's cost is unknown
+
+	Auth AuthConfig // auth.*: users, sessions, sign-in (see package access)
+}
+
+// AuthConfig is the auth.* part of Config.
+type AuthConfig struct {
+	BootstrapEmail     string        // auth.bootstrap_email: the first admin, created by serve when there are no users
+	SessionIdle        time.Duration // auth.session_idle: a session ends this long after its last request
+	SessionAbsolute    time.Duration // auth.session_absolute: and this long after sign-in (at most 720h)
+	CookieSecure       string        // auth.cookie_secure: auto, always or never (see server.AuthConfig)
+	FailuresPerAccount int           // auth.login_failures_per_account: failed sign-ins of one account within auth.login_window
+	FailuresPerIP      int           // auth.login_failures_per_ip: from one address
+	LoginWindow        time.Duration // auth.login_window
+	ProxyHeader        string        // auth.proxy_header: header of an authenticating reverse proxy with the user's email; "" = off
+	TrustedProxies     []string      // auth.trusted_proxies: comma-separated IPs or CIDRs of reverse proxies
 }
 
 // defaults lists every key with its default value.
 var defaults = map[string]any{
-	"data_dir":                   "./data",
-	"log.level":                  "info",
-	"log.format":                 "text",
-	"engine.lib":                 "",
-	"engine.pool":                4,
-	"engine.max_server_memory":   "0",
-	"engine.max_query_memory":    "0",
-	"engine.http_listen":         "127.0.0.1:8124",
-	"engine.http_password":       "",
-	"clickhouse.addr":            "",
-	"clickhouse.protocol":        "http",
-	"clickhouse.secure":          false,
-	"clickhouse.tls_skip_verify": false,
-	"clickhouse.user":            "default",
-	"clickhouse.password":        "",
-	"clickhouse.database":        "converge",
-	"server.addr":                ":8080",
-	"server.tile_timeout":        "8s",
-	"metrics.dir":                "",
-	"identity.source_priority":   "",
-	"report.tz":                  "UTC",
-	"report.currency":            "EUR",
-	"report.week_start":          "monday",
-	"report.fiscal_year_start":   1,
-	"report.default_margin":      "0.30",
+	"data_dir":                        "./data",
+	"log.level":                       "info",
+	"log.format":                      "text",
+	"engine.lib":                      "",
+	"engine.pool":                     4,
+	"engine.max_server_memory":        "0",
+	"engine.max_query_memory":         "0",
+	"engine.http_listen":              "127.0.0.1:8124",
+	"engine.http_password":            "",
+	"clickhouse.addr":                 "",
+	"clickhouse.protocol":             "http",
+	"clickhouse.secure":               false,
+	"clickhouse.tls_skip_verify":      false,
+	"clickhouse.user":                 "default",
+	"clickhouse.password":             "",
+	"clickhouse.database":             "converge",
+	"server.addr":                     ":8080",
+	"server.tile_timeout":             "8s",
+	"metrics.dir":                     "",
+	"identity.source_priority":        "",
+	"report.tz":                       "UTC",
+	"report.currency":                 "EUR",
+	"report.week_start":               "monday",
+	"report.fiscal_year_start":        1,
+	"report.default_margin":           "0.30",
+	"auth.bootstrap_email":            "admin@localhost",
+	"auth.session_idle":               "2h",
+	"auth.session_absolute":           "12h",
+	"auth.cookie_secure":              "auto",
+	"auth.login_failures_per_account": 5,
+	"auth.login_failures_per_ip":      20,
+	"auth.login_window":               "15m",
+	"auth.proxy_header":               "",
+	"auth.trusted_proxies":            "",
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -215,6 +239,24 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 	} else {
 		c.ReportFiscalYearStart = time.Month(m)
 	}
+	durationKey := func(key string) time.Duration {
+		d, err := time.ParseDuration(v.GetString(key))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration (e.g. 2h, 15m)", key, v.GetString(key)))
+		}
+		return d
+	}
+	c.Auth = AuthConfig{
+		BootstrapEmail:     strings.ToLower(strings.TrimSpace(v.GetString("auth.bootstrap_email"))),
+		SessionIdle:        durationKey("auth.session_idle"),
+		SessionAbsolute:    durationKey("auth.session_absolute"),
+		CookieSecure:       strings.ToLower(v.GetString("auth.cookie_secure")),
+		FailuresPerAccount: intKey("auth.login_failures_per_account"),
+		FailuresPerIP:      intKey("auth.login_failures_per_ip"),
+		LoginWindow:        durationKey("auth.login_window"),
+		ProxyHeader:        strings.TrimSpace(v.GetString("auth.proxy_header")),
+		TrustedProxies:     splitList(v.GetString("auth.trusted_proxies")),
+	}
 	c.EngineMaxServerMemory = sizeKey("engine.max_server_memory")
 	c.EngineMaxQueryMemory = sizeKey("engine.max_query_memory")
 	c.ClickHouse.Secure = boolKey("clickhouse.secure")
@@ -266,6 +308,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("data_dir: %v", err)
 		}
 		c.DataDir = abs
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
 	}
 	wc := c.warehouseConfig()
 	return wc.Validate()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 )
@@ -20,13 +21,13 @@ func (a *app) configCmd() *cobra.Command {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%-28s %-34s %s\n", "key", "env", "default")
+			out := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 1, ' ', 0)
+			fmt.Fprintln(out, "key\tenv\tdefault")
 			for _, k := range keys {
 				env := "CONVERGE_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
-				fmt.Fprintf(out, "%-28s %-34s %v\n", k, env, defaults[k])
+				fmt.Fprintf(out, "%s\t%s\t%v\n", k, env, defaults[k])
 			}
-			return nil
+			return out.Flush()
 		},
 	})
 	return cmd

@@ -100,8 +100,10 @@ func TestServeThenCommandsThroughEndpoint(t *testing.T) {
 	t.Setenv("CONVERGE_ENGINE_HTTP_LISTEN", chAddr)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
+	var serveOut string
 	go func() {
-		_, err := run(t, ctx, "--data-dir", dir, "serve", "--addr", addr)
+		out, err := run(t, ctx, "--data-dir", dir, "serve", "--addr", addr)
+		serveOut = out
 		served <- err
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -123,6 +125,7 @@ func TestServeThenCommandsThroughEndpoint(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	checkUsersWhileServing(t, dir, addr)
 	out, err := run(t, context.Background(), "--data-dir", dir, "sql", "--format", "csv", "SELECT name FROM system.tables WHERE database = 'converge' AND name IN ('orders', 'customers') ORDER BY name")
 	if err != nil {
 		t.Fatalf("sql while serving: %v\n%s", err, out)
@@ -201,6 +204,10 @@ func TestServeThenCommandsThroughEndpoint(t *testing.T) {
 	case err := <-served:
 		if err != nil {
 			t.Fatalf("serve: %v", err)
+		}
+		// The first run created an admin and said its password once.
+		if n := strings.Count(serveOut, "password="); n != 1 || !strings.Contains(serveOut, "first run: created an admin") || !strings.Contains(serveOut, "email=admin@localhost") {
+			t.Fatalf("serve's first-run admin (%d passwords in the log):\n%s", n, serveOut)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not shut down within 15s")

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/converge-dev/converge/access"
 	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
@@ -61,13 +62,23 @@ func (a *app) serve(ctx context.Context) error {
 	for _, e := range reg.Errors() {
 		a.log.Warn("metric definition refused (the last good version, if any, keeps serving)", "err", e)
 	}
+	acc, err := a.openAccess(st)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := a.bootstrapAdmin(ctx, acc); err != nil {
+		ln.Close()
+		return err
+	}
 	changes := server.NewBroadcaster()
-	evs := events.New(st, events.NewTokens(st, 0), events.Config{}, a.log)
+	tokens := events.NewTokens(st, 0)
+	evs := events.New(st, tokens, events.Config{}, a.log)
 	evs.OnData = func(string) { changes.Notify() }
 	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
-		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
-		Events: evs, Changes: changes, Data: ingest.NewCatalog(st),
+		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
+		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: ingest.NewCatalog(st),
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
@@ -99,10 +110,11 @@ func (a *app) serve(ctx context.Context) error {
 		a.log.Info("ClickHouse HTTP endpoint for this machine", "url", ep.URL, "user", "default",
 			"password_in", filepath.Join(a.cfg.DataDir, endpointFile))
 	}
-	// Warm the metric cache: render the overview once, as the first visitor would.
+	// Warm the metric cache: render the overview once, as the first visitor would (as an admin,
+	// who sees every metric).
 	g.Go(func() error {
 		t0 := time.Now()
-		req := httptest.NewRequestWithContext(gctx, http.MethodGet, "/", nil)
+		req := httptest.NewRequestWithContext(access.WithUser(gctx, access.User{Email: "system", Role: access.RoleAdmin}), http.MethodGet, "/", nil)
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, req)
 		a.log.Info("dashboard warmed", "status", rec.Code, "took", time.Since(t0).Round(time.Millisecond).String())

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/converge-dev/converge/access"
 	"github.com/converge-dev/converge/ingest/events"
 )
 
@@ -43,7 +44,7 @@ func (a *app) tokenCmd() *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), full)
 			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (scope %s) created; store it now, it is not shown again\n", tok.ID, tok.Scope)
-			return nil
+			return a.cliAudit(cmd.Context(), st, access.ActionTokenCreate, tok.ID, map[string]string{"scope": tok.Scope, "name": tok.Name})
 		},
 	}
 	create.Flags().StringVar(&scope, "scope", "", "what the token may do: "+strings.Join(events.Scopes, ", "))
@@ -83,6 +84,9 @@ func (a *app) tokenCmd() *cobra.Command {
 			}
 			defer st.Close()
 			if err := events.NewTokens(st, 0).Revoke(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if err := a.cliAudit(cmd.Context(), st, access.ActionTokenRevoke, args[0], nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])

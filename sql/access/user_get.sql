@@ -1,0 +1,3 @@
+SELECT email, name, role, password_hash, disabled, created_at, updated_at
+FROM users FINAL
+WHERE email = {email:String}
