@@ -230,6 +230,7 @@ type CLVSnapshot struct {
 	AsOf, CalibrationEnd time.Time
 	Unit, Currency       string
 	Customers            int
+	HorizonMonths        int
 	Model                *BGNBD // nil when clv_fits has no parameters for it
 }
 
@@ -494,7 +495,7 @@ func (c *Customers) Profile360(ctx context.Context, id string, o Profile360Optio
 	if o.Today.IsZero() {
 		o.Today = time.Now()
 	}
-	idents, err := within(ctx, o.Budget, func(ctx context.Context) (List[Identity], error) { return c.Resolve(ctx, id) })
+	idents, err := Within(ctx, o.Budget, func(ctx context.Context) (List[Identity], error) { return c.Resolve(ctx, id) })
 	if err != nil {
 		return nil, err
 	}
@@ -542,9 +543,9 @@ func (c *Customers) Profile360(ctx context.Context, id string, o Profile360Optio
 // ErrBudget marks a section that did not answer within its time budget.
 var ErrBudget = errors.New("time budget exceeded")
 
-// within runs f with a budget; an f that does not return in time is abandoned (its context
+// Within runs f with a budget; an f that does not return in time is abandoned (its context
 // is cancelled) and reported as ErrBudget, whether or not it honours the cancellation.
-func within[T any](ctx context.Context, budget time.Duration, f func(context.Context) (T, error)) (T, error) {
+func Within[T any](ctx context.Context, budget time.Duration, f func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, budget, ErrBudget)
 	defer cancel()
 	type answer struct {
@@ -570,7 +571,7 @@ func within[T any](ctx context.Context, budget time.Duration, f func(context.Con
 }
 
 func section[T any](ctx context.Context, budget time.Duration, f func(context.Context) (T, error)) Section[T] {
-	v, err := within(ctx, budget, f)
+	v, err := Within(ctx, budget, f)
 	return Section[T]{Data: v, Err: err}
 }
 
@@ -710,14 +711,15 @@ func (c *Customers) Snapshot(ctx context.Context) (CLVSnapshot, error) {
 	)
 	err := c.each(ctx, "customer_snapshot", clickhouse.Parameters{"model": CLVModel}, func(r driver.Rows) error {
 		var (
-			n      uint64
-			hasFit uint8
-			m      BGNBD
+			n       uint64
+			horizon uint16
+			hasFit  uint8
+			m       BGNBD
 		)
-		if err := r.Scan(&s.AsOf, &s.CalibrationEnd, &s.Unit, &s.Currency, &n, &hasFit, &m.R, &m.Alpha, &m.A, &m.B); err != nil {
+		if err := r.Scan(&s.AsOf, &s.CalibrationEnd, &s.Unit, &s.Currency, &n, &horizon, &hasFit, &m.R, &m.Alpha, &m.A, &m.B); err != nil {
 			return err
 		}
-		found, s.Customers = true, int(n)
+		found, s.Customers, s.HorizonMonths = true, int(n), int(horizon)
 		if hasFit == 1 {
 			s.Model = &m
 		}
@@ -825,4 +827,38 @@ func (c *Customers) AtRisk(ctx context.Context, today time.Time, limit int) (*At
 		return nil, err
 	}
 	return out, c.addProfiles(ctx, len(out.Rows), func(i int) *CustomerProfile { return &out.Rows[i].CustomerProfile })
+}
+
+// RFMSegment is a named group of RFM cells by recency score R and frequency score F (1–5,
+// inclusive ranges), after the common R×F segmentation grid; the monetary score does not
+// name a segment.
+type RFMSegment struct {
+	Name        string
+	RMin, RMax  int
+	FMin, FMax  int
+	Description string
+}
+
+// RFMSegments cover each of the 25 R×F cells exactly once, best first.
+var RFMSegments = []RFMSegment{
+	{"Champions", 5, 5, 4, 5, "bought recently and often"},
+	{"Loyal customers", 3, 4, 4, 5, "buy often, a while ago"},
+	{"Potential loyalists", 4, 5, 2, 3, "recent, a few orders"},
+	{"New customers", 5, 5, 1, 1, "recent first order"},
+	{"Promising", 4, 4, 1, 1, "fairly recent, one order"},
+	{"Need attention", 3, 3, 3, 3, "middle recency and frequency"},
+	{"About to sleep", 3, 3, 1, 2, "few orders, fading"},
+	{"Can't lose them", 1, 2, 5, 5, "bought most often, long ago"},
+	{"At risk", 1, 2, 3, 4, "bought often, long ago"},
+	{"Hibernating", 1, 2, 1, 2, "few orders, long ago"},
+}
+
+// RFMSegmentOf is the index in RFMSegments of the cell (r, f), or -1 outside 1–5.
+func RFMSegmentOf(r, f int) int {
+	for i, s := range RFMSegments {
+		if r >= s.RMin && r <= s.RMax && f >= s.FMin && f <= s.FMax {
+			return i
+		}
+	}
+	return -1
 }

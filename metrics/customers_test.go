@@ -342,20 +342,20 @@ func TestCustomers(t *testing.T) {
 // TestWithin: a section that does not answer within its budget is abandoned.
 func TestWithin(t *testing.T) {
 	start := time.Now()
-	_, err := within(context.Background(), 50*time.Millisecond, func(ctx context.Context) (int, error) {
+	_, err := Within(context.Background(), 50*time.Millisecond, func(ctx context.Context) (int, error) {
 		time.Sleep(2 * time.Second) // ignores its context
 		return 1, nil
 	})
 	if !errors.Is(err, ErrBudget) || time.Since(start) > time.Second {
 		t.Errorf("err %v after %v", err, time.Since(start))
 	}
-	v, err := within(context.Background(), time.Second, func(ctx context.Context) (int, error) { return 7, nil })
+	v, err := Within(context.Background(), time.Second, func(ctx context.Context) (int, error) { return 7, nil })
 	if v != 7 || err != nil {
 		t.Errorf("%v %v", v, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := within(ctx, time.Second, func(ctx context.Context) (int, error) { <-ctx.Done(); return 0, ctx.Err() }); !errors.Is(err, context.Canceled) || errors.Is(err, ErrBudget) {
+	if _, err := Within(ctx, time.Second, func(ctx context.Context) (int, error) { <-ctx.Done(); return 0, ctx.Err() }); !errors.Is(err, context.Canceled) || errors.Is(err, ErrBudget) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -365,5 +365,25 @@ func TestSearchDigits(t *testing.T) {
 		if got := SearchDigits(q); got != want {
 			t.Errorf("SearchDigits(%q) = %q, want %q", q, got, want)
 		}
+	}
+}
+
+// TestRFMSegments: every R×F cell is in exactly one segment.
+func TestRFMSegments(t *testing.T) {
+	for r := 1; r <= 5; r++ {
+		for f := 1; f <= 5; f++ {
+			n := 0
+			for _, s := range RFMSegments {
+				if r >= s.RMin && r <= s.RMax && f >= s.FMin && f <= s.FMax {
+					n++
+				}
+			}
+			if n != 1 || RFMSegmentOf(r, f) < 0 {
+				t.Errorf("cell R%d F%d is in %d segments", r, f, n)
+			}
+		}
+	}
+	if RFMSegmentOf(5, 5) != 0 || RFMSegments[RFMSegmentOf(1, 1)].Name != "Hibernating" || RFMSegmentOf(0, 3) != -1 {
+		t.Errorf("RFMSegmentOf")
 	}
 }

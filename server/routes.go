@@ -31,6 +31,9 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/kpi/:name", s.handle(s.kpi)) // also /kpi/<name>.csv
 	r.GET("/tiles/:name", s.handle(s.tilePartial))
 	r.GET(liveURL, s.handle(s.live))
+	// Customers: search, best customers, at risk, RFM segments; the customer 360.
+	r.GET("/customers", s.handle(s.customersPage))
+	r.GET("/customers/:id", s.handle(s.customer360))
 	// The system page: store and engine (the former home page).
 	r.GET("/about", s.handle(s.home))
 

@@ -73,6 +73,9 @@ type Deps struct {
 	// Events, optional, receives POST /api/v1/events/{entity} (NDJSON or a JSON array of
 	// records, authenticated with an ingest token); nil answers 503.
 	Events http.Handler
+	// Customers, optional, answers the customer pages (/customers, /customers/:id); nil makes
+	// them answer 503 "not configured".
+	Customers Customers
 }
 
 // Timeouts of store calls made while serving a request.
@@ -93,6 +96,8 @@ type Server struct {
 	engine  *gin.Engine
 	now     func() time.Time // today's reference for the range presets
 	eventsH http.Handler
+	// customers answers the customer pages; nil: not configured.
+	customers Customers
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -137,6 +142,7 @@ func New(cfg Config, deps Deps) *Server {
 		now:     time.Now,
 		closing: make(chan struct{}),
 	}
+	s.customers = deps.Customers
 	s.engine = s.routes()
 	return s
 }
