@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,9 +26,10 @@ func TestBrowserCustomers(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// textOf reads in the page (not through DOM node ids, which a navigation invalidates).
 	textOf := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`) || {textContent: 'MISSING `+sel+`'}).textContent`))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
@@ -45,7 +47,8 @@ func TestBrowserCustomers(t *testing.T) {
 
 	// Search by the CRM id, in capitals: the form is a plain GET form.
 	run("search", chromedp.SendKeys(chromedp.CSS(`#customer-q`), strings.ToUpper(crm)), chromedp.Submit(chromedp.CSS(`#customer-q`)))
-	if err := waitFor(ctx, `location.search.includes('q=') && !!document.querySelector('#search-results table')`); err != nil {
+	if err := waitFor(ctx, `location.search.includes('q=') && document.readyState === 'complete' && !!document.querySelector('#search-results table') &&
+		!!document.querySelector('#chart-rfm-segments[data-ready] svg')`); err != nil {
 		t.Fatal(err)
 	}
 	loc, err := chromedp.Run(ctx, chromedp.Location())
@@ -62,7 +65,7 @@ func TestBrowserCustomers(t *testing.T) {
 
 	// Follow the result to the 360.
 	run("open the customer", chromedp.Click(chromedp.CSS(`#search-results tbody a`)))
-	if err := waitFor(ctx, `location.pathname === '/customers/`+id+`' && !!document.querySelector('#orders table')`); err != nil {
+	if err := waitFor(ctx, `location.pathname === '/customers/`+id+`' && document.readyState === 'complete' && !!document.querySelector('#orders table')`); err != nil {
 		t.Fatal(err)
 	}
 	for _, sel := range []string{"#identities", "#profile", "#value", "#orders", "#touchpoints", "#tickets", "#surveys", "#consent", "#consent-history", "#rewards"} {

@@ -363,3 +363,19 @@ func TestCustomersFailingWidgets(t *testing.T) {
 		t.Errorf("RFM without metrics: %s", s)
 	}
 }
+
+// ambiguousCustomers answers every 360 with a source id that two customers share.
+type ambiguousCustomers struct{ Customers }
+
+func (ambiguousCustomers) Profile360(ctx context.Context, id string, o metrics.Profile360Options) (*metrics.Customer360, error) {
+	return nil, &metrics.AmbiguousError{Given: id, IDs: []string{"A1", "B2"}}
+}
+
+// A source id several customers share leads to the search for it.
+func TestCustomerAmbiguousID(t *testing.T) {
+	srv := New(Config{TZ: "UTC"}, Deps{Store: fakeStore{}, Customers: ambiguousCustomers{}})
+	rec := get(t, srv, "/customers/dup-7?range=last_year")
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/customers?q=dup-7&range=last_year&tz=UTC" {
+		t.Errorf("ambiguous id: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+}
