@@ -304,7 +304,7 @@ const daysPerMonth = 365.25 / 12
 
 // FitCLV reads the calibration data from the store, fits both models and,
 // with Write, stores per-customer predictions in customer_value (model
-// bgnbd_gg, as_of = calibration end).
+// bgnbd_gg, as_of = calibration end) and the fitted parameters in clv_fits.
 func FitCLV(ctx context.Context, st *warehouse.Store, o CLVOptions) (*CLVFit, error) {
 	if o.Unit == "" {
 		o.Unit = "week"
@@ -431,6 +431,22 @@ func FitCLV(ctx context.Context, st *warehouse.Store, o CLVOptions) (*CLVFit, er
 		return nil, fmt.Errorf("customer_value: %w", err)
 	}
 	fit.Written = len(cs)
+	// The parameters behind the snapshot, so it can be carried forward (P(alive) on a later day).
+	fb, err := st.Conn.PrepareBatch(ctx, `INSERT INTO clv_fits (model, as_of, model_version, calibration_end, unit, currency, customers,
+		r, alpha, a, b, bgnbd_log_likelihood, gg_p, gg_q, gg_gamma, gg_log_likelihood, horizon_months, discount_rate)`)
+	if err != nil {
+		return nil, fmt.Errorf("clv_fits: %w", err)
+	}
+	if err := fb.Append("bgnbd_gg", end, "1", end, o.Unit, fit.Currency, uint32(len(cs)),
+		fit.BGNBD.R, fit.BGNBD.Alpha, fit.BGNBD.A, fit.BGNBD.B, fit.BGNBD.LogLikelihood,
+		fit.GammaGamma.P, fit.GammaGamma.Q, fit.GammaGamma.Gamma, fit.GammaGamma.LogLikelihood,
+		uint16(o.HorizonMonths), o.Discount); err != nil {
+		_ = fb.Abort()
+		return nil, fmt.Errorf("clv_fits: %w", err)
+	}
+	if err := fb.Send(); err != nil {
+		return nil, fmt.Errorf("clv_fits: %w", err)
+	}
 	return fit, nil
 }
 

@@ -139,6 +139,15 @@ func TestFitCLVFromStore(t *testing.T) {
 	if n != 300 || x0 != cs[0].X {
 		t.Errorf("customer_value: %d rows, x of s00000 %v, want 300 and %v", n, x0, cs[0].X)
 	}
+	// The parameters behind the snapshot, for carrying it forward.
+	snap, err := NewCustomers(st).Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Model == nil || *snap.Model != (BGNBD{R: fit.BGNBD.R, Alpha: fit.BGNBD.Alpha, A: fit.BGNBD.A, B: fit.BGNBD.B}) ||
+		snap.Customers != 300 || snap.Unit != "week" || !snap.AsOf.Equal(end) {
+		t.Errorf("snapshot %+v, want the fit's parameters %+v", snap, fit.BGNBD)
+	}
 	// The metric reading it.
 	r, err := New(ctx, Options{Store: st})
 	if err != nil {

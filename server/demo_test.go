@@ -15,11 +15,16 @@ import (
 )
 
 // demoStore is the small demo company (seed whtest.DemoSeed, data to whtest.DemoEnd), loaded
-// once per test binary through the real ingest path. Tests only read it.
+// once per test binary through the real ingest path, with the predictive CLV fitted on it
+// (calibration end whtest.DemoEnd, the defaults otherwise), as `converge demo` does. Tests only
+// read it.
 func demoStore(t testing.TB) *warehouse.Store {
 	t.Helper()
 	return whtest.Demo(t, func(ctx context.Context, st *warehouse.Store) error {
-		_, err := demo.Load(ctx, st, demo.Config{Size: demo.Small, Seed: whtest.DemoSeed, End: whtest.DemoEnd}, demo.LoadOptions{})
+		if _, err := demo.Load(ctx, st, demo.Config{Size: demo.Small, Seed: whtest.DemoSeed, End: whtest.DemoEnd}, demo.LoadOptions{}); err != nil {
+			return err
+		}
+		_, err := metrics.FitCLV(ctx, st, metrics.CLVOptions{CalibrationEnd: whtest.DemoEnd, Write: true})
 		return err
 	})
 }

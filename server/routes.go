@@ -57,6 +57,9 @@ func (s *Server) routes() *gin.Engine {
 	// the analyst's pages.
 	s.get("/data", analyst, s.handle(s.dataPage))
 	s.get("/data/quarantine", analyst, s.handle(s.quarantinePage))
+	// Customers: search, best customers, at risk, RFM segments; the customer 360.
+	s.get("/customers", executive, s.handle(s.customersPage))
+	s.get("/customers/:id", executive, s.handle(s.customer360))
 	// The system page: store and engine (the former home page).
 	s.get("/about", executive, s.handle(s.home))
 

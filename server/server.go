@@ -92,6 +92,9 @@ type Deps struct {
 	// Tokens, optional, admits API tokens on /api/: scope read as the finance role, admin as
 	// admin.
 	Tokens TokenVerifier
+	// Customers, optional, answers the customer pages (/customers, /customers/:id); nil makes
+	// them answer 503 "not configured".
+	Customers Customers
 }
 
 // Timeouts of store calls made while serving a request.
@@ -113,6 +116,8 @@ type Server struct {
 	now     func() time.Time // today's reference for the range presets
 	eventsH http.Handler
 	data    Data
+	// customers answers the customer pages; nil: not configured.
+	customers Customers
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -181,6 +186,7 @@ func New(cfg Config, deps Deps) *Server {
 		s.metrics = roleMetrics{deps.Metrics}
 	}
 	s.loopback.Store(isLoopback(cfg.Addr))
+	s.customers = deps.Customers
 	s.engine = s.routes()
 	return s
 }

@@ -82,7 +82,23 @@ func cellFloat(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return x, true
+	case float32:
+		return float64(x), true
 	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case uint8:
 		return float64(x), true
 	}
 	return 0, false

@@ -24,6 +24,8 @@ type Page struct {
 	// it is admin.
 	User, Role string
 	Admin      bool
+	// Analyst: the user may open the analyst pages (data, catalog, SQL console).
+	Analyst bool
 	// CSRF is the session's CSRF token: every form that posts carries it (CSRFField), and htmx
 	// sends it as X-CSRF-Token.
 	CSRF string

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/converge-dev/converge/ingest/demo"
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
 )
 
@@ -93,5 +94,21 @@ func (a *app) loadDemo(ctx context.Context, st *warehouse.Store, cfg demo.Config
 	ids := rep.Identity
 	fmt.Fprintf(out, "identities: %d source ids resolved into %d customers (%d in several sources)\n", ids.Identities, ids.Customers, ids.MultiSource)
 	fmt.Fprintf(out, "demo %s (seed %d) loaded in %s\n", cfg.Size, cfg.Seed, rep.Took.Round(time.Millisecond))
+	// Predicted CLV for the dashboard: fitted on the whole demo, calibration end = its last day.
+	start := time.Now()
+	fit, err := metrics.FitCLV(ctx, st, metrics.CLVOptions{CalibrationEnd: demoEnd(cfg), Write: true})
+	if err != nil {
+		return fmt.Errorf("demo: clv fit: %w", err)
+	}
+	fmt.Fprintf(out, "clv fit: %d customers to %s, mean predicted CLV %.2f %s over %d months, %d rows in customer_value (%s)\n",
+		fit.Customers, fit.CalibrationEnd, fit.MeanCLV, fit.Currency, fit.HorizonMonths, fit.Written, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// demoEnd is the last day of cfg's data (UTC): its End, or today as demo.Generate defaults it.
+func demoEnd(cfg demo.Config) time.Time {
+	if cfg.End.IsZero() {
+		return time.Now().UTC()
+	}
+	return cfg.End
 }

@@ -145,13 +145,36 @@ func TestServeThenCommandsThroughEndpoint(t *testing.T) {
 	// running server's endpoint), rejects nothing, and loads nothing new the
 	// second time.
 	out, err = run(t, context.Background(), "--data-dir", dir, "demo", "--size", "small", "--end", "2026-06-30")
-	if err != nil || !strings.Contains(out, "demo small (seed 1) loaded") || !strings.Contains(out, "in several sources)") {
+	if err != nil || !strings.Contains(out, "demo small (seed 1) loaded") || !strings.Contains(out, "in several sources)") ||
+		!strings.Contains(out, "rows in customer_value") {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
 	out, err = run(t, context.Background(), "--data-dir", dir, "sql", "--format", "csv",
 		"SELECT (SELECT count() FROM converge.orders FINAL) > 15000, (SELECT count() FROM converge.quarantine) = 0, (SELECT uniqExact(source) FROM converge.customers) = 3")
 	if err != nil || !strings.HasSuffix(out, "\n1,1,1\n") {
 		t.Fatalf("demo data: %v\n%s", err, out)
+	}
+	// The demo fits the predictive CLV, so the customer pages have predictions.
+	out, err = run(t, context.Background(), "--data-dir", dir, "sql", "--format", "csv",
+		"SELECT (SELECT count() FROM converge.customer_value FINAL WHERE as_of = '2026-06-30') > 1000, (SELECT count() FROM converge.clv_fits FINAL) = 1")
+	if err != nil || !strings.HasSuffix(out, "\n1,1\n") {
+		t.Fatalf("demo clv fit: %v\n%s", err, out)
+	}
+	if _, err := runIn(t, context.Background(), "a long password 3\n", "--data-dir", dir, "user", "add", "--email", "exec@example.com", "--role", "executive"); err != nil {
+		t.Fatal(err)
+	}
+	client, status, _ := signIn(t, "http://"+addr, "exec@example.com", "a long password 3")
+	if status != http.StatusOK {
+		t.Fatalf("sign-in: %d", status)
+	}
+	if resp, err := client.Get("http://" + addr + "/customers"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Best customers by predicted CLV") || !strings.Contains(string(body), `href="/customers/C0`) {
+			t.Fatalf("/customers after the demo: %d", resp.StatusCode)
+		}
 	}
 	out, err = run(t, context.Background(), "--data-dir", dir, "demo", "--size", "small", "--end", "2026-06-30")
 	if err != nil {

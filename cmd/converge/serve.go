@@ -79,6 +79,7 @@ func (a *app) serve(ctx context.Context) error {
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: ingest.NewCatalog(st),
+		Customers: metrics.NewCustomers(st),
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
