@@ -375,6 +375,7 @@ type ConsoleRows struct {
 	err     error
 	cancel  context.CancelFunc
 	c       Console
+	closed  bool
 }
 
 // Next advances to the next row within the limit.
@@ -454,7 +455,47 @@ func (r *ConsoleRows) Err() error {
 
 // Close ends the query (cancelling it if rows are left).
 func (r *ConsoleRows) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
 	err := r.rows.Close()
 	r.cancel()
 	return err
+}
+
+// TableRefs lists the tables sql names after FROM and JOIN, in database db
+// (unqualified names, or qualified with db), sorted and without repeats.
+// Table functions and subqueries are not tables; a name that is a CTE is
+// listed too (the caller keeps the names that exist).
+func TableRefs(sql, db string) []string {
+	toks, err := tokenize(sql)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i := 0; i+1 < len(toks); i++ {
+		if !toks[i].is("FROM") && !toks[i].is("JOIN") {
+			continue
+		}
+		t := toks[i+1]
+		if t.kind != tokWord && t.kind != tokIdent {
+			continue
+		}
+		name, j := t.name(), i+2
+		if j+1 < len(toks) && toks[j].is(".") && (toks[j+1].kind == tokWord || toks[j+1].kind == tokIdent) {
+			if t.name() != db {
+				continue
+			}
+			name, j = toks[j+1].name(), j+2
+		}
+		if j < len(toks) && toks[j].is("(") {
+			continue
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
