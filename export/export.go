@@ -193,8 +193,9 @@ type Manifest struct {
 	Truncated   bool            `json:"truncated"`
 	RowLimit    int             `json:"row_limit,omitempty"` // the limit in force (0: none)
 	Metrics     []MetricVersion `json:"metrics,omitempty"`
-	Query       string          `json:"query,omitempty"`  // sql: the statement run
-	Params      url.Values      `json:"params,omitempty"` // metric: the query parameters, as metrics.ParseParams reads them
+	Query       string          `json:"query,omitempty"`          // sql: the statement run
+	Params      url.Values      `json:"params,omitempty"`         // metric: the query parameters, as metrics.ParseParams reads them
+	Margin      float64         `json:"default_margin,omitempty"` // metric: gross margin assumed where an order's cost is unknown (report.default_margin)
 	TimeZone    string          `json:"time_zone"`
 	Options     ManifestOptions `json:"options"`
 	Sources     []Watermark     `json:"sources"`

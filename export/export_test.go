@@ -25,7 +25,8 @@ func TestMain(m *testing.M) { os.Exit(whtest.Main(m)) }
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// fixtureSQL is the hand-built fixture. All orders EUR, source shop:
+// testdata/fixture.sql is the hand-built fixture (also loaded by
+// cmd/converge's export test). All orders EUR, source shop:
 //
 //	p1 2025-11-10 ads      100      (comparison period, Oct–Dec 2025)
 //	p2 2025-12-05 email     60
@@ -48,29 +49,15 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 //	email    Jan none, Feb 80, Mar none (Dec 60); total 80 (60: +33.33 %)
 //	organic  Jan 200, Feb none, Mar 40; total 240/2 = 120 (none)
 //	+promo…  Mar 20; total 20
-var fixtureSQL = []string{
-	`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, cost, status, channel, country, source) VALUES
-	 ('p1','c1','2025-11-10 12:00:00', 100,'EUR',60,  'completed','ads','DE','shop'),
-	 ('p2','c2','2025-12-05 12:00:00',  60,'EUR',NULL,'completed','email','DE','shop'),
-	 ('p3','c1','2025-12-20 12:00:00',  50,'EUR',20,  'completed','ads','DE','shop'),
-	 ('o1','c1','2026-01-05 10:00:00', 100,'EUR',60,  'completed','ads','DE','shop'),
-	 ('o2','c1','2026-01-05 15:00:00',  50,'EUR',NULL,'completed','ads','DE','shop'),
-	 ('o3','c2','2026-01-20 12:00:00', 200,'EUR',120, 'completed','organic','FR','shop'),
-	 ('o4','c1','2026-02-10 12:00:00',  80,'EUR',40,  'completed','email','DE','shop'),
-	 ('o5','c3','2026-02-15 12:00:00',3000,'EUR',2000,'completed','ads','DE','shop'),
-	 ('o6','c2','2026-02-28 23:30:00',  40,'EUR',20,  'completed','organic','FR','shop'),
-	 ('o7','c4','2026-03-10 12:00:00', 500,'EUR',300, 'cancelled','ads','DE','shop'),
-	 ('o8','',  '2026-03-12 12:00:00',  20,'EUR',10,  'completed','+promo, "spring"','DE','shop'),
-	 ('o9','c3','2026-03-20 12:00:00',  60,'EUR',30,  'completed','ads','DE','shop')`,
-}
-
 func fixture(t testing.TB) (*warehouse.Store, *metrics.Registry) {
 	t.Helper()
 	st := whtest.Store(t)
-	for _, q := range fixtureSQL {
-		if err := st.Conn.Exec(context.Background(), q); err != nil {
-			t.Fatal(err)
-		}
+	q, err := os.ReadFile(filepath.Join("testdata", "fixture.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Conn.Exec(context.Background(), string(q)); err != nil {
+		t.Fatal(err)
 	}
 	reg, err := metrics.New(context.Background(), metrics.Options{Store: st, CacheTTL: -1})
 	if err != nil {

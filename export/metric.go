@@ -64,7 +64,7 @@ func Metric(ctx context.Context, reg *metrics.Registry, st *warehouse.Store, nam
 		}
 	}
 	m := &Manifest{Kind: "metric", Converge: o.Version, TimeZone: res.TZ, Params: ParamValues(p), Sources: before,
-		Metrics: metricVersions(reg, d, nil)}
+		Metrics: metricVersions(reg, d, nil), Margin: p.Margin}
 	cols, rows := metricTable(res, d, p, &o)
 	err := write(w, cols, &sliceSource{rows: rows}, &o, m)
 	m.GeneratedAt = time.Now().UTC()

@@ -141,6 +141,11 @@ type consoleFlags struct {
 
 func (f *consoleFlags) register(cmd *cobra.Command, rows int, timeout time.Duration) {
 	cmd.Flags().IntVar(&f.maxRows, "max-rows", rows, "read-only: at most this many rows; a longer result is cut and says so (0: no limit)")
+	f.registerLimits(cmd, timeout)
+}
+
+// registerLimits registers the time and memory limits only.
+func (f *consoleFlags) registerLimits(cmd *cobra.Command, timeout time.Duration) {
 	cmd.Flags().DurationVar(&f.timeout, "timeout", timeout, "read-only: time limit of the query (the engine's max_execution_time)")
 	cmd.Flags().StringVar(&f.maxMemory, "max-memory", "1GiB", "read-only: memory limit of the query (max_memory_usage): bytes, or with KiB, MiB, GiB")
 }
