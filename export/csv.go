@@ -19,6 +19,7 @@ type csvSink struct {
 	safe   bool // escape text Excel would read as a formula
 	line   []byte
 	field  []byte
+	num    []byte
 	layout []string // per column: the layout of instants
 }
 
@@ -95,6 +96,12 @@ func (s *csvSink) appendValue(b []byte, col *column, c *cell, i int) []byte {
 		return strconv.AppendInt(b, c.i, 10)
 	case kDecimal:
 		return appendNumber(b, c.s, s.dec, s.thou)
+	case kScaled:
+		if s.thou == 0 && s.dec == '.' {
+			return appendScaled(b, c.i, int(c.u))
+		}
+		s.num = appendScaled(s.num[:0], c.i, int(c.u))
+		return appendNumber(b, s.num, s.dec, s.thou)
 	case kFloat:
 		if nf := col.num; nf != nil && !s.o.Raw {
 			return appendMetricNumber(b, c.f, nf, s.dec, s.thou)

@@ -311,3 +311,54 @@ func TestSQLExport(t *testing.T) {
 		t.Errorf("limit: err %v rows %d\n%s", err, m.Rows, buf.String())
 	}
 }
+
+func TestNumberText(t *testing.T) {
+	scaled := []struct {
+		coef  int64
+		scale int
+		want  string
+	}{{5, 2, "0.05"}, {-5, 2, "-0.05"}, {12345, 2, "123.45"}, {-100, 0, "-100"}, {100, 4, "0.0100"}, {0, 2, "0.00"}}
+	for _, c := range scaled {
+		if got := string(appendScaled(nil, c.coef, c.scale)); got != c.want {
+			t.Errorf("appendScaled(%d, %d) = %q, want %q", c.coef, c.scale, got, c.want)
+		}
+	}
+	grouped := []struct{ in, dot, comma string }{
+		{"1234567.891", "1,234,567.891", "1.234.567,891"}, {"-1234", "-1,234", "-1.234"}, {"999", "999", "999"}, {"-0.5", "-0.5", "-0,5"},
+	}
+	for _, c := range grouped {
+		if got := string(appendNumber(nil, c.in, '.', ',')); got != c.dot {
+			t.Errorf("appendNumber(%q, .) = %q, want %q", c.in, got, c.dot)
+		}
+		if got := string(appendNumber(nil, []byte(c.in), ',', '.')); got != c.comma {
+			t.Errorf("appendNumber(%q, ,) = %q, want %q", c.in, got, c.comma)
+		}
+	}
+	metric := []struct {
+		v            float64
+		format, unit string
+		want         string
+	}{
+		{0.125, "0.0", "percent", "12.5%"}, {0.12345, "0.00%", "ratio", "12.35%"}, {2.675, "0.00", "ratio", "2.68"},
+		{-0.004, "0.00", "ratio", "0.00"}, {1234567.5, "#,##0", "count", "1,234,568"}, {31.25, "", "hours", "31.3"},
+	}
+	for _, c := range metric {
+		if got := string(appendMetricNumber(nil, c.v, parseNumFormat(c.format, c.unit), '.', ',')); got != c.want {
+			t.Errorf("%v as %q (%s) = %q, want %q", c.v, c.format, c.unit, got, c.want)
+		}
+	}
+	labels := []struct {
+		day, grain string
+		fy         time.Month
+		want       string
+	}{
+		{"2026-01-05", "week", time.January, "2026-01-05"}, {"2026-04-01", "quarter", time.January, "2026-Q2"},
+		{"2026-04-01", "quarter", time.April, "2026-04–2026-06"}, {"2026-04-01", "year", time.April, "2026-04–2027-03"},
+		{"2026-01-01", "year", time.January, "2026"}, {"2026-02-01", "month", time.April, "2026-02"},
+	}
+	for _, c := range labels {
+		if got := periodLabel(c.day, c.grain, c.fy, false); got != c.want {
+			t.Errorf("periodLabel(%s, %s, FY %v) = %q, want %q", c.day, c.grain, c.fy, got, c.want)
+		}
+	}
+}

@@ -77,18 +77,21 @@ func isTruncated(err error) bool {
 
 // querySource converts a console query's scanned values to cells.
 type querySource struct {
-	rows  *warehouse.ConsoleRows
-	cols  []column
-	dates []bool  // column i holds Date or Date32
-	scale []int32 // Decimal scale of column i
+	rows   *warehouse.ConsoleRows
+	cols   []column
+	dates  []bool  // column i holds Date or Date32
+	scale  []int32 // Decimal scale of column i
+	small  []bool  // column i is a Decimal of at most 18 digits (its coefficient fits an int64)
+	floats bool    // the sink needs Decimals as floats (XLSX)
 }
 
 func newQuerySource(rows *warehouse.ConsoleRows, o *Options) *querySource {
-	q := &querySource{rows: rows}
+	q := &querySource{rows: rows, floats: o.Format == XLSX}
 	for _, c := range rows.Columns {
 		typ := baseType(c.Type)
 		col := column{name: c.Name}
 		var scale int32
+		small := false
 		switch {
 		case strings.HasPrefix(typ, "DateTime"):
 			col.instant = true
@@ -101,15 +104,16 @@ func newQuerySource(rows *warehouse.ConsoleRows, o *Options) *querySource {
 			}
 		case strings.HasPrefix(typ, "Date"):
 			col.date = true
-		case strings.HasPrefix(typ, "Decimal"):
-			if i := strings.LastIndex(typ, ","); i >= 0 {
-				n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(typ[i+1:], ")")))
-				scale = int32(n)
-			}
+		case strings.HasPrefix(typ, "Decimal("):
+			p, s, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(typ, "Decimal("), ")"), ",")
+			np, _ := strconv.Atoi(strings.TrimSpace(p))
+			ns, _ := strconv.Atoi(strings.TrimSpace(s))
+			scale, small = int32(ns), np > 0 && np <= 18
 		}
 		q.cols = append(q.cols, col)
 		q.dates = append(q.dates, col.date)
 		q.scale = append(q.scale, scale)
+		q.small = append(q.small, small)
 	}
 	return q
 }
@@ -160,9 +164,22 @@ func (q *querySource) toCell(p any, c *cell, i int) {
 	case *time.Time:
 		q.timeCell(*v, c, i)
 	case *decimal.Decimal:
-		*c = cell{k: kDecimal, s: v.StringFixed(q.scale[i]), f: v.InexactFloat64()}
+		q.decimalCell(*v, c, i)
 	default:
 		q.valueCell(reflect.ValueOf(p).Elem(), c, i)
+	}
+}
+
+// decimalCell keeps a Decimal exactly, without allocating when it fits an
+// int64 at the column's scale (as clickhouse-go scans Decimal(≤18, S)).
+func (q *querySource) decimalCell(d decimal.Decimal, c *cell, i int) {
+	if q.small[i] && d.Exponent() == -q.scale[i] {
+		*c = cell{k: kScaled, i: d.CoefficientInt64(), u: uint64(q.scale[i])}
+		return
+	}
+	*c = cell{k: kDecimal, s: d.StringFixed(q.scale[i])}
+	if q.floats {
+		c.f = d.InexactFloat64()
 	}
 }
 
@@ -188,7 +205,7 @@ func (q *querySource) valueCell(v reflect.Value, c *cell, i int) {
 		q.timeCell(x, c, i)
 		return
 	case decimal.Decimal:
-		*c = cell{k: kDecimal, s: x.StringFixed(q.scale[i]), f: x.InexactFloat64()}
+		q.decimalCell(x, c, i)
 		return
 	case big.Int:
 		f, _ := new(big.Float).SetInt(&x).Float64()

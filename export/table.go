@@ -19,6 +19,7 @@ const (
 	kUint         // u
 	kFloat        // f
 	kDecimal      // s: exact digits with a '.' ("123.4500"); f: approximately (XLSX)
+	kScaled       // i × 10^-u: a Decimal that fits an int64 (no allocation)
 	kDate         // t: a calendar date (its own y-m-d, no zone)
 	kTime         // t: an instant, written in the report zone
 	kBool         // i: 0 or 1
@@ -135,16 +136,22 @@ func roundHalfAway(x float64, dec int) float64 {
 // appendNumber appends the decimal text digits ("-1234.5", as strconv writes
 // it) with the decimal separator dec and, when thou is not 0, thousands
 // separators.
-func appendNumber(b []byte, digits string, dec, thou byte) []byte {
-	if digits == "" {
+func appendNumber[T string | []byte](b []byte, digits T, dec, thou byte) []byte {
+	if len(digits) == 0 {
 		return b
 	}
-	neg := digits[0] == '-'
-	if neg {
+	if digits[0] == '-' {
 		b = append(b, '-')
 		digits = digits[1:]
 	}
-	intPart, frac, hasFrac := strings.Cut(digits, ".")
+	intEnd := len(digits)
+	for i := 0; i < len(digits); i++ {
+		if digits[i] == '.' {
+			intEnd = i
+			break
+		}
+	}
+	intPart := digits[:intEnd]
 	if thou == 0 || len(intPart) <= 3 || !isDigits(intPart) {
 		b = append(b, intPart...)
 	} else {
@@ -155,14 +162,37 @@ func appendNumber(b []byte, digits string, dec, thou byte) []byte {
 			b = append(b, intPart[i])
 		}
 	}
-	if hasFrac {
+	if intEnd < len(digits) {
 		b = append(b, dec)
-		b = append(b, frac...)
+		b = append(b, digits[intEnd+1:]...)
 	}
 	return b
 }
 
-func isDigits(s string) bool {
+// appendScaled appends the digits of coef × 10^-scale ("-0.05" for -5, 2).
+func appendScaled(b []byte, coef int64, scale int) []byte {
+	var tmp [24]byte
+	d := strconv.AppendInt(tmp[:0], coef, 10)
+	if coef < 0 {
+		b = append(b, '-')
+		d = d[1:]
+	}
+	if scale <= 0 {
+		return append(b, d...)
+	}
+	if len(d) <= scale {
+		b = append(b, '0', '.')
+		for range scale - len(d) {
+			b = append(b, '0')
+		}
+		return append(b, d...)
+	}
+	b = append(b, d[:len(d)-scale]...)
+	b = append(b, '.')
+	return append(b, d[len(d)-scale:]...)
+}
+
+func isDigits[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false

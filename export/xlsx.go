@@ -87,6 +87,8 @@ func (s *xlsxSink) row(cells []cell) error {
 			v = c.i == 1
 		case kDecimal:
 			v = c.f
+		case kScaled:
+			v = float64(c.i) / math.Pow10(int(c.u))
 		case kFloat:
 			v = c.f
 			if math.IsNaN(c.f) || math.IsInf(c.f, 0) {
