@@ -1,8 +1,9 @@
 // Package export writes reconcilable files for finance: a metric's result
 // (value by bucket, breakdown, comparison, target, total) or a read-only SQL
 // query's rows, as CSV or XLSX, each with a manifest that says what produced
-// it. It imports warehouse (the store, the read-only console) and metrics
-// (definitions and results); nothing imports it but cmd/converge and server.
+// it. It imports warehouse (the store, the read-only console), metrics
+// (definitions and results) and sql (its named queries); it is meant for
+// cmd/converge and server, and imports neither.
 //
 // # Files
 //

@@ -295,9 +295,30 @@ func TestSQLExport(t *testing.T) {
 		}
 	}
 
+	// XLSX: instants as date-times (the wall clock in the report zone),
+	// Decimals as numbers, dates as dates.
+	var xb bytes.Buffer
+	if _, err := SQL(ctx, st, warehouse.Console{}, q, &xb, Options{Format: XLSX, TZ: berlin}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := excelize.OpenReader(&xb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for cellRef, want := range map[string]string{"A1": "order_id", "B1": "ordered_at (Europe/Berlin)", "B2": "2026-01-05 11:00:00.000",
+		"C3": "3000", "F4": "2026-03-12", "E4": `+promo, "spring"`, "H2": "[1,2]"} {
+		if got, _ := f.GetCellValue(sheetName, cellRef); got != want {
+			t.Errorf("xlsx %s = %q, want %q", cellRef, got, want)
+		}
+	}
+	if typ, _ := f.GetCellType(sheetName, "C3"); typ == excelize.CellTypeSharedString || typ == excelize.CellTypeInlineString {
+		t.Errorf("xlsx C3 is text, want a number")
+	}
+
 	// Refused before a byte is written.
 	var buf bytes.Buffer
-	_, err := SQL(ctx, st, warehouse.Console{}, "SELECT * FROM file('/etc/passwd', 'LineAsString')", &buf, Options{})
+	_, err = SQL(ctx, st, warehouse.Console{}, "SELECT * FROM file('/etc/passwd', 'LineAsString')", &buf, Options{})
 	var re *warehouse.RefusedError
 	if !errors.As(err, &re) || buf.Len() != 0 {
 		t.Errorf("file(): err %v, %d bytes written", err, buf.Len())

@@ -37,6 +37,10 @@ func (s *xlsxSink) header(cols []column) error {
 		return err
 	}
 	s.sw = sw
+	// The header row stays in view while scrolling.
+	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return err
+	}
 	bold, err := s.f.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true}})
 	if err != nil {
 		return err
