@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -116,13 +117,7 @@ func ParamValues(p metrics.Params) url.Values {
 	for _, f := range p.Filters {
 		v.Add("filter", f.Dim+"="+f.Value)
 	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range p.Args {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(p.Args)) {
 		v.Add("arg", k+"="+p.Args[k])
 	}
 	return v
