@@ -409,7 +409,7 @@ func (c *Customers) Profiles(ctx context.Context, ids []string) (map[string]Cust
 	if len(ids) == 0 {
 		return out, nil
 	}
-	err := c.each(ctx, "customer_profiles", clickhouse.Parameters{"ids": arrayParam(ids)}, func(r driver.Rows) error {
+	err := c.each(ctx, "customer_profiles", clickhouse.Parameters{"ids": warehouse.StringArray(ids)}, func(r driver.Rows) error {
 		var (
 			p       CustomerProfile
 			records uint64

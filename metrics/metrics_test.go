@@ -7,11 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/converge-dev/converge/warehouse/whtest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -120,20 +121,7 @@ func TestBuiltins(t *testing.T) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run with -update and review the diff):\n%s", path, got)
-	}
+	whtest.Golden(t, filepath.Join("testdata", name), got, *update)
 }
 
 func TestTargetSeries(t *testing.T) {

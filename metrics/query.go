@@ -12,6 +12,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/shopspring/decimal"
+
+	"github.com/converge-dev/converge/warehouse"
 )
 
 // Point is one bucket of a series. Bucket is the bucket's first calendar
@@ -196,7 +198,7 @@ func (r *Registry) freshness(ctx context.Context, tables []string) (string, time
 		parts, rows uint64
 		at          time.Time
 	)
-	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"tables": arrayParam(tables)}))
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"tables": warehouse.StringArray(tables)}))
 	err := r.opts.Store.Conn.QueryRow(ctx, `SELECT count(), sum(rows), max(modification_time)
 FROM system.parts WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}`).Scan(&parts, &rows, &at)
 	if err != nil {
@@ -206,15 +208,6 @@ FROM system.parts WHERE database = currentDatabase() AND active AND table IN {ta
 		at = time.Time{}
 	}
 	return fmt.Sprintf("%d/%d/%d", parts, rows, at.UnixNano()), at.UTC(), nil
-}
-
-// arrayParam writes names as a ClickHouse Array(String) parameter value.
-func arrayParam(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(n) + "'"
-	}
-	return "[" + strings.Join(q, ",") + "]"
 }
 
 type cacheEntry struct {

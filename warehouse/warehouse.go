@@ -267,6 +267,16 @@ func RemoteConfig(base Config, endpoint, password string) (Config, error) {
 	return c, nil
 }
 
+// StringArray writes strs as the value of an Array(String) query parameter
+// (['a','b'], quoted and escaped).
+func StringArray(strs []string) string {
+	q := make([]string, len(strs))
+	for i, n := range strs {
+		q[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(n) + "'"
+	}
+	return "[" + strings.Join(q, ",") + "]"
+}
+
 // quoteIdent quotes a validated identifier with backticks.
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 

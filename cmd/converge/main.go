@@ -102,13 +102,17 @@ func main() {
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "converge:", err)
-		code := 1
-		var ue usageError
-		if errors.As(err, &ue) {
-			code = 2
-		}
-		os.Exit(code)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the exit status for a command's error: 2 for a usage error, else 1.
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 // usageError is a mistake in how a command was called (exit status 2).

@@ -30,29 +30,8 @@ func (a *app) metricsCmd() *cobra.Command {
 		Short: "List, check, show and query the metric definitions (built-ins and the user's folder)",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "metrics-dir", "", "folder of the user's metric definitions (*.sql; key metrics.dir, env CONVERGE_METRICS_DIR)")
-	userDir := func() string {
-		if dir != "" {
-			return dir
-		}
-		return a.cfg.MetricsDir
-	}
-	// registry opens the registry, with the store when withStore.
 	registry := func(ctx context.Context, withStore bool) (*metrics.Registry, *warehouse.Store, error) {
-		var st *warehouse.Store
-		if withStore {
-			var err error
-			if st, err = a.openStore(ctx, false); err != nil {
-				return nil, nil, err
-			}
-		}
-		r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: userDir(), Log: a.log, Defaults: metrics.Defaults{Margin: a.cfg.ReportDefaultMargin}})
-		if err != nil {
-			if st != nil {
-				st.Close()
-			}
-			return nil, nil, err
-		}
-		return r, st, nil
+		return a.metricsRegistry(ctx, dir, withStore)
 	}
 
 	list := &cobra.Command{
@@ -167,10 +146,8 @@ func (a *app) metricsCmd() *cobra.Command {
 	}
 
 	var (
-		filters, qargs                   []string
-		format                           string
-		from, to, grain, by, compare, tz string
-		weekStart, fyStart               string
+		format string
+		q      metricQueryFlags
 	)
 	query := &cobra.Command{
 		Use:   "query NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--tz Z] [--arg NAME=V ...] [--format table|csv|json]",
@@ -182,35 +159,11 @@ func (a *app) metricsCmd() *cobra.Command {
 			default:
 				return usageError{fmt.Errorf("--format: %q is not one of table, csv, json", format)}
 			}
-			v := url.Values{}
-			for k, s := range map[string]string{"from": from, "to": to, "grain": grain, "by": by, "compare": compare, "tz": tz,
-				"week_start": weekStart, "fiscal_year_start": fyStart} {
-				if s != "" {
-					v.Set(k, s)
-				}
-			}
-			v["filter"] = filters
-			v["arg"] = qargs
-			// Parameters are checked before the store is opened.
-			r0, _, err := registry(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			if _, ok := r0.Get(args[0]); !ok {
-				return usageError{fmt.Errorf("unknown metric %q (see `converge metrics list`)", args[0])}
-			}
-			if _, err := r0.ParseParams(args[0], v); err != nil {
-				return paramUsage(cmd, err)
-			}
-			r, st, err := registry(cmd.Context(), true)
+			r, st, p, err := a.openMetricQuery(cmd, dir, args[0], &q)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			p, err := r.ParseParams(args[0], v)
-			if err != nil {
-				return paramUsage(cmd, err)
-			}
 			res, err := r.Query(cmd.Context(), args[0], p)
 			if err != nil {
 				return err
@@ -218,21 +171,100 @@ func (a *app) metricsCmd() *cobra.Command {
 			return writeResult(cmd.OutOrStdout(), format, res)
 		},
 	}
-	f := query.Flags()
-	f.StringVar(&from, "from", "", "first day (YYYY-MM-DD, midnight in --tz) or RFC 3339 instant, inclusive")
-	f.StringVar(&to, "to", "", "end, exclusive, like --from")
-	f.StringVar(&grain, "grain", "", "day, week, month (default), quarter or year")
-	f.StringVar(&by, "by", "", "break down by this dimension")
-	f.StringArrayVar(&filters, "filter", nil, "DIM=VALUE, repeatable (all must hold)")
-	f.StringVar(&compare, "compare", "", "previous (the same number of buckets before) or year (a year earlier)")
-	f.StringVar(&tz, "tz", "", "report time zone (IANA, default UTC)")
-	f.StringVar(&weekStart, "week-start", "", "monday (default) or sunday")
-	f.StringVar(&fyStart, "fiscal-year-start", "", "first month of the fiscal year, 1-12 (default 1)")
-	f.StringArrayVar(&qargs, "arg", nil, "NAME=VALUE for a custom metric's param (e.g. model=linear), repeatable")
-	f.StringVar(&format, "format", "table", "table, csv or json")
+	q.register(query)
+	query.Flags().StringVar(&format, "format", "table", "table, csv or json")
 
 	cmd.AddCommand(list, check, show, query)
 	return cmd
+}
+
+// metricsRegistry opens the metric definitions (built-ins and the user's
+// folder dir, else metrics.dir) with the report defaults, and the store when
+// withStore.
+func (a *app) metricsRegistry(ctx context.Context, dir string, withStore bool) (*metrics.Registry, *warehouse.Store, error) {
+	if dir == "" {
+		dir = a.cfg.MetricsDir
+	}
+	var st *warehouse.Store
+	if withStore {
+		var err error
+		if st, err = a.openStore(ctx, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: dir, Log: a.log, Defaults: metrics.Defaults{
+		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart,
+		Margin: a.cfg.ReportDefaultMargin}})
+	if err != nil {
+		if st != nil {
+			st.Close()
+		}
+		return nil, nil, err
+	}
+	return r, st, nil
+}
+
+// metricQueryFlags are the flags of a metric query (metrics query, export
+// metric), named after metrics.ParseParams's parameters.
+type metricQueryFlags struct {
+	filters, args                    []string
+	from, to, grain, by, compare, tz string
+	weekStart, fyStart               string
+}
+
+func (q *metricQueryFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&q.from, "from", "", "first day (YYYY-MM-DD, midnight in --tz) or RFC 3339 instant, inclusive")
+	f.StringVar(&q.to, "to", "", "end, exclusive, like --from")
+	f.StringVar(&q.grain, "grain", "", "day, week, month (default), quarter or year")
+	f.StringVar(&q.by, "by", "", "break down by this dimension")
+	f.StringArrayVar(&q.filters, "filter", nil, "DIM=VALUE, repeatable (all must hold)")
+	f.StringVar(&q.compare, "compare", "", "previous (the same number of buckets before) or year (a year earlier)")
+	f.StringVar(&q.tz, "tz", "", "report time zone (IANA; default report.tz)")
+	f.StringVar(&q.weekStart, "week-start", "", "monday or sunday (default report.week_start)")
+	f.StringVar(&q.fyStart, "fiscal-year-start", "", "first month of the fiscal year, 1-12 (default report.fiscal_year_start)")
+	f.StringArrayVar(&q.args, "arg", nil, "NAME=VALUE for a custom metric's param (e.g. model=linear), repeatable")
+}
+
+func (q *metricQueryFlags) values() url.Values {
+	v := url.Values{}
+	for k, s := range map[string]string{"from": q.from, "to": q.to, "grain": q.grain, "by": q.by, "compare": q.compare, "tz": q.tz,
+		"week_start": q.weekStart, "fiscal_year_start": q.fyStart} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	v["filter"] = q.filters
+	v["arg"] = q.args
+	return v
+}
+
+// openMetricQuery checks metric name and the query flags against the
+// definitions before the store is opened (a mistake is a usage error naming
+// the flag), then opens the registry with the store.
+func (a *app) openMetricQuery(cmd *cobra.Command, dir, name string, q *metricQueryFlags) (*metrics.Registry, *warehouse.Store, metrics.Params, error) {
+	ctx := cmd.Context()
+	v := q.values()
+	r0, _, err := a.metricsRegistry(ctx, dir, false)
+	if err != nil {
+		return nil, nil, metrics.Params{}, err
+	}
+	if _, ok := r0.Get(name); !ok {
+		return nil, nil, metrics.Params{}, usageError{fmt.Errorf("unknown metric %q (see `converge metrics list`)", name)}
+	}
+	if _, err := r0.ParseParams(name, v); err != nil {
+		return nil, nil, metrics.Params{}, paramUsage(cmd, err)
+	}
+	r, st, err := a.metricsRegistry(ctx, dir, true)
+	if err != nil {
+		return nil, nil, metrics.Params{}, err
+	}
+	p, err := r.ParseParams(name, v)
+	if err != nil {
+		st.Close()
+		return nil, nil, metrics.Params{}, paramUsage(cmd, err)
+	}
+	return r, st, p, nil
 }
 
 // paramUsage turns a parameter error into a usage error naming the flag.

@@ -12,19 +12,36 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/converge-dev/converge/warehouse"
 )
 
 func (a *app) sqlCmd() *cobra.Command {
-	var format string
+	var (
+		format   string
+		readOnly bool
+		console  consoleFlags
+	)
 	cmd := &cobra.Command{
-		Use:   "sql [--format table|csv|json] QUERY",
+		Use:   "sql [--format table|csv|json] [--read-only] QUERY",
 		Short: "Run a query against the store and print the result (QUERY - reads it from stdin)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Run a query against the store and print the result (QUERY - reads it from stdin).
+
+With --read-only the query goes through the read-only console (the SQL console page's rules):
+one SELECT, WITH, SHOW, DESCRIBE or EXPLAIN statement, no SETTINGS, no INTO OUTFILE, no
+functions that reach files, URLs or other servers, run with readonly=1 and the --timeout,
+--max-memory and --max-rows limits. A result longer than --max-rows is cut there and says so
+on stderr ("first N rows of more").`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
 			case "table", "csv", "json":
 			default:
 				return usageError{fmt.Errorf("--format: %q is not one of table, csv, json", format)}
+			}
+			c, err := console.console()
+			if err != nil {
+				return err
 			}
 			query := strings.Join(args, " ")
 			if query == "-" {
@@ -37,12 +54,46 @@ func (a *app) sqlCmd() *cobra.Command {
 			if strings.TrimSpace(query) == "" {
 				return usageError{fmt.Errorf("empty query")}
 			}
+			if readOnly {
+				// Refused before the store is opened.
+				if _, err := warehouse.CheckReadOnly(query); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
 			st, err := a.openStore(ctx, false)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if readOnly {
+				rows, err := c.Open(ctx, st, query)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				var names []string
+				for _, col := range rows.Columns {
+					names = append(names, col.Name)
+				}
+				w := newRowWriter(format, cmd.OutOrStdout(), names)
+				for rows.Next() {
+					if err := w.row(rows.Values()); err != nil {
+						return err
+					}
+				}
+				if err := rows.Err(); err != nil {
+					w.flush()
+					return err
+				}
+				if err := w.flush(); err != nil {
+					return err
+				}
+				if rows.Limited() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "first %d rows of more (row limit %d; --max-rows raises it, 0 for none)\n", rows.Count(), rows.Limit())
+				}
+				return nil
+			}
 			rows, err := st.Conn.Query(ctx, query)
 			if err != nil {
 				return err
@@ -75,7 +126,47 @@ func (a *app) sqlCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json (one object per line)")
+	cmd.Flags().BoolVar(&readOnly, "read-only", false, "run through the read-only console: one query, readonly=1, limits, no files/URLs/other servers")
+	console.register(cmd, 10000, warehouse.DefaultConsoleTimeout)
 	return cmd
+}
+
+// consoleFlags are the read-only console's limits as flags (sql --read-only,
+// export sql).
+type consoleFlags struct {
+	maxRows   int
+	timeout   time.Duration
+	maxMemory string
+}
+
+func (f *consoleFlags) register(cmd *cobra.Command, rows int, timeout time.Duration) {
+	cmd.Flags().IntVar(&f.maxRows, "max-rows", rows, "read-only: at most this many rows; a longer result is cut and says so (0: no limit)")
+	f.registerLimits(cmd, timeout)
+}
+
+// registerLimits registers the time and memory limits only.
+func (f *consoleFlags) registerLimits(cmd *cobra.Command, timeout time.Duration) {
+	cmd.Flags().DurationVar(&f.timeout, "timeout", timeout, "read-only: time limit of the query (the engine's max_execution_time)")
+	cmd.Flags().StringVar(&f.maxMemory, "max-memory", "1GiB", "read-only: memory limit of the query (max_memory_usage): bytes, or with KiB, MiB, GiB")
+}
+
+func (f *consoleFlags) console() (warehouse.Console, error) {
+	c := warehouse.Console{MaxRows: f.maxRows, Timeout: f.timeout}
+	if f.maxRows < 0 {
+		return c, usageError{fmt.Errorf("--max-rows: %d is negative (0 means no limit)", f.maxRows)}
+	}
+	if f.maxRows == 0 {
+		c.MaxRows = warehouse.NoRowLimit
+	}
+	if f.timeout <= 0 {
+		return c, usageError{fmt.Errorf("--timeout: %v is not positive", f.timeout)}
+	}
+	n, err := parseSize(f.maxMemory)
+	if err != nil || n <= 0 {
+		return c, usageError{fmt.Errorf("--max-memory: %q is not a positive size (e.g. 512MiB, 2GiB)", f.maxMemory)}
+	}
+	c.MaxMemory = n
+	return c, nil
 }
 
 // rowWriter prints result rows in one of the sql command's formats.

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/converge-dev/converge/export"
+)
+
+func init() {
+	subcommands = append(subcommands, func(a *app) *cobra.Command { return a.exportCmd() })
+}
+
+// exportFlags are the file options shared by export metric and export sql.
+type exportFlags struct {
+	out, format, preset, delimiter, decimal, currency string
+	raw, bom, crlf                                    bool
+	maxRows                                           int
+}
+
+func (f *exportFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.out, "out", "", "the file to write (required); the manifest goes to FILE.manifest.json")
+	fl.StringVar(&f.format, "format", "", "csv or xlsx (default: by the --out extension, else csv)")
+	fl.StringVar(&f.preset, "preset", "", "excel: UTF-8 BOM, CRLF, formula-safe text (with --delimiter ';' --decimal ',' for a German, French, … Excel)")
+	fl.BoolVar(&f.raw, "raw", false, "raw values (full precision, fractions, ISO dates) instead of formatted ones")
+	fl.StringVar(&f.delimiter, "delimiter", ",", "CSV field separator: , ; tab or |")
+	fl.StringVar(&f.decimal, "decimal", ".", "decimal separator: . or ,")
+	fl.BoolVar(&f.bom, "bom", false, "CSV: start with a UTF-8 byte order mark")
+	fl.BoolVar(&f.crlf, "crlf", false, "CSV: end lines with CR LF")
+	fl.StringVar(&f.currency, "currency", "", "ISO code shown for currency metrics (default report.currency)")
+	fl.IntVar(&f.maxRows, "max-rows", 0, "at most this many data rows; a longer result is cut, and the file, the manifest and the exit status say so (0: no limit)")
+}
+
+func (f *exportFlags) options(a *app) (export.Options, error) {
+	o := export.Options{Format: export.Format(f.format), Raw: f.raw, BOM: f.bom, CRLF: f.crlf, Preset: f.preset,
+		MaxRows: f.maxRows, Currency: f.currency, Version: convergeVersion()}
+	if f.out == "" {
+		return o, usageError{errors.New("--out: required (the file to write)")}
+	}
+	if o.Format == "" && strings.EqualFold(filepath.Ext(f.out), ".xlsx") {
+		o.Format = export.XLSX
+	}
+	if o.Currency == "" {
+		o.Currency = a.cfg.ReportCurrency
+	}
+	o.TZ = a.cfg.ReportTZ
+	switch f.delimiter {
+	case "tab", `\t`, "\t":
+		o.Delimiter = '\t'
+	default:
+		if len(f.delimiter) != 1 {
+			return o, usageError{fmt.Errorf("--delimiter: %q is not one of , ; tab |", f.delimiter)}
+		}
+		o.Delimiter = rune(f.delimiter[0])
+	}
+	if len(f.decimal) != 1 {
+		return o, usageError{fmt.Errorf("--decimal: %q is not . or ,", f.decimal)}
+	}
+	o.Decimal = rune(f.decimal[0])
+	if err := o.Validate(); err != nil {
+		flag, reason, _ := strings.Cut(err.Error(), ": ")
+		return o, usageError{fmt.Errorf("--%s: %s", strings.ReplaceAll(flag, " ", "-"), reason)}
+	}
+	return o, nil
+}
+
+// write runs an export into f.out (through a temporary file, renamed once
+// complete) and writes the manifest next to it. A truncated export keeps
+// both files and returns its error (exit status 1).
+func (f *exportFlags) write(w io.Writer, run func(io.Writer) (*export.Manifest, error)) error {
+	dir := filepath.Dir(f.out)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.out)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	m, err := run(tmp)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if m == nil || m.SHA256 == "" { // the file was not written to the end
+		return err
+	}
+	if cerr := os.Chmod(tmp.Name(), 0o644); cerr != nil {
+		return cerr
+	}
+	m.File = filepath.Base(f.out)
+	b, merr := json.MarshalIndent(m, "", "  ")
+	if merr != nil {
+		return merr
+	}
+	manifest := f.out + ".manifest.json"
+	if werr := os.WriteFile(manifest, append(b, '\n'), 0o644); werr != nil {
+		return werr
+	}
+	if rerr := os.Rename(tmp.Name(), f.out); rerr != nil {
+		return rerr
+	}
+	note := ""
+	if m.Truncated {
+		note = fmt.Sprintf(" (TRUNCATED at %d rows)", m.Rows)
+	}
+	fmt.Fprintf(w, "%s: %d rows, %d bytes, sha256 %s%s\n%s\n", f.out, m.Rows, m.Bytes, m.SHA256, note, manifest)
+	return err
+}
+
+func (a *app) exportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Export a metric or a read-only query to CSV or XLSX, with a manifest (FILE.manifest.json)",
+	}
+
+	var (
+		dir string
+		q   metricQueryFlags
+		mf  exportFlags
+	)
+	metric := &cobra.Command{
+		Use:   "metric NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--format csv|xlsx] [--preset excel] [--raw] --out FILE",
+		Short: "Export a metric's values by bucket (with breakdown, comparison, target and totals)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := mf.options(a)
+			if err != nil {
+				return err
+			}
+			r, st, p, err := a.openMetricQuery(cmd, dir, args[0], &q)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			p.Margin = a.cfg.ReportDefaultMargin
+			return mf.write(cmd.OutOrStdout(), func(w io.Writer) (*export.Manifest, error) {
+				return export.Metric(cmd.Context(), r, st, args[0], p, w, o)
+			})
+		},
+	}
+	metric.Flags().StringVar(&dir, "metrics-dir", "", "folder of the user's metric definitions (*.sql; key metrics.dir)")
+	q.register(metric)
+	mf.register(metric)
+
+	var (
+		query   string
+		sf      exportFlags
+		console consoleFlags
+	)
+	sqlc := &cobra.Command{
+		Use:   `sql --read-only-query "SELECT ..." --out FILE [--format csv|xlsx] [--preset excel] [--raw]`,
+		Short: "Export the rows of a read-only query (the SQL console's rules and limits), streamed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := sf.options(a)
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(query) == "" {
+				return usageError{errors.New("--read-only-query: required")}
+			}
+			c, err := console.console()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := a.openStore(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return sf.write(cmd.OutOrStdout(), func(w io.Writer) (*export.Manifest, error) {
+				return export.SQL(ctx, st, c, query, w, o)
+			})
+		},
+	}
+	sqlc.Flags().StringVar(&query, "read-only-query", "", "the query: one SELECT, WITH, SHOW, DESCRIBE or EXPLAIN statement (see `converge sql --read-only`)")
+	sf.register(sqlc)
+	console.registerLimits(sqlc, 10*time.Minute)
+
+	cmd.AddCommand(metric, sqlc)
+	return cmd
+}

@@ -1,0 +1,266 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/warehouse"
+)
+
+// Metric exports metric name with p (see metrics.Registry.Query) to w.
+//
+// A series-shaped metric gives one row per bucket (and per value of the
+// breakdown dimension p.By), then a "Total" row per breakdown value with the
+// total over the whole range computed from raw rows (not a sum of buckets):
+//
+//	[By,] Period, <Title> (<unit>)[, Comparison period, <Title>, previous
+//	period|a year earlier (<unit>), Change (%)|Change (pp)], Target (<unit>)
+//
+// Change is relative, 100 × (value − comparison) / |comparison|, or for a
+// percent metric the difference in percentage points; empty where either
+// value is missing (or the comparison is 0). A table-shaped custom metric
+// (a cohort matrix, a funnel) gives its own columns.
+//
+// The store's data is read between two readings of the sources' watermarks;
+// when a load lands in between, the metric is computed again (three times at
+// most), so the manifest's watermarks are those of the data exported.
+func Metric(ctx context.Context, reg *metrics.Registry, st *warehouse.Store, name string, p metrics.Params, w io.Writer, o Options) (*Manifest, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	d, ok := reg.Get(name)
+	if !ok {
+		return nil, &metrics.ParamError{Param: "metric", Reason: fmt.Sprintf("unknown metric %q", name)}
+	}
+	sources := reg.Sources(name)
+	var (
+		res    *metrics.Result
+		before []Watermark
+	)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if before, err = watermarks(ctx, st, sources); err != nil {
+			return nil, err
+		}
+		if res, err = reg.Query(ctx, name, p); err != nil {
+			return nil, err
+		}
+		after, err := watermarks(ctx, st, sources)
+		if err != nil {
+			return nil, err
+		}
+		if sameWatermarks(before, after) {
+			break
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("export %s: its source tables changed during each of three attempts (data is being loaded): export again later", name)
+		}
+	}
+	m := &Manifest{Kind: "metric", Converge: o.Version, TimeZone: res.TZ, Params: ParamValues(p), Sources: before,
+		Metrics: metricVersions(reg, d, nil), Margin: p.Margin}
+	cols, rows := metricTable(res, d, p, &o)
+	err := write(w, cols, &sliceSource{rows: rows}, &o, m)
+	m.GeneratedAt = time.Now().UTC()
+	return m, err
+}
+
+// metricVersions lists d and the metrics it reads, each once, d first.
+func metricVersions(reg *metrics.Registry, d *metrics.Definition, seen []MetricVersion) []MetricVersion {
+	if slices.ContainsFunc(seen, func(v MetricVersion) bool { return v.Name == d.Name }) {
+		return seen
+	}
+	seen = append(seen, MetricVersion{Name: d.Name, Version: d.Version, Title: d.Title, Unit: d.Unit, File: d.File})
+	for _, in := range d.Inputs() {
+		if dep, ok := reg.Get(in); ok {
+			seen = metricVersions(reg, dep, seen)
+		}
+	}
+	return seen
+}
+
+// ParamValues writes p as the URL values metrics.ParseParams reads back to
+// the same Params (from and to as RFC 3339 instants in UTC). Margin is not a
+// query parameter: it is the registry's setting.
+func ParamValues(p metrics.Params) url.Values {
+	v := url.Values{}
+	v.Set("from", p.From.UTC().Format(time.RFC3339Nano))
+	v.Set("to", p.To.UTC().Format(time.RFC3339Nano))
+	v.Set("grain", string(p.Grain))
+	tz := "UTC"
+	if p.TZ != nil {
+		tz = p.TZ.String()
+	}
+	v.Set("tz", tz)
+	v.Set("week_start", "monday")
+	if p.WeekStart == time.Sunday {
+		v.Set("week_start", "sunday")
+	}
+	fy := p.FiscalYearStart
+	if fy == 0 {
+		fy = time.January
+	}
+	v.Set("fiscal_year_start", strconv.Itoa(int(fy)))
+	if p.Compare != "" {
+		v.Set("compare", p.Compare)
+	}
+	if p.By != "" {
+		v.Set("by", p.By)
+	}
+	for _, f := range p.Filters {
+		v.Add("filter", f.Dim+"="+f.Value)
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Args)) {
+		v.Add("arg", k+"="+p.Args[k])
+	}
+	return v
+}
+
+// metricTable lays a result out as columns and rows of cells.
+func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o *Options) ([]column, [][]cell) {
+	if res.Table != nil {
+		return customTable(res.Table, o)
+	}
+	unit := unitLabel(res.Unit, o.Currency, o.Raw)
+	nf := parseNumFormat(res.Format, res.Unit)
+	num := func(v *float64) cell {
+		if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+			return cell{}
+		}
+		return cell{k: kFloat, f: *v}
+	}
+	var cols []column
+	if res.By != "" {
+		cols = append(cols, column{name: res.By})
+	}
+	period := "Period"
+	if o.Raw {
+		period = "Period start"
+	}
+	cols = append(cols, column{name: fmt.Sprintf("%s (%s, %s)", period, res.Grain, res.TZ), date: o.Raw},
+		column{name: fmt.Sprintf("%s (%s)", res.Title, unit), num: nf})
+	pp := res.Unit == "percent"
+	if res.Compare != "" {
+		when := "previous period"
+		if res.Compare == "year" {
+			when = "a year earlier"
+		}
+		change := "Change (%)"
+		if pp {
+			change = "Change (pp)"
+		}
+		cols = append(cols, column{name: "Comparison period", date: o.Raw},
+			column{name: fmt.Sprintf("%s, %s (%s)", res.Title, when, unit), num: nf},
+			column{name: change, num: &numFormat{decimals: 1, excel: "0.0"}})
+	}
+	cols = append(cols, column{name: fmt.Sprintf("Target (%s)", unit), num: nf})
+
+	fy := p.FiscalYearStart
+	label := func(day string) cell {
+		if day == "" {
+			return cell{}
+		}
+		if o.Raw {
+			if t, err := time.Parse(time.DateOnly, day); err == nil {
+				return cell{k: kDate, t: t}
+			}
+		}
+		return cell{k: kText, s: periodLabel(day, string(res.Grain), fy, o.Raw)}
+	}
+	var rows [][]cell
+	add := func(dim string, period cell, v, cmpPeriod cell, c, target *float64) {
+		var row []cell
+		if res.By != "" {
+			row = append(row, cell{k: kText, s: dim})
+		}
+		row = append(row, period, v)
+		if res.Compare != "" {
+			row = append(row, cmpPeriod, num(c), num(change(v, c, pp)))
+		}
+		rows = append(rows, append(row, num(target)))
+	}
+	for _, s := range res.Series {
+		for _, pt := range s.Points {
+			add(s.Dim, label(pt.Bucket), num(pt.Value), label(pt.CompareBucket), pt.Compare, pt.Target)
+		}
+		if s.Total != nil || s.CompareTotal != nil {
+			add(s.Dim, cell{k: kText, s: "Total"}, num(s.Total), cell{}, s.CompareTotal, res.Target)
+		}
+	}
+	return cols, rows
+}
+
+// change is the change of v against c: relative in percent, or in
+// percentage points (pp) for fractions; nil when unknown.
+func change(v cell, c *float64, pp bool) *float64 {
+	if v.k != kFloat || c == nil || math.IsNaN(*c) || math.IsInf(*c, 0) {
+		return nil
+	}
+	var x float64
+	switch {
+	case pp:
+		x = 100 * (v.f - *c)
+	case *c == 0:
+		return nil
+	default:
+		x = 100 * (v.f - *c) / math.Abs(*c)
+	}
+	return &x
+}
+
+// customTable lays out a table-shaped custom metric: its columns as they
+// come; formatted numbers get two decimals.
+func customTable(t *metrics.Table, o *Options) ([]column, [][]cell) {
+	cols := make([]column, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = column{name: c, num: &numFormat{decimals: 2, group: true, excel: "#,##0.00"}}
+	}
+	rows := make([][]cell, len(t.Rows))
+	for i, r := range t.Rows {
+		row := make([]cell, len(cols))
+		for j, v := range r {
+			switch x := v.(type) {
+			case float64:
+				row[j] = cell{k: kFloat, f: x}
+			case int64:
+				row[j] = cell{k: kInt, i: x}
+			case string:
+				row[j] = cell{k: kText, s: x}
+			case bool:
+				row[j] = cell{k: kBool}
+				if x {
+					row[j].i = 1
+				}
+			case nil:
+			default:
+				row[j] = cell{k: kText, s: fmt.Sprint(x)}
+			}
+		}
+		rows[i] = row
+	}
+	return cols, rows
+}
+
+// sliceSource yields rows held in memory.
+type sliceSource struct {
+	rows [][]cell
+	i    int
+}
+
+func (s *sliceSource) next(cells []cell) (bool, error) {
+	if s.i >= len(s.rows) {
+		return false, nil
+	}
+	copy(cells, s.rows[s.i])
+	s.i++
+	return true, nil
+}
+
+func (s *sliceSource) more() bool { return s.i < len(s.rows) }
