@@ -12,6 +12,7 @@
 //     cached answer;
 //   - the overview page: cold and warm server time, the cold time vs its raw
 //     statements run one after another, HTML and script bytes;
+//   - the customer 360 page of the customer with the most orders, likewise;
 //   - the server's memory (RSS) at rest and its peak under the page loads.
 //
 // It imports server, metrics and ingest (it drives them as serve does), so
@@ -121,6 +122,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"events API", eventsAPI},
 		{"metrics", builtins},
 		{"overview", overview},
+		{"customer 360", customer360},
 	}
 	for _, s := range steps {
 		cfg.Log.Info("bench: "+s.name+"…")
