@@ -17,7 +17,7 @@ TEMPL := ./bin/templ
 # The installer prints the library path on its last line (it is cached: instant after the first run).
 ENGINE_LIB = $$(bash scripts/install-chdb.sh | tail -n 1)
 
-.PHONY: deps chdb templ chromium generate check-generated build run test vet bench fmt clean
+.PHONY: deps chdb templ chromium generate check-generated build run test vet bench bench-go fmt clean
 
 ## deps: install the chDB engine library (cache dir) and the templ CLI (./bin)
 deps: chdb templ
@@ -72,8 +72,14 @@ vet:
 test: deps chromium check-generated vet
 	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" $(GO) test -p 2 -count=1 -timeout 40m $(TEST_FLAGS) ./...
 
-## bench: warehouse benchmarks (one package at a time, so they do not compete for the 2 cores)
-bench: deps
+## bench: `converge bench` on ./bench-data (the demo of BENCH_SIZE is generated there first
+## when it is empty; small takes seconds, large ~15 min and 5 GB): one table, also in bench-out/
+BENCH_SIZE ?= small
+bench: build
+	./bin/converge bench --size $(BENCH_SIZE) --data-dir ./bench-data-$(BENCH_SIZE) --out ./bench-out-$(BENCH_SIZE)
+
+## bench-go: the go test benchmarks of the store (one package at a time, so they do not compete for the 2 cores)
+bench-go: deps
 	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" $(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -benchmem -timeout 60m ./warehouse/...
 
 ## fmt: gofmt and templ fmt in place
