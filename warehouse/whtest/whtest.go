@@ -8,6 +8,7 @@
 package whtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -90,4 +91,23 @@ func EmptyStore(t testing.TB) *warehouse.Store {
 		s.Close()
 	})
 	return s
+}
+
+// Golden compares got with the golden file at path, or rewrites the file
+// when update (a package's -update flag) is set.
+func Golden(t testing.TB, path string, got []byte, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run with -update and review the diff):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
 }
