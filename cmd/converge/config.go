@@ -70,6 +70,7 @@ var defaults = map[string]any{
 	"clickhouse.user":            "default",
 	"clickhouse.password":        "",
 	"clickhouse.database":        "converge",
+	"clickhouse.cluster":         "",
 	"server.addr":                ":8080",
 	"server.tile_timeout":        "8s",
 	"metrics.dir":                "",
@@ -162,6 +163,7 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 			User:     v.GetString("clickhouse.user"),
 			Password: v.GetString("clickhouse.password"),
 			Database: v.GetString("clickhouse.database"),
+			Cluster:  strings.TrimSpace(v.GetString("clickhouse.cluster")),
 		},
 	}
 	var errs []error

@@ -29,5 +29,6 @@ func (a *app) configCmd() *cobra.Command {
 			return nil
 		},
 	})
+	cmd.AddCommand(a.configDocCmd())
 	return cmd
 }
