@@ -251,8 +251,8 @@ func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
 			var who string
 			var since time.Time
 			_ = s.Conn.QueryRow(ctx, "SELECT holder, since FROM schema_migrations_lock LIMIT 1").Scan(&who, &since)
-			if who == "" { // on a cluster, the holder is recorded on the node it went through
-				return nil, fmt.Errorf("%w (taken through another node of cluster %s); if that process is gone, run `converge migrate --force-unlock`", ErrMigrationLocked, s.cfg.Cluster)
+			if who == "" && s.cfg.Cluster != "" { // the holder is recorded on the node it went through
+				return nil, fmt.Errorf("%w (no holder recorded on this node: taken through another node of cluster %s); if that process is gone, run `converge migrate --force-unlock`", ErrMigrationLocked, s.cfg.Cluster)
 			}
 			return nil, fmt.Errorf("%w (%s, since %s); if that process is gone, run `converge migrate --force-unlock`", ErrMigrationLocked, who, since.Format(time.RFC3339))
 		}
