@@ -17,7 +17,7 @@ TEMPL := ./bin/templ
 # The installer prints the library path on its last line (it is cached: instant after the first run).
 ENGINE_LIB = $$(bash scripts/install-chdb.sh | tail -n 1)
 
-.PHONY: deps chdb templ chromium generate check-generated build run test vet bench bench-go fmt clean
+.PHONY: deps chdb templ chromium generate check-generated build run test vet config-doc bench bench-go fmt clean
 
 ## deps: install the chDB engine library (cache dir) and the templ CLI (./bin)
 deps: chdb templ
@@ -67,6 +67,13 @@ run: build
 ## vet: go vet every package
 vet:
 	$(GO) vet ./...
+
+## config-doc: regenerate docs/config.md, the configuration reference, from the keys cmd/converge
+## declares (`converge config doc`); a test of `make test` fails while it is stale
+config-doc:
+	@$(GO) run ./cmd/converge config doc > docs/config.md.tmp || { rm -f docs/config.md.tmp; exit 1; }
+	@mv docs/config.md.tmp docs/config.md
+	@echo "docs/config.md regenerated"
 
 ## test: install what the tests need, check generated code, vet, run every test
 test: deps chromium check-generated vet

@@ -10,10 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/shopspring/decimal"
-
-	"github.com/converge-dev/converge/warehouse"
 )
 
 // Point is one bucket of a series. Bucket is the bucket's first calendar
@@ -194,18 +191,9 @@ func (r *Registry) Sources(name string) []string {
 // inserted, replaced, merged or dropped in any of them. It also returns the
 // time of the last such change.
 func (r *Registry) freshness(ctx context.Context, tables []string) (string, time.Time, error) {
-	var (
-		parts, rows uint64
-		at          time.Time
-	)
-	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"tables": warehouse.StringArray(tables)}))
-	err := r.opts.Store.Conn.QueryRow(ctx, `SELECT count(), sum(rows), max(modification_time)
-FROM system.parts WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}`).Scan(&parts, &rows, &at)
+	parts, rows, at, err := r.opts.Store.DataVersion(ctx, tables)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("metrics: data freshness: %w", err)
-	}
-	if parts == 0 {
-		at = time.Time{}
 	}
 	return fmt.Sprintf("%d/%d/%d", parts, rows, at.UnixNano()), at.UTC(), nil
 }

@@ -80,16 +80,33 @@ func (s *Store) Migrate(ctx context.Context) (applied []Migration, err error) {
 }
 
 func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migration, err error) {
-	if err := s.Conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations`+` (
-		version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC'), applied_by String
-	) ENGINE = MergeTree ORDER BY version`); err != nil {
+	plan, err := s.migrationPlan(ms)
+	if err != nil {
+		return nil, err
+	}
+	b := bookkeeping(s.cfg.Cluster)
+	if s.cfg.Cluster != "" {
+		if err := s.checkCluster(ctx, s.Conn); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.Conn.Exec(ctx, b.create); err != nil {
 		return nil, fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	if err := s.checkBookkeeping(ctx); err != nil {
+		return nil, err
 	}
 	unlock, err := s.lockMigrations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	if b.sync != "" {
+		// The lock holder reads the records every node has written.
+		if err := s.Conn.Exec(ctx, b.sync); err != nil {
+			return nil, fmt.Errorf("migrate: sync schema_migrations: %w", err)
+		}
+	}
 
 	done := map[uint32]string{}
 	rows, err := s.Conn.Query(ctx, "SELECT version, checksum FROM schema_migrations")
@@ -110,15 +127,21 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	for _, m := range ms {
+	for i, m := range ms {
 		if sum, ok := done[m.Version]; ok {
 			if sum != m.Checksum {
 				return applied, fmt.Errorf("migrate: sql/schema/%04d_%s.sql changed after it was applied (checksum %s… in the store, %s… now); add a new migration instead of editing an applied one", m.Version, m.Name, sum[:12], m.Checksum[:12])
 			}
 			continue
 		}
-		if err := s.Conn.Exec(ctx, m.SQL); err != nil {
-			return applied, fmt.Errorf("migrate: sql/schema/%04d_%s.sql: %w", m.Version, m.Name, err)
+		for k, q := range plan[i] {
+			if err := s.Conn.Exec(ctx, q); err != nil {
+				where := ""
+				if len(plan[i]) > 1 {
+					where = fmt.Sprintf(" (cluster statement %d of %d)", k+1, len(plan[i]))
+				}
+				return applied, fmt.Errorf("migrate: sql/schema/%04d_%s.sql%s: %w", m.Version, m.Name, where, err)
+			}
 		}
 		if err := s.Conn.Exec(ctx, "INSERT INTO schema_migrations (version, name, checksum, applied_at, applied_by) VALUES ({v:UInt32}, {n:String}, {c:String}, now64(3), {by:String})",
 			clickhouse.Named("v", m.Version), clickhouse.Named("n", m.Name), clickhouse.Named("c", m.Checksum), clickhouse.Named("by", fmt.Sprintf("%s pid %d", host, os.Getpid()))); err != nil {
@@ -130,20 +153,107 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 	return applied, nil
 }
 
-// lockMigrations takes the migration lock: CREATE TABLE without IF NOT EXISTS
-// succeeds for exactly one caller. The table is a Memory table, so a lock left
-// by a crashed process goes away with a server restart (and with the process,
-// for the embedded store); `converge migrate --force-unlock` drops it by hand.
+// migrationPlan is the statements of each migration: its file on one
+// server, the file rewritten for the cluster in cluster mode.
+func (s *Store) migrationPlan(ms []Migration) ([][]string, error) {
+	plan := make([][]string, len(ms))
+	if s.cfg.Cluster == "" {
+		for i, m := range ms {
+			plan[i] = []string{m.SQL}
+		}
+		return plan, nil
+	}
+	if s.Engine != nil {
+		return nil, errors.New("clickhouse.cluster: the embedded store is a single node and never runs cluster mode")
+	}
+	cms, err := ClusterMigrations(ms, s.cfg.Cluster, s.Database)
+	if err != nil {
+		return nil, err
+	}
+	for i, cm := range cms {
+		plan[i] = cm.Statements
+	}
+	return plan, nil
+}
+
+// bookkeepingDDL are the statements of the migrations' own tables.
+type bookkeepingDDL struct {
+	create string // schema_migrations: one row per applied migration
+	lock   string // takes the migration lock: succeeds for one caller only
+	unlock string
+	sync   string // makes this node's schema_migrations complete; "" on one server
+}
+
+// bookkeeping is the DDL of the migrations' own tables for cluster ("" = one
+// server). On a cluster:
+//   - schema_migrations is a ReplicatedMergeTree created ON CLUSTER with one
+//     Keeper path for every node of every shard (a migration runs ON CLUSTER,
+//     so its record belongs to all of them): a record written through any
+//     node reaches every node and outlives the loss of one, and the lock
+//     holder syncs its replica before reading. It is not sharded: every node
+//     answers "what is applied" alone.
+//   - the lock is a Memory table created ON CLUSTER without IF NOT EXISTS:
+//     Keeper's distributed DDL queue orders two concurrent CREATEs the same
+//     way on every node, so the first succeeds everywhere and the second
+//     fails everywhere (TABLE_ALREADY_EXISTS). Memory, as on one server, so a
+//     lock left by a crash goes with a restart of the servers; `converge
+//     migrate --force-unlock` drops it ON CLUSTER.
+func bookkeeping(cluster string) bookkeepingDDL {
+	const cols = ` (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC'), applied_by String)`
+	const lockCols = ` (holder String, since DateTime64(3, 'UTC')) ENGINE = Memory`
+	if cluster == "" {
+		return bookkeepingDDL{
+			create: "CREATE TABLE IF NOT EXISTS schema_migrations" + cols + " ENGINE = MergeTree ORDER BY version",
+			lock:   "CREATE TABLE schema_migrations_lock" + lockCols,
+			unlock: "DROP TABLE IF EXISTS schema_migrations_lock",
+		}
+	}
+	on := " ON CLUSTER " + quoteIdent(cluster)
+	return bookkeepingDDL{
+		create: "CREATE TABLE IF NOT EXISTS schema_migrations" + on + cols +
+			" ENGINE = ReplicatedMergeTree('/clickhouse/converge/{database}/schema_migrations', '{shard}-{replica}') ORDER BY version",
+		lock:   "CREATE TABLE schema_migrations_lock" + on + lockCols,
+		unlock: "DROP TABLE IF EXISTS schema_migrations_lock" + on,
+		sync:   "SYSTEM SYNC REPLICA schema_migrations",
+	}
+}
+
+// checkBookkeeping refuses a database migrated in the other mode: cluster
+// mode does not convert a single server's tables (nor the reverse), and
+// carrying on would mix replicated and unreplicated tables.
+func (s *Store) checkBookkeeping(ctx context.Context) error {
+	var engine string
+	if err := s.Conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'").Scan(&engine); err != nil {
+		return fmt.Errorf("migrate: read the engine of schema_migrations: %w", err)
+	}
+	replicated := strings.HasPrefix(engine, "Replicated")
+	switch {
+	case s.cfg.Cluster != "" && !replicated:
+		return fmt.Errorf("clickhouse.cluster: database %s on %s was migrated without a cluster (schema_migrations is %s); cluster mode does not convert a single server's tables: migrate into a new database (clickhouse.database) and copy the data (docs/cluster.md)", s.Database, s.Describe(), engine)
+	case s.cfg.Cluster == "" && replicated:
+		return fmt.Errorf("clickhouse.cluster: database %s on %s was migrated in cluster mode (schema_migrations is %s); set clickhouse.cluster to the cluster it was created on", s.Database, s.Describe(), engine)
+	}
+	return nil
+}
+
+// lockMigrations takes the migration lock (see bookkeeping): CREATE TABLE
+// without IF NOT EXISTS succeeds for exactly one caller. The table is a
+// Memory table, so a lock left by a crashed process goes away with a server
+// restart (and with the process, for the embedded store); `converge migrate
+// --force-unlock` drops it by hand.
 func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s pid %d", host, os.Getpid())
-	err := s.Conn.Exec(ctx, "CREATE TABLE schema_migrations_lock (holder String, since DateTime64(3, 'UTC')) ENGINE = Memory")
-	if err != nil {
+	b := bookkeeping(s.cfg.Cluster)
+	if err := s.Conn.Exec(ctx, b.lock); err != nil {
 		var ex *clickhouse.Exception
-		if errors.As(err, &ex) && ex.Code == 57 { // TABLE_ALREADY_EXISTS
+		if (errors.As(err, &ex) && ex.Code == 57) || s.lockExists(ctx) { // 57: TABLE_ALREADY_EXISTS
 			var who string
 			var since time.Time
 			_ = s.Conn.QueryRow(ctx, "SELECT holder, since FROM schema_migrations_lock LIMIT 1").Scan(&who, &since)
+			if who == "" && s.cfg.Cluster != "" { // the holder is recorded on the node it went through
+				return nil, fmt.Errorf("%w (no holder recorded on this node: taken through another node of cluster %s); if that process is gone, run `converge migrate --force-unlock`", ErrMigrationLocked, s.cfg.Cluster)
+			}
 			return nil, fmt.Errorf("%w (%s, since %s); if that process is gone, run `converge migrate --force-unlock`", ErrMigrationLocked, who, since.Format(time.RFC3339))
 		}
 		return nil, fmt.Errorf("migrate: take lock: %w", err)
@@ -158,7 +268,16 @@ func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
 	}, nil
 }
 
-// ForceUnlock drops the migration lock.
+// lockExists reports whether the lock table exists (on a cluster an ON
+// CLUSTER CREATE that failed on the nodes reports their error, whose code
+// need not reach the client).
+func (s *Store) lockExists(ctx context.Context) bool {
+	var n uint64
+	err := s.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations_lock'").Scan(&n)
+	return err == nil && n > 0
+}
+
+// ForceUnlock drops the migration lock (on every node of a cluster).
 func (s *Store) ForceUnlock(ctx context.Context) error {
-	return s.Conn.Exec(ctx, "DROP TABLE IF EXISTS schema_migrations_lock")
+	return s.Conn.Exec(ctx, bookkeeping(s.cfg.Cluster).unlock)
 }

@@ -40,6 +40,7 @@ type Config struct {
 	TLSSkipVerify bool
 	User          string
 	Password      string
+	Cluster       string // a cluster of the server's remote_servers: replicated, sharded tables (docs/cluster.md); empty = the server alone
 
 	Database     string        // default "converge"
 	DialTimeout  time.Duration // default 10s
@@ -67,6 +68,14 @@ func (c *Config) Validate() error {
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			return fmt.Errorf("clickhouse.addr: %q is not host:port: %v", c.Addr, err)
+		}
+	}
+	if c.Cluster != "" {
+		if !clusterNameRe.MatchString(c.Cluster) {
+			return fmt.Errorf("clickhouse.cluster: %q is not a cluster name (letters, digits, _, - and ., as named in the server's remote_servers)", c.Cluster)
+		}
+		if c.Addr == "" {
+			return fmt.Errorf("clickhouse.cluster: %q is set but clickhouse.addr is not: the embedded store is a single node; cluster mode needs clickhouse.addr, a server of that cluster", c.Cluster)
 		}
 	}
 	if c.EnginePool < 0 || c.EnginePool > 64 {
@@ -200,6 +209,9 @@ func (s *Store) options(db string) *clickhouse.Options {
 	if cfg.Secure {
 		o.TLS = &tls.Config{InsecureSkipVerify: cfg.TLSSkipVerify} //nolint:gosec // opt-in by config
 	}
+	if cfg.Cluster != "" {
+		o.Settings = clusterSettings
+	}
 	return o
 }
 
@@ -218,6 +230,12 @@ func (s *Store) ensureDatabase(ctx context.Context) error {
 	}
 	defer conn.Close()
 	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(s.Database)
+	if s.cfg.Cluster != "" {
+		if err := s.checkCluster(ctx, conn); err != nil {
+			return err
+		}
+		q += " ON CLUSTER " + quoteIdent(s.cfg.Cluster)
+	}
 	if err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("warehouse: create database %s on %s: %w", s.Database, s.Describe(), err)
 	}

@@ -103,6 +103,7 @@ var defaults = map[string]any{
 	"auth.login_window":               "15m",
 	"auth.proxy_header":               "",
 	"auth.trusted_proxies":            "",
+	"clickhouse.cluster":              "",
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -186,6 +187,7 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 			User:     v.GetString("clickhouse.user"),
 			Password: v.GetString("clickhouse.password"),
 			Database: v.GetString("clickhouse.database"),
+			Cluster:  strings.TrimSpace(v.GetString("clickhouse.cluster")),
 		},
 	}
 	var errs []error

@@ -30,5 +30,6 @@ func (a *app) configCmd() *cobra.Command {
 			return out.Flush()
 		},
 	})
+	cmd.AddCommand(a.configDocCmd())
 	return cmd
 }

@@ -86,8 +86,6 @@ func (a *app) serve(ctx context.Context) error {
 	if a.cfg.MetricsDir != "" {
 		g.Go(func() error { return reg.Watch(gctx) })
 	}
-	g.Go(func() error { return srv.Run(gctx, ln) })
-
 	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
 		eln, err := net.Listen("tcp", a.cfg.EngineHTTPListen)
 		if err != nil {
@@ -111,6 +109,8 @@ func (a *app) serve(ctx context.Context) error {
 		a.log.Info("ClickHouse HTTP endpoint for this machine", "url", ep.URL, "user", "default",
 			"password_in", filepath.Join(a.cfg.DataDir, endpointFile))
 	}
+	// The dashboard answers /readyz only once the endpoint other commands use is published.
+	g.Go(func() error { return srv.Run(gctx, ln) })
 	// Warm the metric cache: render the overview once, as the first visitor would (as an admin,
 	// who sees every metric).
 	g.Go(func() error {

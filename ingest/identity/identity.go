@@ -362,8 +362,9 @@ func write(ctx context.Context, st *warehouse.Store, r *result) error {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("identity: write identities: %w", err)
 	}
-	// Identities of records that are gone keep an older version: drop them.
-	if err := st.Conn.Exec(ctx, "ALTER TABLE identities DELETE WHERE matched_at < {at:DateTime64(3, 'UTC')} SETTINGS mutations_sync = 2",
+	// Identities of records that are gone keep an older version: drop them
+	// (on a cluster, from the shards' tables: MutationTarget).
+	if err := st.Conn.Exec(ctx, "ALTER TABLE "+st.MutationTarget("identities")+" DELETE WHERE matched_at < {at:DateTime64(3, 'UTC')} SETTINGS mutations_sync = 2",
 		clickhouse.Named("at", runAt.Format("2006-01-02 15:04:05.000"))); err != nil {
 		return fmt.Errorf("identity: remove stale identities: %w", err)
 	}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// keyDocs says what each key of defaults means: units, accepted values,
+// what its zero or empty value does. `converge config doc` writes them, with
+// each key's default, environment variable and flag, as docs/config.md (make
+// config-doc); a test keeps the two lists and that file in step.
+var keyDocs = map[string]string{
+	"data_dir":                        "Data directory of the embedded store; one process owns it (other commands then go through `converge serve`'s endpoint). Not used with `clickhouse.addr`.",
+	"log.level":                       "`debug`, `info`, `warn` or `error`.",
+	"log.format":                      "`text` or `json`.",
+	"engine.lib":                      "Path to `libchdb.so`, the embedded engine; empty = where `scripts/install-chdb.sh` installs it (`make deps`).",
+	"engine.pool":                     "Engine connections serving queries concurrently, 1–64.",
+	"engine.max_server_memory":        "Memory cap of the whole embedded engine: bytes, or a size such as `4GiB`, `512MiB`; `0` = 25 % of RAM, at most 8 GiB.",
+	"engine.max_query_memory":         "Memory cap of one query (same units); `0` = half of `engine.max_server_memory`.",
+	"engine.http_listen":              "Loopback ClickHouse HTTP endpoint of the embedded store while `converge serve` runs, for analysts' tools and other `converge` commands; loopback addresses only; empty turns it off.",
+	"engine.http_password":            "Password of the `engine.http_listen` endpoint (user `default`); empty = a random one per start, written to `DATA_DIR/converge-endpoint.json` (mode 0600).",
+	"clickhouse.addr":                 "`host:port` of a ClickHouse server (or ClickHouse Cloud) to use instead of the embedded store; empty = the embedded store.",
+	"clickhouse.protocol":             "`http` (HTTP(S) interface, port 8123/8443) or `native` (port 9000/9440).",
+	"clickhouse.secure":               "TLS to the server (`true`/`false`).",
+	"clickhouse.tls_skip_verify":      "Accept a server certificate that does not verify (`true`/`false`); for tests only.",
+	"clickhouse.user":                 "User on the server.",
+	"clickhouse.password":             "Password of `clickhouse.user`.",
+	"clickhouse.database":             "Database holding converge's tables, created if missing (letters, digits, `_`).",
+	"clickhouse.cluster":              "Cluster mode: a cluster of the server's `remote_servers` (letters, digits, `_`, `-`, `.`). Migrations then create every table `ON CLUSTER`, replicated through Keeper and sharded behind a `Distributed` table of the same name (see [cluster.md](cluster.md)); needs `clickhouse.addr`, a node of that cluster. Empty = the server alone.",
+	"server.addr":                     "Listen address of the dashboard (`serve --addr`).",
+	"server.tile_timeout":             "Time budget of each dashboard widget, a duration such as `8s`; a widget over it shows an error while the page renders.",
+	"metrics.dir":                     "Analysts' folder of metric definitions (`*.sql`), picked up without a restart; empty = the built-in metrics only.",
+	"identity.source_priority":        "Comma-separated sources whose ids become the canonical customer id first, e.g. `shop,crm`; empty = the record seen first.",
+	"report.tz":                       "IANA time zone buckets and dates are reported in, e.g. `Europe/Berlin`.",
+	"report.currency":                 "ISO 4217 code shown with amounts, e.g. `EUR`.",
+	"report.week_start":               "First day of a week: `monday` or `sunday`.",
+	"report.fiscal_year_start":        "First month of the fiscal year, 1–12: quarters and years start there.",
+	"report.default_margin":           "Gross margin assumed where an order's cost is unknown, a fraction between 0 and 1 (`0.30` = 30 %).",
+	"auth.bootstrap_email":            "The first admin, created by `converge serve` with a random password (logged once) when there are no users.",
+	"auth.session_idle":               "A session ends this long after its last request (duration, e.g. `2h`).",
+	"auth.session_absolute":           "A session ends this long after sign-in, whatever its use (at most `720h`).",
+	"auth.cookie_secure":              "The session cookie's Secure flag: `auto` (set on TLS requests and when the server does not listen on loopback), `always` or `never`.",
+	"auth.login_failures_per_account": "Failed sign-ins of one account within `auth.login_window` before sign-in is refused for the rest of the window (429).",
+	"auth.login_failures_per_ip":      "Failed sign-ins from one address within `auth.login_window` before it is refused (429).",
+	"auth.login_window":               "The window the sign-in limits count in (duration).",
+	"auth.proxy_header":               "Header carrying the signed-in user's email from an authenticating reverse proxy; empty (default) turns proxy sign-in off.",
+	"auth.trusted_proxies":            "Comma-separated IPs or CIDRs whose `auth.proxy_header` is trusted; the header is ignored from anyone else.",
+}
+
+// sectionDocs introduce the groups of keys (the part before the first dot).
+var sectionDocs = map[string]string{
+	"":           "Where the embedded store lives.",
+	"log":        "Logging (to standard error).",
+	"engine":     "The embedded store: ClickHouse (chDB) inside the process, in `data_dir`. See [engine.md](engine.md).",
+	"clickhouse": "A ClickHouse server or cluster instead of the embedded store.",
+	"server":     "The dashboard (`converge serve`).",
+	"metrics":    "Metric definitions.",
+	"identity":   "Identity resolution.",
+	"report":     "How numbers are reported: time zone, currency, calendar, assumptions.",
+	"auth":       "Users, sessions and sign-in (package access; README \"Access control\").",
+}
+
+// envName is the environment variable of key.
+func envName(key string) string {
+	return "CONVERGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// writeConfigDoc writes docs/config.md: every key of defaults with its
+// environment variable, flag, default (as `converge config keys` prints it)
+// and keyDocs' description, grouped by section.
+func writeConfigDoc(w io.Writer) error {
+	var missing []string
+	sections := map[string][]string{}
+	for k := range defaults {
+		if keyDocs[k] == "" {
+			missing = append(missing, k)
+		}
+		sec, _, ok := strings.Cut(k, ".")
+		if !ok {
+			sec = ""
+		}
+		sections[sec] = append(sections[sec], k)
+	}
+	for k := range keyDocs {
+		if _, ok := defaults[k]; !ok {
+			missing = append(missing, k+" (documented, but not a key)")
+		}
+	}
+	for sec := range sections {
+		if _, ok := sectionDocs[sec]; !ok {
+			missing = append(missing, "section "+sec+" (sectionDocs)")
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("cmd/converge/configdoc.go: no description for %s", strings.Join(missing, ", "))
+	}
+	flags := map[string][]string{}
+	for f, k := range flagKeys {
+		flags[k] = append(flags[k], "`--"+f+"`")
+	}
+	names := make([]string, 0, len(sections))
+	for sec := range sections {
+		names = append(names, sec)
+	}
+	sort.Strings(names) // "" (general) first
+
+	b := &strings.Builder{}
+	b.WriteString("# Configuration reference\n\n")
+	b.WriteString("<!-- Generated by `make config-doc` (`converge config doc`) from cmd/converge/config.go and configdoc.go. Do not edit: a test fails when this file differs. -->\n\n")
+	b.WriteString("Settings come from, highest precedence first: command-line flags, environment variables\n")
+	b.WriteString("(`CONVERGE_` and the key in upper case, dots as underscores), and `converge.yaml` in the working\n")
+	b.WriteString("directory (or `--config FILE`), where a key's dots are levels of nesting (`engine.pool: 4` is\n")
+	b.WriteString("`engine:` / `  pool: 4`). An unknown key in the file, or an invalid value anywhere, is refused with a\n")
+	b.WriteString("message naming the key. `converge config keys` lists the keys, variables and defaults below.\n")
+	for _, sec := range names {
+		keys := sections[sec]
+		sort.Strings(keys)
+		title := sec
+		if title == "" {
+			title = "general"
+		}
+		fmt.Fprintf(b, "\n## %s\n\n%s\n\n", title, sectionDocs[sec])
+		b.WriteString("| key | environment | default | description |\n|---|---|---|---|\n")
+		for _, k := range keys {
+			name := "`" + k + "`"
+			if f := flags[k]; len(f) > 0 {
+				slices.Sort(f)
+				name += " (" + strings.Join(f, ", ") + ")"
+			}
+			def := "empty"
+			if d := fmt.Sprint(defaults[k]); d != "" {
+				def = "`" + d + "`"
+			}
+			fmt.Fprintf(b, "| %s | `%s` | %s | %s |\n", name, envName(k), def, strings.ReplaceAll(keyDocs[k], "|", `\|`))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (a *app) configDocCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "doc",
+		Short: "Write the configuration reference as Markdown (docs/config.md: make config-doc)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return writeConfigDoc(cmd.OutOrStdout())
+		},
+	}
+}
