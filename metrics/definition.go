@@ -182,7 +182,7 @@ func (d *Definition) Inputs() []string {
 	}
 	if d.formula != nil {
 		d.formula.names(func(n string) {
-			if !slices.Contains(names, n) {
+			if n != PeriodMonths && !slices.Contains(names, n) {
 				names = append(names, n)
 			}
 		})

@@ -162,6 +162,7 @@ func TestCustomBuiltins(t *testing.T) {
 		{"clv_historic", "from=2026-01-01&to=2026-04-01&grain=month"},
 		{"ltv_cac", "from=2026-01-01&to=2026-04-01&grain=month"},
 		{"cac_payback_months", "from=2026-01-01&to=2026-04-01&grain=month"},
+		{"cac_payback_months", "from=2026-01-01&to=2026-04-01&grain=quarter"},
 		{"clv_predicted", "from=2026-01-01&to=2026-04-01&grain=month"},
 		{"roas", "from=2026-01-01&to=2026-04-01&grain=month&model=last_touch"},
 		{"roas", "from=2026-01-01&to=2026-04-01&grain=month&model=first_touch"},

@@ -428,16 +428,28 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}}
 		for _, b := range buckets(p) {
 			day := b.Format(time.DateOnly)
+			months := periodMonths(p, b, nextBucket(p.Grain, b, 1))
 			for dim := range dims {
-				v := eval(func(n string) *float64 { return ins[n].get(dim, day) })
+				v := eval(func(n string) *float64 {
+					if n == PeriodMonths {
+						return &months
+					}
+					return ins[n].get(dim, day)
+				})
 				if out.vals[dim] == nil {
 					out.vals[dim] = map[string]*float64{}
 				}
 				out.vals[dim][day] = finite(v)
 			}
 		}
+		whole := periodMonths(p, time.Time{}, time.Time{})
 		for dim := range dims {
-			out.totals[dim] = finite(eval(func(n string) *float64 { return ins[n].total(dim) }))
+			out.totals[dim] = finite(eval(func(n string) *float64 {
+				if n == PeriodMonths {
+					return &whole
+				}
+				return ins[n].total(dim)
+			}))
 		}
 		return out, nil
 	case Simple:

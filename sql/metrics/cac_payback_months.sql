@@ -1,11 +1,11 @@
 -- name: cac_payback_months
 -- title: CAC payback (months)
--- description: CAC payback, kpi-definitions.md (Skok, target < 12): CAC (blended) / (revenue per active customer × gross margin %) = cac_blended / (gross_margin / active_customers). Monthly revenue per customer only at month grain: read it at month grain.
+-- description: CAC payback, kpi-definitions.md (Skok, target < 12): months of gross margin it takes to earn back the cost of acquiring a customer = CAC (blended) / monthly gross margin per active customer = cac_blended / (gross_margin / active_customers / period_months), where period_months is the length of the bucket (or, for the total, of the range) in months, so the answer is in months at every grain. Margin per active customer is averaged over the customers active in the period.
 -- owner: CFO
 -- unit: months
 -- format: 0.0
 -- polarity: lower_is_better
 -- target: 12
 -- kind: ratio
--- formula: cac_blended / (gross_margin / active_customers)
+-- formula: cac_blended / (gross_margin / active_customers / period_months)
 -- dimensions: channel
