@@ -454,7 +454,8 @@ var _ driver.Conn // keep the import for helpers
 // the workaround the process dies.
 func TestPanicRecoverable(t *testing.T) {
 	if os.Getenv("CONVERGE_TEST_CHILD") == "panic" {
-		cfg := Config{Path: t.TempDir(), Lib: DefaultLibPath(), PoolSize: 1}
+		// The parent owns the data directory: a child that crashes cannot clean up.
+		cfg := Config{Path: os.Getenv("CONVERGE_TEST_DIR"), Lib: DefaultLibPath(), PoolSize: 1}
 		cfg.disable.signals = os.Getenv("CONVERGE_TEST_NO_SIGNALS") == "1"
 		e, err := Open(cfg)
 		if err != nil {
@@ -474,7 +475,7 @@ func TestPanicRecoverable(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPanicRecoverable$", "-test.v")
-		cmd.Env = append(os.Environ(), "CONVERGE_TEST_CHILD=panic", "CONVERGE_TEST_NO_SIGNALS="+noSignals)
+		cmd.Env = append(os.Environ(), "CONVERGE_TEST_CHILD=panic", "CONVERGE_TEST_NO_SIGNALS="+noSignals, "CONVERGE_TEST_DIR="+t.TempDir())
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
