@@ -127,6 +127,7 @@ func builtins(ctx context.Context, cfg *Config) ([]Result, error) {
 		cm, _ := quantiles(c)
 		out = append(out, Result{Group: "metric", Name: d.Name + " (" + string(d.Kind) + ")", Unit: "ms", Median: qm, P95: qp, Direct: rm, Ratio: qm / rm, N: cfg.Cold,
 			Note: fmt.Sprintf("cached %.2f ms; %d statements", cm, len(rec.stmts))})
+		cfg.Log.Info("bench: metric", "name", d.Name, "cold_ms", qm, "raw_ms", rm, "ratio", qm/rm, "cached_ms", cm)
 	}
 	return out, nil
 }
