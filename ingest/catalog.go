@@ -321,3 +321,25 @@ func (c *Catalog) QuarantineReasons(ctx context.Context, f QuarantineFilter) ([]
 	}
 	return out, nil
 }
+
+// QuarantineSize counts the quarantined records per entity (entities without any are absent).
+func (c *Catalog) QuarantineSize(ctx context.Context) (map[string]int64, error) {
+	rows, err := c.st.Conn.Query(ctx, query("quarantine_size"))
+	if err != nil {
+		return nil, fmt.Errorf("quarantine size: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var entity string
+		var n uint64
+		if err := rows.Scan(&entity, &n); err != nil {
+			return nil, fmt.Errorf("quarantine size: %w", err)
+		}
+		out[entity] = int64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("quarantine size: %w", err)
+	}
+	return out, nil
+}

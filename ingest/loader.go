@@ -70,6 +70,17 @@ type Options struct {
 	// OnReject, when set, is called for each rejected record, synchronously
 	// from Add (or the file reader), before the reject is written to quarantine.
 	OnReject func(Reject)
+	// OnWritten, when set, is called after each batch is in the store with the
+	// source records it settled (monitoring): loaded, rejected into quarantine,
+	// and duplicates (in the run or already in the store). Summed over a run
+	// they are the Summary's counts. It is called from the goroutine that
+	// calls Add, Flush or Close.
+	OnWritten func(Counts)
+}
+
+// Counts are source records by outcome.
+type Counts struct {
+	Loaded, Rejected, Duplicates int64
 }
 
 // Summary is the outcome of a run.
@@ -172,6 +183,7 @@ type Loader struct {
 
 	kd          *xxhash.Digest
 	pendingQuar [][]any
+	pendingDups int64      // in-run duplicates of source records since the last batch
 	inflight    []inflight // oldest first
 	werr        error
 }
@@ -524,6 +536,7 @@ func (l *Loader) push(ctx context.Context, ts *tableState, vals []any, strs []st
 		if prev.hash == h {
 			if ts.isSource {
 				l.sum.Duplicates++
+				l.pendingDups++
 			}
 			ts.count.Duplicates++
 			return nil
@@ -584,6 +597,7 @@ type batch struct {
 	quar    [][]any
 	written map[*tableState]int64
 	dups    map[*tableState]int64
+	runDups int64 // in-run duplicates settled with this batch (counted in the summary already)
 	// keys of the rows written, for ingest_keys
 	keyEnt []string
 	keys   []string
@@ -601,8 +615,9 @@ const maxInFlight = 2
 // startFlush hands the buffered rows to a writer goroutine (reading and
 // writing overlap; at most maxInFlight batches are being written).
 func (l *Loader) startFlush(ctx context.Context) error {
-	b := &batch{rows: map[*tableState][]pendingRow{}, quar: l.pendingQuar,
+	b := &batch{rows: map[*tableState][]pendingRow{}, quar: l.pendingQuar, runDups: l.pendingDups,
 		written: map[*tableState]int64{}, dups: map[*tableState]int64{}}
+	l.pendingDups = 0
 	for _, ts := range l.tables {
 		if len(ts.rows) > 0 {
 			b.rows[ts] = ts.rows
@@ -648,17 +663,23 @@ func (l *Loader) waitOldest() error {
 		}
 		return l.werr
 	}
+	c := Counts{Rejected: int64(len(b.quar)), Duplicates: b.runDups}
 	for ts, n := range b.written {
 		ts.count.Written += n
 		if ts.isSource {
 			l.sum.Loaded += n
+			c.Loaded += n
 		}
 	}
 	for ts, n := range b.dups {
 		ts.count.Duplicates += n
 		if ts.isSource {
 			l.sum.Duplicates += n
+			c.Duplicates += n
 		}
+	}
+	if l.opts.OnWritten != nil && c != (Counts{}) {
+		l.opts.OnWritten(c)
 	}
 	if l.opts.AfterFlush != nil {
 		l.opts.AfterFlush(l.sum.Loaded)

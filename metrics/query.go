@@ -62,6 +62,22 @@ type Result struct {
 	Cached    bool              `json:"cached"`
 }
 
+// Cache outcomes of a Query (QueryStats.Cache).
+const (
+	CacheHit  = "hit"  // answered from the result cache
+	CacheMiss = "miss" // looked up, not found: computed and stored
+)
+
+// QueryStats describe one Query of a defined metric, for monitoring (Options.OnQuery).
+type QueryStats struct {
+	Metric   string
+	Duration time.Duration // wall time of the whole call, cache lookup included
+	// Cache is CacheHit, CacheMiss, or "" when the cache was not consulted (the cache is
+	// disabled, or the query failed before the lookup).
+	Cache string
+	Err   error
+}
+
 // Query computes metric name with p. Answers are cached by the versions of
 // the definitions involved, the parameters and the store's data freshness.
 func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, error) {
@@ -69,6 +85,20 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 	if !ok {
 		return nil, &ParamError{Param: "metric", Reason: fmt.Sprintf("unknown metric %q", name)}
 	}
+	if r.opts.OnQuery == nil {
+		return r.query(ctx, d, p, new(string))
+	}
+	st := QueryStats{Metric: d.Name}
+	start := time.Now()
+	res, err := r.query(ctx, d, p, &st.Cache)
+	st.Duration, st.Err = time.Since(start), err
+	r.opts.OnQuery(st)
+	return res, err
+}
+
+// query is Query of a defined metric; it sets *cache to CacheHit or CacheMiss when it
+// consults the result cache.
+func (r *Registry) query(ctx context.Context, d *Definition, p Params, cache *string) (*Result, error) {
 	if r.opts.Store == nil {
 		return nil, fmt.Errorf("metrics: no store")
 	}
@@ -90,13 +120,17 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 	if p.FiscalYearStart == 0 {
 		p.FiscalYearStart = time.January
 	}
-	sources := r.Sources(name)
+	sources := r.Sources(d.Name)
 	fresh, freshAt, err := r.freshness(ctx, sources)
 	if err != nil {
 		return nil, err
 	}
 	key := r.versions(d) + "|" + p.Key() + "|" + fresh
+	if r.cache.ttl >= 0 {
+		*cache = CacheMiss
+	}
 	if res, ok := r.cache.get(key); ok {
+		*cache = CacheHit
 		c := *res
 		c.Cached = true
 		return &c, nil

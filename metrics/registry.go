@@ -28,6 +28,10 @@ type Options struct {
 	Log      *slog.Logger
 	Defaults Defaults
 	CacheTTL time.Duration // upper bound on a cached answer's age; default 10m; <0 disables the cache
+	// OnQuery, when set, is told about every Query of a defined metric (monitoring: see
+	// QueryStats). It is called synchronously and concurrently, so it must be fast and safe
+	// for concurrent use.
+	OnQuery func(QueryStats)
 }
 
 // Registry holds the metric definitions: the built-ins and the user's

@@ -143,6 +143,10 @@ func (s *Server) RouteRoles() []RouteRole {
 // isAPI tells JSON API paths, whose errors are JSON.
 func isAPI(path string) bool { return strings.HasPrefix(path, "/api/") }
 
+// isMachine tells paths for programs rather than people: the API and /metrics. They admit
+// bearer tokens and answer a missing sign-in with 401 JSON, not a redirect to the sign-in page.
+func isMachine(path string) bool { return isAPI(path) || path == metricsPath }
+
 func unsafeMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
@@ -194,12 +198,18 @@ func (s *Server) resolve(c *gin.Context, ctx context.Context, role access.Role) 
 			return identity{err: err}
 		}
 	}
-	if role != access.Public && isAPI(c.Request.URL.Path) && s.tokens != nil {
+	if role != access.Public && isMachine(c.Request.URL.Path) && s.tokens != nil {
 		if tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
-			for _, t := range []struct {
+			type scopeRole struct {
 				scope string
 				role  access.Role
-			}{{"admin", access.RoleAdmin}, {"read", access.RoleFinance}} {
+			}
+			scopes := []scopeRole{{"admin", access.RoleAdmin}, {"read", access.RoleFinance}}
+			if c.Request.URL.Path == metricsPath {
+				// A metrics token scrapes this one route (an admin token too).
+				scopes = []scopeRole{{"metrics", access.RoleAdmin}}
+			}
+			for _, t := range scopes {
 				if tid, err := s.tokens.Verify(ctx, strings.TrimSpace(tok), t.scope); err == nil {
 					return identity{user: &access.User{Email: "token:" + tid, Role: t.role}, via: "token"}
 				}
@@ -304,9 +314,13 @@ func csrfFrom(c *gin.Context) string {
 // unauthenticated answers a request without a user: API 401 JSON, a page GET a redirect to the
 // sign-in page (htmx requests: 401 with HX-Redirect), other methods 401.
 func (s *Server) unauthenticated(c *gin.Context, expired bool) {
-	if isAPI(c.Request.URL.Path) {
+	if isMachine(c.Request.URL.Path) {
 		c.Header("WWW-Authenticate", `Bearer realm="converge"`)
-		s.deny(c, http.StatusUnauthorized, "Sign in, or send an API token (Authorization: Bearer …) of scope read or admin.")
+		msg := "Sign in, or send an API token (Authorization: Bearer …) of scope read or admin."
+		if c.Request.URL.Path == metricsPath {
+			msg = "Send an API token of scope metrics (Authorization: Bearer …; converge token create --scope metrics), or scrape server.metrics_addr."
+		}
+		s.deny(c, http.StatusUnauthorized, msg)
 		return
 	}
 	next := c.Request.URL.RequestURI()
@@ -352,7 +366,7 @@ func safeNext(next string) string {
 // deny answers status with msg: JSON on the API, the error page otherwise.
 func (s *Server) deny(c *gin.Context, status int, msg string) {
 	s.reqLog(c).Info("request denied", "status", status, "role", roleOf(c).String(), "error", msg)
-	if isAPI(c.Request.URL.Path) {
+	if isMachine(c.Request.URL.Path) {
 		c.Header("Cache-Control", "no-store")
 		c.AbortWithStatusJSON(status, apiError{Error: msg})
 		return

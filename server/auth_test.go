@@ -207,7 +207,7 @@ func TestRouteRoles(t *testing.T) {
 				if rec.Code == http.StatusUnauthorized || toLogin(rec) {
 					t.Errorf("public route without a session: %d %s", rec.Code, rec.Header().Get("Location"))
 				}
-			case isAPI(rr.Path):
+			case isMachine(rr.Path):
 				var body apiError
 				if rec.Code != http.StatusUnauthorized || json.Unmarshal(rec.Body.Bytes(), &body) != nil || body.Error == "" {
 					t.Errorf("API without a session: %d %q, want 401 JSON", rec.Code, rec.Body.String())

@@ -192,7 +192,7 @@ func (s *Server) tile(ctx context.Context, info MetricInfo, f Filters) views.Til
 	}
 	res, err := s.query(ctx, info.Name, f.Query(info.Dimensions, ""), s.cfg.TileTimeout)
 	if err != nil && ctx.Err() == nil {
-		s.log.Warn("tile query failed", "metric", info.Name, "error", err)
+		s.log.WarnContext(ctx, "tile query failed", "metric", info.Name, "error", err)
 	}
 	return s.tileView(info, f, res, err)
 }

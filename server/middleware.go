@@ -27,6 +27,7 @@ func (s *Server) requestID(c *gin.Context) {
 	}
 	c.Set(ctxRequestID, id)
 	c.Set(ctxLogger, s.log.With("request_id", id))
+	c.Request = c.Request.WithContext(WithRequestID(c.Request.Context(), id))
 	c.Header(HeaderRequestID, id)
 	c.Next()
 }

@@ -31,11 +31,13 @@ func (s *Server) routes() *gin.Engine {
 	r.HandleMethodNotAllowed = false
 
 	// Order matters: the request id comes first so every log line and error page carries it.
-	r.Use(s.requestID, s.requestLogger, s.recovery, securityHeaders)
+	r.Use(s.requestID, s.requestLogger, s.telemetry.observeHTTP, s.recovery, securityHeaders)
 
 	s.get("/healthz", public, s.handle(s.healthz))
 	s.head("/healthz", public, s.handle(s.healthz))
 	s.get("/readyz", public, s.handle(s.readyz))
+	// Prometheus: an admin, or a bearer token of scope metrics (telemetry.go).
+	s.get(metricsPath, admin, s.handle(s.metricsPage))
 
 	s.get(static.Prefix+"*path", public, s.handle(s.staticAsset))
 	s.head(static.Prefix+"*path", public, s.handle(s.staticAsset))

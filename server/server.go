@@ -95,6 +95,9 @@ type Deps struct {
 	// Customers, optional, answers the customer pages (/customers, /customers/:id); nil makes
 	// them answer 503 "not configured".
 	Customers Customers
+	// Telemetry, optional, holds the Prometheus metrics served on /metrics (telemetry.go); nil:
+	// the server makes its own, with the HTTP, runtime and process metrics only.
+	Telemetry *Telemetry
 }
 
 // Timeouts of store calls made while serving a request.
@@ -118,6 +121,8 @@ type Server struct {
 	data    Data
 	// customers answers the customer pages; nil: not configured.
 	customers Customers
+	// telemetry holds the Prometheus metrics (telemetry.go).
+	telemetry *Telemetry
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -157,6 +162,7 @@ func New(cfg Config, deps Deps) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = slog.New(LogHandler(log.Handler())) // lines logged with a request's context carry its id
 	if _, err := loadZone(cfg.TZ); err != nil {
 		log.Error("server: bad report time zone, using UTC", "tz", cfg.TZ, "error", err)
 		cfg.TZ = DefaultTZ
@@ -187,6 +193,10 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s.loopback.Store(isLoopback(cfg.Addr))
 	s.customers = deps.Customers
+	s.telemetry = deps.Telemetry
+	if s.telemetry == nil {
+		s.telemetry = NewTelemetry(TelemetryConfig{Log: log})
+	}
 	s.engine = s.routes()
 	return s
 }

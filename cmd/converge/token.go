@@ -21,7 +21,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	var scope, name string
 	var expires time.Duration
 	create := &cobra.Command{
-		Use:   "create --scope ingest|read|admin [--name N] [--expires 720h]",
+		Use:   "create --scope ingest|read|admin|metrics [--name N] [--expires 720h]",
 		Short: "Create a token; it is printed once and cannot be shown again",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -76,6 +76,9 @@ type Service struct {
 	closed bool
 	// OnData, when set, is called after each successful flush (live dashboards).
 	OnData func(entity string)
+	// OnRecords, when set, is told the records each stored batch settled, by outcome
+	// (monitoring; see ingest.Options.OnWritten). Set it before the first request.
+	OnRecords func(entity string, c ingest.Counts)
 }
 
 // New returns the service; call Close at shutdown to flush what is buffered.
@@ -137,7 +140,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
-			s.log.Error("events", "err", err)
+			s.log.ErrorContext(r.Context(), "events: the store did not take the records", "err", err)
 			ae = &apiError{status: http.StatusServiceUnavailable, Message: "the store did not take the records; nothing was acknowledged, send them again: " + err.Error()}
 		}
 		if ae.status == http.StatusUnauthorized {
@@ -385,6 +388,11 @@ func (s *Service) ensureLoader(ctx context.Context, st *stream) error {
 		OnReject: func(r ingest.Reject) {
 			if st.rejects != nil {
 				st.rejects[r.Line] = r
+			}
+		},
+		OnWritten: func(c ingest.Counts) {
+			if s.OnRecords != nil {
+				s.OnRecords(st.entity, c)
 			}
 		},
 	}, "events")

@@ -25,10 +25,12 @@ const (
 	ScopeIngest = "ingest"
 	ScopeRead   = "read"
 	ScopeAdmin  = "admin"
+	// ScopeMetrics may only scrape GET /metrics (Prometheus).
+	ScopeMetrics = "metrics"
 )
 
 // Scopes lists the valid scopes.
-var Scopes = []string{ScopeIngest, ScopeRead, ScopeAdmin}
+var Scopes = []string{ScopeIngest, ScopeRead, ScopeAdmin, ScopeMetrics}
 
 // A token reads cvg_<id>_<secret>: id is public (it names the row in
 // api_tokens), secret is 32 random bytes; only SHA-256 of the secret is
