@@ -64,7 +64,7 @@ func (s *Service) Audit(ctx context.Context, actor, action, target string, detai
 // has happened already.
 func (s *Service) auditLogged(ctx context.Context, actor, action, target string, detail any) {
 	if err := s.Audit(context.WithoutCancel(ctx), actor, action, target, detail); err != nil {
-		s.log.Error("access: audit log", "action", action, "actor", actor, "error", err)
+		s.log.ErrorContext(ctx, "access: audit log", "action", action, "actor", actor, "error", err)
 	}
 }
 

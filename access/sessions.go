@@ -114,7 +114,7 @@ func (s *Service) Login(ctx context.Context, email, password string, cl Client) 
 	}
 	ok, herr := VerifyPassword(password, hash)
 	if herr != nil {
-		s.log.Error("access: unreadable password hash", "email", email, "error", herr)
+		s.log.ErrorContext(ctx, "access: unreadable password hash", "email", email, "error", herr)
 	}
 	reason := ""
 	switch {
@@ -140,7 +140,7 @@ func (s *Service) Login(ctx context.Context, email, password string, cl Client) 
 			prev := u.UpdatedAt
 			u.passwordHash = h
 			if err := s.write(ctx, u, prev); err != nil {
-				s.log.Warn("access: rehash password", "email", email, "error", err)
+				s.log.WarnContext(ctx, "access: rehash password", "email", email, "error", err)
 			}
 		}
 	}
@@ -245,7 +245,7 @@ func (s *Service) Session(ctx context.Context, id string) (Session, error) {
 	if write {
 		if err := s.st.Conn.Exec(ctx, query("session_touch"), clickhouse.Named("id_hash", h),
 			clickhouse.Named("last_seen", chTime(now)), clickhouse.Named("updated", chTime(now))); err != nil {
-			s.log.Warn("access: record session activity", "error", err)
+			s.log.WarnContext(ctx, "access: record session activity", "error", err)
 		}
 	}
 	u.passwordHash = ""
