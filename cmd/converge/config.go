@@ -40,6 +40,7 @@ type Config struct {
 
 	ServerAddr        string        // server.addr: the dashboard's listen address
 	ServerTileTimeout time.Duration // server.tile_timeout: each dashboard widget's time budget
+	ServerMetricsAddr string        // server.metrics_addr: a listener serving only /metrics without authentication; "" = off
 
 	IdentityRules identity.Rules // identity.source_priority: comma-separated sources whose ids become canonical first
 
@@ -87,6 +88,7 @@ var defaults = map[string]any{
 	"clickhouse.database":             "converge",
 	"server.addr":                     ":8080",
 	"server.tile_timeout":             "8s",
+	"server.metrics_addr":             "",
 	"metrics.dir":                     "",
 	"identity.source_priority":        "",
 	"report.tz":                       "UTC",
@@ -178,6 +180,7 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		EngineHTTPListen:   v.GetString("engine.http_listen"),
 		EngineHTTPPassword: v.GetString("engine.http_password"),
 		ServerAddr:         v.GetString("server.addr"),
+		ServerMetricsAddr:  strings.TrimSpace(v.GetString("server.metrics_addr")),
 		MetricsDir:         v.GetString("metrics.dir"),
 		IdentityRules:      identity.Rules{SourcePriority: splitList(v.GetString("identity.source_priority"))},
 		ReportCurrency:     strings.ToUpper(v.GetString("report.currency")),
@@ -300,6 +303,11 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.ServerAddr); err != nil {
 		return fmt.Errorf("server.addr: %q is not host:port: %v", c.ServerAddr, err)
+	}
+	if c.ServerMetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ServerMetricsAddr); err != nil {
+			return fmt.Errorf("server.metrics_addr: %q is not host:port: %v", c.ServerMetricsAddr, err)
+		}
 	}
 	if c.ClickHouse.Addr == "" && c.DataDir == "" {
 		return errors.New("data_dir: empty; set a data directory for the embedded store or clickhouse.addr for a server")

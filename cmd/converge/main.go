@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/converge-dev/converge/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -91,10 +93,12 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts) // one JSON object per line
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Lines logged with a request's context carry its request_id (server.LogHandler).
+	return slog.New(server.LogHandler(h))
 }
 
 func main() {

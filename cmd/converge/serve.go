@@ -20,6 +20,7 @@ import (
 	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/server"
+	"github.com/converge-dev/converge/warehouse"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -37,23 +38,48 @@ func (a *app) serveCmd() *cobra.Command {
 
 func (a *app) serve(ctx context.Context) error {
 	start := time.Now()
-	st, err := a.openStore(ctx, true)
+	st, err := a.openServeStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	applied, err := st.Migrate(ctx)
+	acc, err := a.openAccess(st)
 	if err != nil {
 		return err
 	}
-	if len(applied) > 0 {
-		a.log.Info("schema migrated", "applied", len(applied))
+	// What serve needs of the store before it is ready: the database, the schema, the first
+	// admin. The embedded store must be prepared to start; a remote one that does not answer
+	// yet is retried while the server runs with /readyz 503 (startup.go).
+	prepare := func(ctx context.Context) error {
+		if st.Engine == nil {
+			if err := st.Prepare(ctx); err != nil {
+				return err
+			}
+		}
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			a.log.Info("schema migrated", "applied", len(applied))
+		}
+		return a.bootstrapAdmin(ctx, acc)
+	}
+	gate := &storeGate{Store: st}
+	if err := prepare(ctx); err != nil {
+		if st.Engine != nil {
+			return err
+		}
+		gate.setPending(err)
+		a.log.Warn("store not ready: serving with /readyz 503 until it answers", "store", st.Describe(), "retry_every", startRetry.String(), "error", err)
 	}
 	ln, err := net.Listen("tcp", a.cfg.ServerAddr)
 	if err != nil {
 		return fmt.Errorf("server.addr %s: %w", a.cfg.ServerAddr, err)
 	}
-	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, Defaults: metrics.Defaults{
+	catalog := ingest.NewCatalog(st)
+	tel := server.NewTelemetry(server.TelemetryConfig{Quarantine: catalog, Store: gate, Log: a.log})
+	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, OnQuery: tel.ObserveQuery, Defaults: metrics.Defaults{
 		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart, Margin: a.cfg.ReportDefaultMargin}})
 	if err != nil {
 		ln.Close()
@@ -62,29 +88,29 @@ func (a *app) serve(ctx context.Context) error {
 	for _, e := range reg.Errors() {
 		a.log.Warn("metric definition refused (the last good version, if any, keeps serving)", "err", e)
 	}
-	acc, err := a.openAccess(st)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if err := a.bootstrapAdmin(ctx, acc); err != nil {
-		ln.Close()
-		return err
-	}
 	changes := server.NewBroadcaster()
 	tokens := events.NewTokens(st, 0)
 	evs := events.New(st, tokens, events.Config{}, a.log)
 	evs.OnData = func(string) { changes.Notify() }
+	evs.OnRecords = tel.ObserveIngest
 	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
-		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
-		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: ingest.NewCatalog(st),
+		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: gate, Log: a.log, Version: convergeVersion(),
+		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: catalog, Telemetry: tel,
 		Customers: metrics.NewCustomers(st),
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.MetricsDir != "" {
 		g.Go(func() error { return reg.Watch(gctx) })
+	}
+	if a.cfg.ServerMetricsAddr != "" {
+		mln, err := net.Listen("tcp", a.cfg.ServerMetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server.metrics_addr %s: %w", a.cfg.ServerMetricsAddr, err)
+		}
+		g.Go(func() error { return srv.ServeMetrics(gctx, mln) })
 	}
 	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
 		eln, err := net.Listen("tcp", a.cfg.EngineHTTPListen)
@@ -113,12 +139,31 @@ func (a *app) serve(ctx context.Context) error {
 	g.Go(func() error { return srv.Run(gctx, ln) })
 	// Warm the metric cache: render the overview once, as the first visitor would (as an admin,
 	// who sees every metric).
-	g.Go(func() error {
+	warm := func() {
 		t0 := time.Now()
 		req := httptest.NewRequestWithContext(access.WithUser(gctx, access.User{Email: "system", Role: access.RoleAdmin}), http.MethodGet, "/", nil)
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, req)
 		a.log.Info("dashboard warmed", "status", rec.Code, "took", time.Since(t0).Round(time.Millisecond).String())
+	}
+	g.Go(func() error {
+		if !gate.prepared() {
+			// The store came up after the start: check the analysts' files against it again.
+			err := gate.prepareUntilReady(gctx, func(ctx context.Context) error {
+				if err := prepare(ctx); err != nil {
+					return err
+				}
+				if a.cfg.MetricsDir != "" {
+					return reg.Reload(ctx)
+				}
+				return nil
+			})
+			if err != nil || gctx.Err() != nil {
+				return err
+			}
+			a.log.Info("store ready", "store", st.Describe(), "after", time.Since(start).Round(time.Millisecond).String())
+		}
+		warm()
 		return nil
 	})
 	a.log.Info("converge serving", "addr", ln.Addr().String(), "store", st.Describe(), "version", convergeVersion(),
@@ -126,4 +171,13 @@ func (a *app) serve(ctx context.Context) error {
 	err = g.Wait()
 	a.log.Info("converge stopped")
 	return err
+}
+
+// openServeStore opens the store for serve: as other commands do for the embedded store, and
+// without waiting for a remote one (warehouse.OpenDeferred), which serve prepares itself.
+func (a *app) openServeStore(ctx context.Context) (*warehouse.Store, error) {
+	if a.cfg.ClickHouse.Addr == "" {
+		return a.openStore(ctx, true)
+	}
+	return warehouse.OpenDeferred(ctx, a.cfg.warehouseConfig(), a.log)
 }

@@ -139,7 +139,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.handle(r)
 	if err != nil {
 		var ae *apiError
-		if !errors.As(err, &ae) {
+		switch {
+		case errors.As(err, &ae):
+		case warehouse.DiskFull(err):
+			s.log.ErrorContext(r.Context(), "events: the store's disk is full", "err", err)
+			ae = &apiError{status: http.StatusInsufficientStorage, Message: "the store's disk is full; nothing was acknowledged: free space in the data directory and send the records again: " + err.Error()}
+		default:
 			s.log.ErrorContext(r.Context(), "events: the store did not take the records", "err", err)
 			ae = &apiError{status: http.StatusServiceUnavailable, Message: "the store did not take the records; nothing was acknowledged, send them again: " + err.Error()}
 		}
@@ -417,7 +422,18 @@ func (s *Service) flushLocked(ctx context.Context, st *stream) {
 		w <- err
 	}
 	st.waiters, st.pending = nil, 0
-	if err == nil && s.OnData != nil {
+	if err != nil {
+		// A failed write leaves the run unusable (its writers keep the error): end it as
+		// failed, so that the next request starts a new run once the store takes writes
+		// again. The failed records were not acknowledged; their senders send them again
+		// and ids deduplicate whatever part of them did reach the store.
+		if sum, cerr := st.loader.Close(context.WithoutCancel(ctx), err); cerr != nil {
+			s.log.Error("events: run failed", "entity", st.entity, "run", sum.RunID, "err", err)
+		}
+		st.loader = nil
+		return
+	}
+	if s.OnData != nil {
 		s.OnData(st.entity)
 	}
 }
@@ -443,6 +459,8 @@ func (s *Service) Close(ctx context.Context) error {
 		st.mu.Lock()
 		if st.loader != nil {
 			s.flushLocked(ctx, st)
+		}
+		if st.loader != nil {
 			s.closeRun(ctx, st)
 		}
 		st.mu.Unlock()

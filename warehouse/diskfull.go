@@ -1,0 +1,15 @@
+package warehouse
+
+import "strings"
+
+// DiskFull tells whether err is the store refusing a write for lack of disk space
+// (ClickHouse NOT_ENOUGH_SPACE, code 243, or the operating system's ENOSPC): nothing of that
+// write is acknowledged, and it can be sent again once space is freed.
+func DiskFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "NOT_ENOUGH_SPACE") || strings.Contains(msg, "code: 243,") ||
+		strings.Contains(msg, "Code: 243.") || strings.Contains(msg, "No space left on device")
+}
