@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/converge-dev/converge/warehouse"
 )
 
 // Point is one bucket of a series. Bucket is the bucket's first calendar
@@ -85,16 +87,30 @@ func (r *Registry) Query(ctx context.Context, name string, p Params) (*Result, e
 	if !ok {
 		return nil, &ParamError{Param: "metric", Reason: fmt.Sprintf("unknown metric %q", name)}
 	}
-	if r.opts.OnQuery == nil {
-		return r.query(ctx, d, p, new(string))
-	}
 	st := QueryStats{Metric: d.Name}
 	start := time.Now()
 	res, err := r.query(ctx, d, p, &st.Cache)
-	st.Duration, st.Err = time.Since(start), err
-	r.opts.OnQuery(st)
+	if warehouse.MemoryLimit(err) {
+		err = &MemoryError{Metric: d.Name, Err: err}
+	}
+	if r.opts.OnQuery != nil {
+		st.Duration, st.Err = time.Since(start), err
+		r.opts.OnQuery(st)
+	}
 	return res, err
 }
+
+// MemoryError is a metric query stopped by the store's memory limit for one query.
+type MemoryError struct {
+	Metric string
+	Err    error
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("%s needs more memory than one query may use (engine.max_query_memory, or max_memory_usage on a ClickHouse server): narrow the range or raise the limit (%v)", e.Metric, e.Err)
+}
+
+func (e *MemoryError) Unwrap() error { return e.Err }
 
 // query is Query of a defined metric; it sets *cache to CacheHit or CacheMiss when it
 // consults the result cache.

@@ -13,3 +13,14 @@ func DiskFull(err error) bool {
 	return strings.Contains(msg, "NOT_ENOUGH_SPACE") || strings.Contains(msg, "code: 243,") ||
 		strings.Contains(msg, "Code: 243.") || strings.Contains(msg, "No space left on device")
 }
+
+// MemoryLimit tells whether err is a query stopped by its memory limit (ClickHouse
+// MEMORY_LIMIT_EXCEEDED, code 241: engine.max_query_memory on the embedded store,
+// max_memory_usage on a server).
+func MemoryLimit(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "MEMORY_LIMIT_EXCEEDED") || strings.Contains(msg, "code: 241,") || strings.Contains(msg, "Code: 241.")
+}
