@@ -17,7 +17,7 @@ TEMPL := ./bin/templ
 # The installer prints the library path on its last line (it is cached: instant after the first run).
 ENGINE_LIB = $$(bash scripts/install-chdb.sh | tail -n 1)
 
-.PHONY: deps chdb templ chromium generate check-generated build run test vet config-doc bench bench-go fmt clean
+.PHONY: deps chdb templ chromium generate check-generated build run test vet config-doc bench bench-go soak fmt clean
 
 ## deps: install the chDB engine library (cache dir) and the templ CLI (./bin)
 deps: chdb templ
@@ -84,6 +84,18 @@ test: deps chromium check-generated vet
 BENCH_SIZE ?= small
 bench: build
 	./bin/converge bench --size $(BENCH_SIZE) --data-dir ./bench-data-$(BENCH_SIZE) --out ./bench-out-$(BENCH_SIZE)
+
+## soak: the load test (server TestLoad, 50 users and 100 events/s for 30 s in `make test`) for
+## longer: SOAK_DURATION (default 10m), SOAK_USERS (50), SOAK_EVENTS per second (100), SOAK_THINK
+## (a user's mean pause between pages, 1s). It logs the page-time quantiles, goroutines and heap.
+SOAK_DURATION ?= 10m
+SOAK_USERS    ?= 50
+SOAK_EVENTS   ?= 100
+SOAK_THINK    ?= 1s
+soak: deps
+	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" CONVERGE_LOAD_DURATION=$(SOAK_DURATION) CONVERGE_LOAD_USERS=$(SOAK_USERS) \
+		CONVERGE_LOAD_EVENTS=$(SOAK_EVENTS) CONVERGE_LOAD_THINK=$(SOAK_THINK) \
+		$(GO) test -p 1 -count=1 -run '^TestLoad$$' -timeout 3h -v ./server
 
 ## bench-go: the go test benchmarks of the store (one package at a time, so they do not compete for the 2 cores)
 bench-go: deps
