@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/converge-dev/converge/metrics"
@@ -130,12 +131,7 @@ func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o
 	}
 	unit := unitLabel(res.Unit, o.Currency, o.Raw)
 	nf := parseNumFormat(res.Format, res.Unit)
-	num := func(v *float64) cell {
-		if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
-			return cell{}
-		}
-		return cell{k: kFloat, f: *v}
-	}
+	num := func(v *float64) cell { return metricCell(v, res.Unit) }
 	var cols []column
 	if res.By != "" {
 		cols = append(cols, column{name: res.By})
@@ -182,7 +178,8 @@ func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o
 		}
 		row = append(row, period, v)
 		if res.Compare != "" {
-			row = append(row, cmpPeriod, num(c), num(change(v, c, pp)))
+			cc := num(c)
+			row = append(row, cmpPeriod, cc, numberCell(change(v, cc, pp)))
 		}
 		rows = append(rows, append(row, num(target)))
 	}
@@ -199,20 +196,55 @@ func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o
 
 // change is the change of v against c: relative in percent, or in
 // percentage points (pp) for fractions; nil when unknown.
-func change(v cell, c *float64, pp bool) *float64 {
-	if v.k != kFloat || c == nil || math.IsNaN(*c) || math.IsInf(*c, 0) {
+func change(v, c cell, pp bool) *float64 {
+	if v.k != kFloat || c.k != kFloat {
 		return nil
 	}
 	var x float64
 	switch {
 	case pp:
-		x = 100 * (v.f - *c)
-	case *c == 0:
+		x = 100 * (v.f - c.f)
+	case c.f == 0:
 		return nil
 	default:
-		x = 100 * (v.f - *c) / math.Abs(*c)
+		x = 100 * (v.f - c.f) / math.Abs(c.f)
 	}
 	return &x
+}
+
+// metricCell is a metric's value as a cell: empty when unknown or not
+// finite. The metrics layer gives a percent metric as 0–100; the cell holds
+// it as a fraction (12.5 % is 0.125), as the file formats expect.
+func metricCell(v *float64, unit string) cell {
+	c := numberCell(v)
+	if c.k == kFloat && unit == "percent" {
+		c.f = hundredth(c.f)
+	}
+	return c
+}
+
+// hundredth is f / 100 with the decimal digits of f moved two places, so
+// 38.5714285714 becomes 0.385714285714 and not 0.38571428571399996.
+func hundredth(f float64) float64 {
+	s := strconv.FormatFloat(f, 'e', -1, 64)
+	mant, exp, _ := strings.Cut(s, "e")
+	e, err := strconv.Atoi(exp)
+	if err != nil {
+		return f / 100
+	}
+	x, err := strconv.ParseFloat(mant+"e"+strconv.Itoa(e-2), 64)
+	if err != nil {
+		return f / 100
+	}
+	return x
+}
+
+// numberCell is v as a cell: empty when nil or not finite.
+func numberCell(v *float64) cell {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return cell{}
+	}
+	return cell{k: kFloat, f: *v}
 }
 
 // customTable lays out a table-shaped custom metric: its columns as they
