@@ -41,34 +41,18 @@ func Metric(ctx context.Context, reg *metrics.Registry, st *warehouse.Store, nam
 	if !ok {
 		return nil, &metrics.ParamError{Param: "metric", Reason: fmt.Sprintf("unknown metric %q", name)}
 	}
-	sources := reg.Sources(name)
-	var (
-		res    *metrics.Result
-		before []Watermark
-	)
-	for attempt := 0; ; attempt++ {
-		var err error
-		if before, err = watermarks(ctx, st, sources); err != nil {
-			return nil, err
-		}
-		if res, err = reg.Query(ctx, name, p); err != nil {
-			return nil, err
-		}
-		after, err := watermarks(ctx, st, sources)
-		if err != nil {
-			return nil, err
-		}
-		if sameWatermarks(before, after) {
-			break
-		}
-		if attempt == 2 {
-			return nil, fmt.Errorf("export %s: its source tables changed during each of three attempts (data is being loaded): export again later", name)
-		}
+	var res *metrics.Result
+	before, err := steady(ctx, st, reg.Sources(name), "export "+name, func() (err error) {
+		res, err = reg.Query(ctx, name, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	m := &Manifest{Kind: "metric", Converge: o.Version, TimeZone: res.TZ, Params: ParamValues(p), Sources: before,
 		Metrics: metricVersions(reg, d, nil), Margin: p.Margin}
 	cols, rows := metricTable(res, d, p, &o)
-	err := write(w, cols, &sliceSource{rows: rows}, &o, m)
+	err = write(w, cols, &sliceSource{rows: rows}, &o, m)
 	m.GeneratedAt = time.Now().UTC()
 	return m, err
 }
