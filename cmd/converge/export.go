@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -77,33 +75,18 @@ func (f *exportFlags) options(a *app) (export.Options, error) {
 // complete) and writes the manifest next to it. A truncated export keeps
 // both files and returns its error (exit status 1).
 func (f *exportFlags) write(w io.Writer, run func(io.Writer) (*export.Manifest, error)) error {
-	dir := filepath.Dir(f.out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.out)+".*")
-	if err != nil {
+	var m *export.Manifest
+	manifest, err := export.WriteFile(f.out, func(file io.Writer) (any, error) {
+		var err error
+		m, err = run(file)
+		if m == nil || m.SHA256 == "" { // the file was not written to the end
+			return nil, err
+		}
+		m.File = filepath.Base(f.out)
+		return m, err
+	})
+	if manifest == "" {
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	m, err := run(tmp)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if m == nil || m.SHA256 == "" { // the file was not written to the end
-		return err
-	}
-	if cerr := os.Chmod(tmp.Name(), 0o644); cerr != nil {
-		return cerr
-	}
-	m.File = filepath.Base(f.out)
-	b, merr := json.MarshalIndent(m, "", "  ")
-	if merr != nil {
-		return merr
-	}
-	manifest := f.out + ".manifest.json"
-	if werr := os.WriteFile(manifest, append(b, '\n'), 0o644); werr != nil {
-		return werr
-	}
-	if rerr := os.Rename(tmp.Name(), f.out); rerr != nil {
-		return rerr
 	}
 	note := ""
 	if m.Truncated {
