@@ -198,7 +198,9 @@ func financeData(ctx context.Context, reg *metrics.Registry, pp PackParams) (*pa
 	}
 	type answer struct{ trend, month *metrics.Result }
 	answers := make([]answer, len(financeMetrics))
-	g, gctx := errgroup.WithContext(ctx)
+	// The metrics share the values of their inputs (revenue_gross is computed once, not by
+	// each of revenue_net, gross_margin, …).
+	g, gctx := errgroup.WithContext(metrics.WithSharedValues(ctx))
 	g.SetLimit(4)
 	for i, pm := range financeMetrics {
 		args := map[string]string{}
