@@ -123,7 +123,8 @@ func (s *Service) RunNow(ctx context.Context, name, actor string) (Run, error) {
 // execute makes sc's file for at and sends it, retrying with backoff, and
 // records the run.
 func (s *Service) execute(ctx context.Context, sc *Schedule, at time.Time, trigger, actor string) Run {
-	run := Run{ID: newID(), Schedule: sc.Name, Report: sc.Report, Trigger: trigger, ScheduledAt: at.UTC(), StartedAt: s.clock.Now().UTC()}
+	_, _, period := s.period(sc, at)
+	run := Run{ID: newID(), Schedule: sc.Name, Report: sc.Report, Trigger: trigger, Period: period, ScheduledAt: at.UTC(), StartedAt: s.clock.Now().UTC()}
 	if !s.begin(sc.Name) {
 		run.Status, run.FinishedAt = StatusSkipped, run.StartedAt
 		run.Error = "the previous run of this schedule was still going"
@@ -170,7 +171,7 @@ func (s *Service) execute(ctx context.Context, sc *Schedule, at time.Time, trigg
 	}
 	run.FinishedAt = s.clock.Now().UTC()
 	if out != nil {
-		run.Period, run.File, run.Bytes, run.SHA256 = out.period, out.path, out.bytes, out.sha256
+		run.File, run.Bytes, run.SHA256 = out.path, out.bytes, out.sha256
 	}
 	if sent {
 		run.EmailedTo = to

@@ -19,6 +19,7 @@ import (
 	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/reports"
 	"github.com/converge-dev/converge/server"
 )
 
@@ -71,6 +72,11 @@ func (a *app) serve(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	rep, err := reports.New(reg, st, a.cfg.Reports, reports.Options{Log: a.log, Audit: acc.Audit})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	changes := server.NewBroadcaster()
 	tokens := events.NewTokens(st, 0)
 	evs := events.New(st, tokens, events.Config{}, a.log)
@@ -79,7 +85,7 @@ func (a *app) serve(ctx context.Context) error {
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: st, Log: a.log, Version: convergeVersion(),
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: ingest.NewCatalog(st),
-		Customers: metrics.NewCustomers(st),
+		Customers: metrics.NewCustomers(st), Reports: rep,
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
@@ -87,6 +93,7 @@ func (a *app) serve(ctx context.Context) error {
 		g.Go(func() error { return reg.Watch(gctx) })
 	}
 	g.Go(func() error { return srv.Run(gctx, ln) })
+	g.Go(func() error { return rep.Run(gctx) }) // the scheduled reports; stops with the server
 
 	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
 		eln, err := net.Listen("tcp", a.cfg.EngineHTTPListen)
