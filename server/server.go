@@ -95,6 +95,9 @@ type Deps struct {
 	// Customers, optional, answers the customer pages (/customers, /customers/:id); nil makes
 	// them answer 503 "not configured".
 	Customers Customers
+	// Reports, optional, makes the finance pack (/reports) and lists the scheduled reports; nil
+	// makes /reports answer 503.
+	Reports Reports
 }
 
 // Timeouts of store calls made while serving a request.
@@ -118,6 +121,8 @@ type Server struct {
 	data    Data
 	// customers answers the customer pages; nil: not configured.
 	customers Customers
+	// reports makes the report packs; nil: not configured.
+	reports Reports
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -187,6 +192,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s.loopback.Store(isLoopback(cfg.Addr))
 	s.customers = deps.Customers
+	s.reports = deps.Reports
 	s.engine = s.routes()
 	return s
 }
