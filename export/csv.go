@@ -103,7 +103,11 @@ func (s *csvSink) appendValue(b []byte, col *column, c *cell, i int) []byte {
 		s.num = appendScaled(s.num[:0], c.i, int(c.u))
 		return appendNumber(b, s.num, s.dec, s.thou)
 	case kFloat:
-		if nf := col.num; nf != nil && !s.o.Raw {
+		nf := col.num
+		if c.nf != nil {
+			nf = c.nf
+		}
+		if nf != nil && !s.o.Raw {
 			return appendMetricNumber(b, c.f, nf, s.dec, s.thou)
 		}
 		if s.thou == 0 && s.dec == '.' {

@@ -383,3 +383,35 @@ func TestNumberText(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricPercent: the metrics layer gives a percent metric as 0–100; the
+// export writes it as a fraction (raw) or with a % sign (formatted), and its
+// change in percentage points. gross_margin_pct, January 2026 in Berlin:
+// revenue 350, cost 60 + 50 × 0.7 + 120 = 215, margin 135: 38.571… %;
+// against November's 40 / 100: −1.4 pp; February: 3080 − 2040 = 1040 of
+// 3080: 33.766… %, against December's 48 / 110: 43.6 %, −9.9 pp.
+func TestMetricPercent(t *testing.T) {
+	st, reg := fixture(t)
+	p := params(t, reg, "gross_margin_pct", "from=2026-01-01&to=2026-03-01&grain=month&tz=Europe/Berlin&compare=previous")
+	cases := []struct {
+		raw  bool
+		want []string
+	}{
+		{false, []string{`"Period (month, Europe/Berlin)",Gross margin % (%),Comparison period,"Gross margin %, previous period (%)",Change (pp),Target (%)`,
+			"2026-01,38.6%,2025-11,40.0%,-1.4,", "2026-02,33.8%,2025-12,43.6%,-9.9,"}},
+		{true, []string{`"Period start (month, Europe/Berlin)",Gross margin % (fraction),Comparison period,"Gross margin %, previous period (fraction)",Change (pp),Target (fraction)`,
+			"2026-01-01,0.385714285714,2025-11-01,0.4,-1.4285714286000006,"}},
+	}
+	for _, c := range cases {
+		var buf bytes.Buffer
+		if _, err := Metric(context.Background(), reg, st, "gross_margin_pct", p, &buf, Options{Raw: c.raw}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(buf.String(), "\n")
+		for i, want := range c.want {
+			if lines[i] != want {
+				t.Errorf("raw=%v line %d = %q, want %q", c.raw, i, lines[i], want)
+			}
+		}
+	}
+}

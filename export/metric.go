@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/converge-dev/converge/metrics"
@@ -40,34 +41,18 @@ func Metric(ctx context.Context, reg *metrics.Registry, st *warehouse.Store, nam
 	if !ok {
 		return nil, &metrics.ParamError{Param: "metric", Reason: fmt.Sprintf("unknown metric %q", name)}
 	}
-	sources := reg.Sources(name)
-	var (
-		res    *metrics.Result
-		before []Watermark
-	)
-	for attempt := 0; ; attempt++ {
-		var err error
-		if before, err = watermarks(ctx, st, sources); err != nil {
-			return nil, err
-		}
-		if res, err = reg.Query(ctx, name, p); err != nil {
-			return nil, err
-		}
-		after, err := watermarks(ctx, st, sources)
-		if err != nil {
-			return nil, err
-		}
-		if sameWatermarks(before, after) {
-			break
-		}
-		if attempt == 2 {
-			return nil, fmt.Errorf("export %s: its source tables changed during each of three attempts (data is being loaded): export again later", name)
-		}
+	var res *metrics.Result
+	before, err := steady(ctx, st, reg.Sources(name), "export "+name, func() (err error) {
+		res, err = reg.Query(ctx, name, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	m := &Manifest{Kind: "metric", Converge: o.Version, TimeZone: res.TZ, Params: ParamValues(p), Sources: before,
 		Metrics: metricVersions(reg, d, nil), Margin: p.Margin}
 	cols, rows := metricTable(res, d, p, &o)
-	err := write(w, cols, &sliceSource{rows: rows}, &o, m)
+	err = write(w, cols, &sliceSource{rows: rows}, &o, m)
 	m.GeneratedAt = time.Now().UTC()
 	return m, err
 }
@@ -130,12 +115,7 @@ func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o
 	}
 	unit := unitLabel(res.Unit, o.Currency, o.Raw)
 	nf := parseNumFormat(res.Format, res.Unit)
-	num := func(v *float64) cell {
-		if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
-			return cell{}
-		}
-		return cell{k: kFloat, f: *v}
-	}
+	num := func(v *float64) cell { return metricCell(v, res.Unit) }
 	var cols []column
 	if res.By != "" {
 		cols = append(cols, column{name: res.By})
@@ -182,7 +162,8 @@ func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o
 		}
 		row = append(row, period, v)
 		if res.Compare != "" {
-			row = append(row, cmpPeriod, num(c), num(change(v, c, pp)))
+			cc := num(c)
+			row = append(row, cmpPeriod, cc, numberCell(change(v, cc, pp)))
 		}
 		rows = append(rows, append(row, num(target)))
 	}
@@ -199,20 +180,55 @@ func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o
 
 // change is the change of v against c: relative in percent, or in
 // percentage points (pp) for fractions; nil when unknown.
-func change(v cell, c *float64, pp bool) *float64 {
-	if v.k != kFloat || c == nil || math.IsNaN(*c) || math.IsInf(*c, 0) {
+func change(v, c cell, pp bool) *float64 {
+	if v.k != kFloat || c.k != kFloat {
 		return nil
 	}
 	var x float64
 	switch {
 	case pp:
-		x = 100 * (v.f - *c)
-	case *c == 0:
+		x = 100 * (v.f - c.f)
+	case c.f == 0:
 		return nil
 	default:
-		x = 100 * (v.f - *c) / math.Abs(*c)
+		x = 100 * (v.f - c.f) / math.Abs(c.f)
 	}
 	return &x
+}
+
+// metricCell is a metric's value as a cell: empty when unknown or not
+// finite. The metrics layer gives a percent metric as 0–100; the cell holds
+// it as a fraction (12.5 % is 0.125), as the file formats expect.
+func metricCell(v *float64, unit string) cell {
+	c := numberCell(v)
+	if c.k == kFloat && unit == "percent" {
+		c.f = hundredth(c.f)
+	}
+	return c
+}
+
+// hundredth is f / 100 with the decimal digits of f moved two places, so
+// 38.5714285714 becomes 0.385714285714 and not 0.38571428571399996.
+func hundredth(f float64) float64 {
+	s := strconv.FormatFloat(f, 'e', -1, 64)
+	mant, exp, _ := strings.Cut(s, "e")
+	e, err := strconv.Atoi(exp)
+	if err != nil {
+		return f / 100
+	}
+	x, err := strconv.ParseFloat(mant+"e"+strconv.Itoa(e-2), 64)
+	if err != nil {
+		return f / 100
+	}
+	return x
+}
+
+// numberCell is v as a cell: empty when nil or not finite.
+func numberCell(v *float64) cell {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return cell{}
+	}
+	return cell{k: kFloat, f: *v}
 }
 
 // customTable lays out a table-shaped custom metric: its columns as they

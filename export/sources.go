@@ -104,6 +104,32 @@ func watermarks(ctx context.Context, st *warehouse.Store, tables []string) ([]Wa
 	return out, nil
 }
 
+// steady runs compute between two readings of the watermarks of tables and
+// returns the first reading. When a load lands in between, it computes
+// again, three times at most; then it gives up with an error that starts
+// with what.
+func steady(ctx context.Context, st *warehouse.Store, tables []string, what string, compute func() error) ([]Watermark, error) {
+	for attempt := 0; ; attempt++ {
+		before, err := watermarks(ctx, st, tables)
+		if err != nil {
+			return nil, err
+		}
+		if err := compute(); err != nil {
+			return nil, err
+		}
+		after, err := watermarks(ctx, st, tables)
+		if err != nil {
+			return nil, err
+		}
+		if sameWatermarks(before, after) {
+			return before, nil
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("%s: its source tables changed during each of three attempts (data is being loaded): try again later", what)
+		}
+	}
+}
+
 // sameWatermarks reports whether two readings agree.
 func sameWatermarks(a, b []Watermark) bool {
 	return slices.EqualFunc(a, b, func(x, y Watermark) bool {

@@ -28,12 +28,13 @@ const (
 // cell is one value. Cells are reused from row to row (no allocation per
 // value beyond the text the client scanned).
 type cell struct {
-	k kind
-	s string
-	i int64
-	u uint64
-	f float64
-	t time.Time
+	k  kind
+	s  string
+	i  int64
+	u  uint64
+	f  float64
+	t  time.Time
+	nf *numFormat // formatted output: this cell's number format, over its column's
 }
 
 // numFormat is how a metric's numbers are formatted: decimals, thousands
@@ -79,31 +80,8 @@ func write(w io.Writer, cols []column, src source, o *Options, m *Manifest) erro
 		s = newXLSXSink(cw, o)
 	}
 	limit, why := o.rowLimit()
-	if err := s.header(cols); err != nil {
-		return err
-	}
-	cells := make([]cell, len(cols))
-	n := 0
-	for limit == 0 || n < limit {
-		ok, err := src.next(cells)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		if err := s.row(cells); err != nil {
-			return err
-		}
-		n++
-	}
-	truncated := limit > 0 && n == limit && src.more()
-	if truncated {
-		if err := s.note(limitNote(n, why)); err != nil {
-			return err
-		}
-	}
-	if err := s.close(); err != nil {
+	n, truncated, err := writeRows(s, cols, src, limit, why)
+	if err != nil {
 		return err
 	}
 	m.Format, m.Rows, m.Truncated, m.RowLimit = o.Format, n, truncated, limit
@@ -113,6 +91,37 @@ func write(w io.Writer, cols []column, src source, o *Options, m *Manifest) erro
 		return &TruncatedError{Rows: n, Limit: limit, Why: why}
 	}
 	return nil
+}
+
+// writeRows writes the header and src's rows (at most limit, 0: no limit)
+// to s, the limit note when rows were left, and closes s. It returns the
+// data rows written and whether the limit cut the result.
+func writeRows(s sink, cols []column, src source, limit int, why string) (int, bool, error) {
+	if err := s.header(cols); err != nil {
+		return 0, false, err
+	}
+	cells := make([]cell, len(cols))
+	n := 0
+	for limit == 0 || n < limit {
+		ok, err := src.next(cells)
+		if err != nil {
+			return n, false, err
+		}
+		if !ok {
+			break
+		}
+		if err := s.row(cells); err != nil {
+			return n, false, err
+		}
+		n++
+	}
+	truncated := limit > 0 && n == limit && src.more()
+	if truncated {
+		if err := s.note(limitNote(n, why)); err != nil {
+			return n, true, err
+		}
+	}
+	return n, truncated, s.close()
 }
 
 // rowLimit is the most data rows the file may hold (0: no limit) and why.

@@ -14,25 +14,39 @@ import (
 const sheetName = "Export"
 
 // xlsxSink writes one sheet with excelize's streaming writer (rows go to a
-// temporary file past a few MiB, not to memory).
+// temporary file past a few MiB, not to memory): the only sheet of a
+// workbook it writes to w, or one sheet of a workbook its caller writes.
 type xlsxSink struct {
-	w      io.Writer
+	w      io.Writer // nil: the sheet belongs to a workbook the caller writes
 	o      *Options
 	f      *excelize.File
+	sheet  string
 	sw     *excelize.StreamWriter
 	styles []int // per column: the style of its values (0: none)
+	cell   map[string]int
 	vals   []any
 	n      int
 }
 
-func newXLSXSink(w io.Writer, o *Options) *xlsxSink { return &xlsxSink{w: w, o: o} }
+func newXLSXSink(w io.Writer, o *Options) *xlsxSink {
+	return &xlsxSink{w: w, o: o, f: excelize.NewFile(), sheet: sheetName}
+}
+
+// newXLSXSheet writes a sheet called name into workbook f (the first one
+// takes the place of the new workbook's empty Sheet1); the caller writes f.
+func newXLSXSheet(f *excelize.File, name string, o *Options) *xlsxSink {
+	return &xlsxSink{o: o, f: f, sheet: name}
+}
 
 func (s *xlsxSink) header(cols []column) error {
-	s.f = excelize.NewFile()
-	if err := s.f.SetSheetName("Sheet1", sheetName); err != nil {
+	if i, _ := s.f.GetSheetIndex("Sheet1"); i >= 0 {
+		if err := s.f.SetSheetName("Sheet1", s.sheet); err != nil {
+			return err
+		}
+	} else if _, err := s.f.NewSheet(s.sheet); err != nil {
 		return err
 	}
-	sw, err := s.f.NewStreamWriter(sheetName)
+	sw, err := s.f.NewStreamWriter(s.sheet)
 	if err != nil {
 		return err
 	}
@@ -105,7 +119,14 @@ func (s *xlsxSink) row(cells []cell) error {
 			t := c.t.In(s.o.TZ)
 			v = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
 		}
-		if st := s.styles[i]; st != 0 && v != nil {
+		st := s.styles[i]
+		if c.nf != nil && !s.o.Raw && (c.k == kFloat || c.k == kInt) {
+			var err error
+			if st, err = s.cellStyle(c.nf.excel); err != nil {
+				return err
+			}
+		}
+		if st != 0 && v != nil {
 			v = excelize.Cell{StyleID: st, Value: v}
 		}
 		s.vals[i] = v
@@ -119,7 +140,27 @@ func (s *xlsxSink) note(text string) error {
 	return s.sw.SetRow(cellName(s.n), []any{text})
 }
 
+// cellStyle is the style of a cell with its own number format, made once
+// per format.
+func (s *xlsxSink) cellStyle(format string) (int, error) {
+	if id, ok := s.cell[format]; ok {
+		return id, nil
+	}
+	id, err := s.f.NewStyle(&excelize.Style{CustomNumFmt: &format})
+	if err != nil {
+		return 0, err
+	}
+	if s.cell == nil {
+		s.cell = map[string]int{}
+	}
+	s.cell[format] = id
+	return id, nil
+}
+
 func (s *xlsxSink) close() error {
+	if s.w == nil {
+		return s.sw.Flush()
+	}
 	defer s.f.Close()
 	if err := s.sw.Flush(); err != nil {
 		return err

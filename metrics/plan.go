@@ -369,7 +369,7 @@ type memoCall struct {
 
 // compute returns the values of d over p's range.
 func (r *Registry) compute(ctx context.Context, d *Definition, p Params) (*raw, error) {
-	return r.computeWith(ctx, &memo{calls: map[string]*memoCall{}}, d, p)
+	return r.computeWith(ctx, sharedMemo(ctx), d, p)
 }
 
 func (r *Registry) computeWith(ctx context.Context, m *memo, d *Definition, p Params) (*raw, error) {

@@ -35,6 +35,7 @@ func (s *Server) page(c *gin.Context, title, nav string) views.Page {
 	if id := identityOf(c); id.user != nil {
 		p.User, p.Role, p.Admin = id.user.Email, id.user.Role.String(), id.user.Role == admin
 		p.Analyst = id.user.Role >= analyst
+		p.Finance = id.user.Role >= finance
 		if id.session != nil {
 			p.CSRF = id.session.CSRFToken()
 		}

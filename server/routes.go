@@ -62,6 +62,9 @@ func (s *Server) routes() *gin.Engine {
 	// Customers: search, best customers, at risk, RFM segments; the customer 360.
 	s.get("/customers", executive, s.handle(s.customersPage))
 	s.get("/customers/:id", executive, s.handle(s.customer360))
+	// Reports: the monthly finance pack to download (reports.go); admins also see the schedules.
+	s.get(reportsPath, finance, s.handle(s.reportsPage))
+	s.get(financePackPath, finance, s.handle(s.financePack))
 	// The system page: store and engine (the former home page).
 	s.get("/about", executive, s.handle(s.home))
 

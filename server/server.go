@@ -98,6 +98,9 @@ type Deps struct {
 	// Telemetry, optional, holds the Prometheus metrics served on /metrics (telemetry.go); nil:
 	// the server makes its own, with the HTTP, runtime and process metrics only.
 	Telemetry *Telemetry
+	// Reports, optional, makes the finance pack (/reports) and lists the scheduled reports; nil
+	// makes /reports answer 503.
+	Reports Reports
 }
 
 // Timeouts of store calls made while serving a request.
@@ -123,6 +126,8 @@ type Server struct {
 	customers Customers
 	// telemetry holds the Prometheus metrics (telemetry.go).
 	telemetry *Telemetry
+	// reports makes the report packs; nil: not configured.
+	reports Reports
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -197,6 +202,7 @@ func New(cfg Config, deps Deps) *Server {
 	if s.telemetry == nil {
 		s.telemetry = NewTelemetry(TelemetryConfig{Log: log})
 	}
+	s.reports = deps.Reports
 	s.engine = s.routes()
 	return s
 }

@@ -26,6 +26,8 @@ type Page struct {
 	Admin      bool
 	// Analyst: the user may open the analyst pages (data, catalog, SQL console).
 	Analyst bool
+	// Finance: the user may export (the reports page, CSV downloads).
+	Finance bool
 	// CSRF is the session's CSRF token: every form that posts carries it (CSRFField), and htmx
 	// sends it as X-CSRF-Token.
 	CSRF string

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/converge-dev/converge/ingest/identity"
+	"github.com/converge-dev/converge/reports"
 	"github.com/converge-dev/converge/warehouse"
 )
 
@@ -53,6 +54,8 @@ type Config struct {
 	ReportDefaultMargin   float64        // report.default_margin: gross margin assumed where an order's cost is unknown
 
 	Auth AuthConfig // auth.*: users, sessions, sign-in (see package access)
+
+	Reports reports.Config // reports.*, smtp.*: scheduled reports (see reports.go)
 }
 
 // AuthConfig is the auth.* part of Config.
@@ -106,6 +109,18 @@ var defaults = map[string]any{
 	"auth.proxy_header":               "",
 	"auth.trusted_proxies":            "",
 	"clickhouse.cluster":              "",
+	"reports.dir":                     "./reports",
+	"reports.schedules":               []any{},
+	"reports.tries":                   3,
+	"reports.retry_backoff":           "1m",
+	"smtp.host":                       "",
+	"smtp.port":                       587,
+	"smtp.user":                       "",
+	"smtp.password":                   "",
+	"smtp.from":                       "",
+	"smtp.to":                         "",
+	"smtp.starttls":                   true,
+	"smtp.timeout":                    "30s",
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -139,6 +154,9 @@ func loadConfig(path string, flags *pflag.FlagSet) (*Config, error) {
 		}
 		if err := checkKnownKeys(v, file); err != nil {
 			return nil, err
+		}
+		if v.InConfig("smtp.password") {
+			return nil, fmt.Errorf("config %s: smtp.password: set it in the environment (CONVERGE_SMTP_PASSWORD), not in the file", file)
 		}
 	}
 	if flags != nil {
@@ -266,6 +284,29 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 	c.EngineMaxQueryMemory = sizeKey("engine.max_query_memory")
 	c.ClickHouse.Secure = boolKey("clickhouse.secure")
 	c.ClickHouse.TLSSkipVerify = boolKey("clickhouse.tls_skip_verify")
+	c.Reports = reports.Config{
+		Dir:     v.GetString("reports.dir"),
+		Tries:   intKey("reports.tries"),
+		Backoff: durationKey("reports.retry_backoff"),
+		SMTP: reports.SMTP{
+			Host:     strings.TrimSpace(v.GetString("smtp.host")),
+			Port:     intKey("smtp.port"),
+			User:     v.GetString("smtp.user"),
+			Password: v.GetString("smtp.password"),
+			From:     strings.TrimSpace(v.GetString("smtp.from")),
+			To:       listKey(v, "smtp.to"),
+			StartTLS: boolKey("smtp.starttls"),
+			Timeout:  durationKey("smtp.timeout"),
+		},
+		Currency: c.ReportCurrency, Margin: c.ReportDefaultMargin, WeekStart: c.ReportWeekStart,
+		FiscalYearStart: c.ReportFiscalYearStart, TZ: c.ReportTZ, Version: convergeVersion(),
+	}
+	if c.Reports.Tries < 1 || c.Reports.Tries > 10 {
+		errs = append(errs, fmt.Errorf("reports.tries: %d is not 1..10", c.Reports.Tries))
+	}
+	schedules, err := decodeSchedules(v.Get("reports.schedules"), c.ReportTZ)
+	errs = append(errs, err)
+	c.Reports.Schedules = schedules
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -320,6 +361,9 @@ func (c *Config) validate() error {
 		c.DataDir = abs
 	}
 	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if err := c.Reports.Validate(); err != nil {
 		return err
 	}
 	wc := c.warehouseConfig()

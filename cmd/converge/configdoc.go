@@ -51,6 +51,18 @@ var keyDocs = map[string]string{
 	"auth.login_window":               "The window the sign-in limits count in (duration).",
 	"auth.proxy_header":               "Header carrying the signed-in user's email from an authenticating reverse proxy; empty (default) turns proxy sign-in off.",
 	"auth.trusted_proxies":            "Comma-separated IPs or CIDRs whose `auth.proxy_header` is trusted; the header is ignored from anyone else.",
+	"reports.dir":                     "Folder scheduled reports write their files (and manifests) to.",
+	"reports.schedules":               "The scheduled reports, a list in the config file (README \"Scheduled reports\": name, cron, tz, report or metric, format, to).",
+	"reports.tries":                   "Attempts of a scheduled run before it is recorded as failed (1–10).",
+	"reports.retry_backoff":           "The wait before a run's second attempt, doubled before each next (duration).",
+	"smtp.host":                       "Mail server scheduled reports are sent through; empty: files are written, not mailed.",
+	"smtp.port":                       "Port of `smtp.host`.",
+	"smtp.user":                       "AUTH PLAIN user; empty: no authentication.",
+	"smtp.password":                   "AUTH PLAIN password, only from the environment (`CONVERGE_SMTP_PASSWORD`): in a config file it is refused.",
+	"smtp.from":                       "Sender address of report mails.",
+	"smtp.to":                         "Recipients (a list, or comma-separated in `CONVERGE_SMTP_TO`); a schedule's `to` overrides it.",
+	"smtp.starttls":                   "Require STARTTLS before authenticating and sending (turn off only for a relay on a trusted network).",
+	"smtp.timeout":                    "Time limit per message (duration).",
 }
 
 // sectionDocs introduce the groups of keys (the part before the first dot).
@@ -63,6 +75,8 @@ var sectionDocs = map[string]string{
 	"metrics":    "Metric definitions.",
 	"identity":   "Identity resolution.",
 	"report":     "How numbers are reported: time zone, currency, calendar, assumptions.",
+	"reports":    "Scheduled reports: the finance pack or a metric export, on a cron schedule (package reports).",
+	"smtp":       "The mail server scheduled reports are sent through.",
 	"auth":       "Users, sessions and sign-in (package access; README \"Access control\").",
 }
 

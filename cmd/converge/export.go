@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,8 +26,15 @@ type exportFlags struct {
 
 func (f *exportFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.out, "out", "", "the file to write (required); the manifest goes to FILE.manifest.json")
 	fl.StringVar(&f.format, "format", "", "csv or xlsx (default: by the --out extension, else csv)")
+	fl.IntVar(&f.maxRows, "max-rows", 0, "at most this many data rows; a longer result is cut, and the file, the manifest and the exit status say so (0: no limit)")
+	f.registerFile(cmd)
+}
+
+// registerFile registers the flags of the file's name and of its CSV text.
+func (f *exportFlags) registerFile(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.out, "out", "", "the file to write (required); the manifest goes to FILE.manifest.json")
 	fl.StringVar(&f.preset, "preset", "", "excel: UTF-8 BOM, CRLF, formula-safe text (with --delimiter ';' --decimal ',' for a German, French, … Excel)")
 	fl.BoolVar(&f.raw, "raw", false, "raw values (full precision, fractions, ISO dates) instead of formatted ones")
 	fl.StringVar(&f.delimiter, "delimiter", ",", "CSV field separator: , ; tab or |")
@@ -37,7 +42,6 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.bom, "bom", false, "CSV: start with a UTF-8 byte order mark")
 	fl.BoolVar(&f.crlf, "crlf", false, "CSV: end lines with CR LF")
 	fl.StringVar(&f.currency, "currency", "", "ISO code shown for currency metrics (default report.currency)")
-	fl.IntVar(&f.maxRows, "max-rows", 0, "at most this many data rows; a longer result is cut, and the file, the manifest and the exit status say so (0: no limit)")
 }
 
 func (f *exportFlags) options(a *app) (export.Options, error) {
@@ -53,15 +57,11 @@ func (f *exportFlags) options(a *app) (export.Options, error) {
 		o.Currency = a.cfg.ReportCurrency
 	}
 	o.TZ = a.cfg.ReportTZ
-	switch f.delimiter {
-	case "tab", `\t`, "\t":
-		o.Delimiter = '\t'
-	default:
-		if len(f.delimiter) != 1 {
-			return o, usageError{fmt.Errorf("--delimiter: %q is not one of , ; tab |", f.delimiter)}
-		}
-		o.Delimiter = rune(f.delimiter[0])
+	d, err := parseDelimiter(f.delimiter)
+	if err != nil {
+		return o, usageError{fmt.Errorf("--delimiter: %v", err)}
 	}
+	o.Delimiter = d
 	if len(f.decimal) != 1 {
 		return o, usageError{fmt.Errorf("--decimal: %q is not . or ,", f.decimal)}
 	}
@@ -77,33 +77,18 @@ func (f *exportFlags) options(a *app) (export.Options, error) {
 // complete) and writes the manifest next to it. A truncated export keeps
 // both files and returns its error (exit status 1).
 func (f *exportFlags) write(w io.Writer, run func(io.Writer) (*export.Manifest, error)) error {
-	dir := filepath.Dir(f.out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.out)+".*")
-	if err != nil {
+	var m *export.Manifest
+	manifest, err := export.WriteFile(f.out, func(file io.Writer) (any, error) {
+		var err error
+		m, err = run(file)
+		if m == nil || m.SHA256 == "" { // the file was not written to the end
+			return nil, err
+		}
+		m.File = filepath.Base(f.out)
+		return m, err
+	})
+	if manifest == "" {
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	m, err := run(tmp)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if m == nil || m.SHA256 == "" { // the file was not written to the end
-		return err
-	}
-	if cerr := os.Chmod(tmp.Name(), 0o644); cerr != nil {
-		return cerr
-	}
-	m.File = filepath.Base(f.out)
-	b, merr := json.MarshalIndent(m, "", "  ")
-	if merr != nil {
-		return merr
-	}
-	manifest := f.out + ".manifest.json"
-	if werr := os.WriteFile(manifest, append(b, '\n'), 0o644); werr != nil {
-		return werr
-	}
-	if rerr := os.Rename(tmp.Name(), f.out); rerr != nil {
-		return rerr
 	}
 	note := ""
 	if m.Truncated {
@@ -114,10 +99,36 @@ func (f *exportFlags) write(w io.Writer, run func(io.Writer) (*export.Manifest, 
 }
 
 func (a *app) exportCmd() *cobra.Command {
+	var (
+		rootReport string
+		rootFlags  reportFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Export a metric or a read-only query to CSV or XLSX, with a manifest (FILE.manifest.json)",
+		Short: "Export a metric, a read-only query or a report pack (--report finance-monthly) to CSV or XLSX, with a manifest (FILE.manifest.json)",
+		Long: "Export a metric (export metric), the rows of a read-only query (export sql), or a report pack:\n" +
+			"  converge export --report finance-monthly --month YYYY-MM --out FILE   (the same as: converge export report finance-monthly …)",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rootReport == "" {
+				return usageError{errors.New("say what to export: --report finance-monthly --month YYYY-MM --out FILE, or a subcommand (metric, sql, report)")}
+			}
+			return a.exportReport(cmd, rootReport, &rootFlags)
+		},
 	}
+	cmd.Flags().StringVar(&rootReport, "report", "", "the report pack to export: "+strings.Join(export.Reports, ", "))
+	rootFlags.register(cmd)
+
+	var reportF reportFlags
+	report := &cobra.Command{
+		Use:   "report NAME --month YYYY-MM --out FILE [--format zip|xlsx] [--raw] [--preset excel]",
+		Short: "Export a report pack: finance-monthly (revenue, margin, new customers, CAC, CLV, LTV:CAC, payback, ROAS by month and by channel, reconciled)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.exportReport(cmd, args[0], &reportF)
+		},
+	}
+	reportF.register(report)
 
 	var (
 		dir string
@@ -184,6 +195,92 @@ func (a *app) exportCmd() *cobra.Command {
 	sf.register(sqlc)
 	console.registerLimits(sqlc, 10*time.Minute)
 
-	cmd.AddCommand(metric, sqlc)
+	cmd.AddCommand(metric, sqlc, report)
 	return cmd
+}
+
+// reportFlags are the flags of a report pack.
+type reportFlags struct {
+	file                             exportFlags
+	month, format, tz, roas, metrics string
+}
+
+func (f *reportFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.month, "month", "", "the month, YYYY-MM (required); the by-month table also holds the 12 months before it")
+	fl.StringVar(&f.format, "format", "", "zip (one CSV file per table, and manifest.json) or xlsx (one sheet per table); default by the --out extension, else zip")
+	fl.StringVar(&f.tz, "tz", "", "report time zone: months are calendar months there (default report.tz)")
+	fl.StringVar(&f.roas, "roas-model", "last_touch", "attribution model of ROAS: first_touch, last_touch, linear, u_shaped, w_shaped, time_decay")
+	fl.StringVar(&f.metrics, "metrics-dir", "", "folder of the user's metric definitions (*.sql; key metrics.dir)")
+	f.file.registerFile(cmd)
+}
+
+// exportReport writes report pack name as the flags say, with its manifest
+// next to it, and prints its wall time to stderr. A pack that does not
+// reconcile is written, and is an error (exit status 1).
+func (a *app) exportReport(cmd *cobra.Command, name string, f *reportFlags) error {
+	start := time.Now()
+	if name != export.FinanceMonthly {
+		return usageError{fmt.Errorf("--report: unknown report %q (reports: %s)", name, strings.Join(export.Reports, ", "))}
+	}
+	if f.month == "" {
+		return usageError{errors.New("--month: required (YYYY-MM)")}
+	}
+	month, err := export.ParseMonth(f.month)
+	if err != nil {
+		return usageError{fmt.Errorf("--month: %v", err)}
+	}
+	xlsx := strings.EqualFold(filepath.Ext(f.file.out), ".xlsx")
+	switch f.format {
+	case "":
+	case "zip":
+		if xlsx {
+			return usageError{fmt.Errorf("--format zip: --out %s ends in .xlsx", f.file.out)}
+		}
+	case "xlsx":
+		xlsx = true
+	default:
+		return usageError{fmt.Errorf("--format: %q is not zip or xlsx", f.format)}
+	}
+	f.file.format = ""
+	if xlsx {
+		f.file.format = "xlsx"
+	}
+	o, err := f.file.options(a)
+	if err != nil {
+		return err
+	}
+	tz := a.cfg.ReportTZ
+	if f.tz != "" {
+		if tz, err = time.LoadLocation(f.tz); err != nil {
+			return usageError{fmt.Errorf("--tz: %q is not an IANA time zone", f.tz)}
+		}
+	}
+	r, st, err := a.metricsRegistry(cmd.Context(), f.metrics, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	opened := time.Since(start)
+	var m *export.PackManifest
+	manifest, err := export.WriteFile(f.file.out, func(w io.Writer) (any, error) {
+		var err error
+		m, err = export.FinancePack(cmd.Context(), r, st, export.PackParams{Month: month, TZ: tz, ROASModel: f.roas, Margin: a.cfg.ReportDefaultMargin}, w, o)
+		if err != nil {
+			return nil, err
+		}
+		m.File = filepath.Base(f.file.out)
+		return m, nil
+	})
+	if manifest == "" {
+		return paramUsage(cmd, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: finance pack %s (%s, %s), %d tables, %d bytes, sha256 %s\n%s\n", f.file.out, m.Month, m.TimeZone, m.Format,
+		len(m.Files), m.Bytes, m.SHA256, manifest)
+	fmt.Fprintf(cmd.ErrOrStderr(), "finance pack %s: wall time %s (pack %s; store and definitions %s)\n", m.Month,
+		time.Since(start).Round(time.Millisecond), m.Took, opened.Round(time.Millisecond))
+	if !m.Reconciled {
+		return fmt.Errorf("the pack of %s does not reconcile: %s (see its reconciliation table); the file is written", m.Month, strings.Join(m.Unreconciled, ", "))
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/reports"
 	"github.com/converge-dev/converge/server"
 	"github.com/converge-dev/converge/warehouse"
 )
@@ -88,6 +89,11 @@ func (a *app) serve(ctx context.Context) error {
 	for _, e := range reg.Errors() {
 		a.log.Warn("metric definition refused (the last good version, if any, keeps serving)", "err", e)
 	}
+	rep, err := reports.New(reg, st, a.cfg.Reports, reports.Options{Log: a.log, Audit: acc.Audit})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	changes := server.NewBroadcaster()
 	tokens := events.NewTokens(st, 0)
 	evs := events.New(st, tokens, events.Config{}, a.log)
@@ -97,7 +103,7 @@ func (a *app) serve(ctx context.Context) error {
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: gate, Log: a.log, Version: convergeVersion(),
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: catalog, Telemetry: tel,
-		Customers: metrics.NewCustomers(st),
+		Customers: metrics.NewCustomers(st), Reports: rep,
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
@@ -112,6 +118,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 		g.Go(func() error { return srv.ServeMetrics(gctx, mln) })
 	}
+	g.Go(func() error { return rep.Run(gctx) }) // the scheduled reports; stops with the server
 	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
 		eln, err := net.Listen("tcp", a.cfg.EngineHTTPListen)
 		if err != nil {
