@@ -1,7 +1,8 @@
 // Package export writes reconcilable files for finance: a metric's result
-// (value by bucket, breakdown, comparison, target, total) or a read-only SQL
-// query's rows, as CSV or XLSX, each with a manifest that says what produced
-// it. It imports warehouse (the store, the read-only console), metrics
+// (value by bucket, breakdown, comparison, target, total), a read-only SQL
+// query's rows, or a report pack (FinancePack: the monthly finance pack, a
+// ZIP of CSV files or a workbook), as CSV or XLSX, each with a manifest that
+// says what produced it. It imports warehouse (the store, the read-only console), metrics
 // (definitions and results) and sql (its named queries); it is meant for
 // cmd/converge and server, and imports neither.
 //

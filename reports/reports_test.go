@@ -4,12 +4,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net"
+	"net/http/httptest"
 	"net/mail"
 	"net/textproto"
 	"os"
@@ -294,7 +297,8 @@ func testService(t *testing.T, st *warehouse.Store, clock Clock, cfg Config) *Se
 // checks the credentials.
 type smtpServer struct {
 	addr     string
-	auth     string // "\x00user\x00password", or "" to offer no AUTH
+	auth     string      // "\x00user\x00password", or "" to offer no AUTH
+	tls      *tls.Config // offers STARTTLS when set
 	messages chan receivedMail
 }
 
@@ -303,16 +307,19 @@ type receivedMail struct {
 	to   []string
 	data []byte
 	auth string
+	tls  bool // the message came after STARTTLS
 }
 
-func startSMTP(t *testing.T, auth string) *smtpServer {
+func startSMTP(t *testing.T, auth string) *smtpServer { return startSMTPTLS(t, auth, nil) }
+
+func startSMTPTLS(t *testing.T, auth string, cfg *tls.Config) *smtpServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	s := &smtpServer{addr: ln.Addr().String(), auth: auth, messages: make(chan receivedMail, 10)}
+	s := &smtpServer{addr: ln.Addr().String(), auth: auth, tls: cfg, messages: make(chan receivedMail, 10)}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -326,10 +333,11 @@ func startSMTP(t *testing.T, auth string) *smtpServer {
 }
 
 func (s *smtpServer) serve(c net.Conn) {
-	defer c.Close()
+	defer func() { c.Close() }()
 	tp := textproto.NewConn(c)
 	_ = tp.PrintfLine("220 fake ESMTP")
 	var m receivedMail
+	secure := false
 	for {
 		line, err := tp.ReadLine()
 		if err != nil {
@@ -338,11 +346,22 @@ func (s *smtpServer) serve(c net.Conn) {
 		cmd, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(cmd) {
 		case "EHLO", "HELO":
-			if s.auth != "" {
-				_ = tp.PrintfLine("250-fake\r\n250-AUTH PLAIN\r\n250 8BITMIME")
-			} else {
-				_ = tp.PrintfLine("250-fake\r\n250 8BITMIME")
+			ext := "250-fake\r\n"
+			if s.tls != nil && !secure {
+				ext += "250-STARTTLS\r\n"
 			}
+			if s.auth != "" {
+				ext += "250-AUTH PLAIN\r\n"
+			}
+			_ = tp.PrintfLine("%s250 8BITMIME", ext)
+		case "STARTTLS":
+			_ = tp.PrintfLine("220 go ahead")
+			tc := tls.Server(c, s.tls)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			c, secure, m.tls = tc, true, true
+			tp = textproto.NewConn(tc)
 		case "AUTH":
 			b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(arg, "PLAIN "))
 			m.auth = string(b)
@@ -496,8 +515,35 @@ func TestMailRefusals(t *testing.T) {
 	}
 	got := <-srv.messages
 	_, _, name, file := attachment(t, got.data)
-	if name != "f.csv" || string(file) != "a,b\n" {
-		t.Errorf("attachment %q %q", name, file)
+	if name != "f.csv" || string(file) != "a,b\n" || got.tls {
+		t.Errorf("attachment %q %q (tls %v)", name, file, got.tls)
+	}
+}
+
+// TestMailSTARTTLS: with smtp.starttls the connection is upgraded before the
+// credentials and the message go, and the server's certificate is checked.
+func TestMailSTARTTLS(t *testing.T) {
+	web := httptest.NewUnstartedServer(nil)
+	web.StartTLS() // for its certificate: 127.0.0.1 and example.com
+	defer web.Close()
+	srv := startSMTPTLS(t, "\x00u\x00pw", &tls.Config{Certificates: web.TLS.Certificates})
+	host, port, _ := net.SplitHostPort(srv.addr)
+	p, _ := strconv.Atoi(port)
+	m := SMTP{Host: host, Port: p, User: "u", Password: "pw", From: "a@example.com", StartTLS: true, Timeout: 5 * time.Second}
+	msg := message{subject: "Bericht für Mai", body: "b", filename: "p.zip", data: []byte("PK\x03\x04"), date: time.Now()}
+	if err := sendMail(context.Background(), m, []string{"b@example.com"}, msg); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("an unknown certificate was accepted: %v", err)
+	}
+	rootCAs = x509.NewCertPool()
+	rootCAs.AddCert(web.Certificate())
+	defer func() { rootCAs = nil }()
+	if err := sendMail(context.Background(), m, []string{"b@example.com"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := <-srv.messages
+	subject, _, name, file := attachment(t, got.data)
+	if !got.tls || got.auth != "\x00u\x00pw" || subject != "Bericht für Mai" || name != "p.zip" || string(file) != "PK\x03\x04" {
+		t.Errorf("tls %v auth %q subject %q attachment %q %q", got.tls, got.auth, subject, name, file)
 	}
 }
 
