@@ -197,28 +197,53 @@ func compile(m *Mapping, ent *Entity, cols *columns, tz *time.Location) (*conver
 	return c, nil
 }
 
-func parseTemplate(s string, cols *columns) ([]tmplPart, error) {
-	var parts []tmplPart
+// templateRef is a piece of a template: literal text, or a column reference {name}.
+type templateRef struct {
+	text  string
+	isCol bool
+}
+
+// splitTemplate splits a template into literal text and {column} references.
+func splitTemplate(s string) ([]templateRef, error) {
+	var refs []templateRef
 	for s != "" {
 		i := strings.IndexByte(s, '{')
 		if i < 0 {
-			parts = append(parts, tmplPart{lit: s, col: -1})
+			refs = append(refs, templateRef{text: s})
 			break
 		}
 		if i > 0 {
-			parts = append(parts, tmplPart{lit: s[:i], col: -1})
+			refs = append(refs, templateRef{text: s[:i]})
 		}
 		j := strings.IndexByte(s[i:], '}')
 		if j < 0 {
 			return nil, fmt.Errorf("template %q: unclosed {", s)
 		}
-		name := s[i+1 : i+j]
-		ci, ok := cols.lookup(name)
+		if j == 1 {
+			return nil, fmt.Errorf("template %q: {} names no column", s)
+		}
+		refs = append(refs, templateRef{text: s[i+1 : i+j], isCol: true})
+		s = s[i+j+1:]
+	}
+	return refs, nil
+}
+
+func parseTemplate(s string, cols *columns) ([]tmplPart, error) {
+	refs, err := splitTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]tmplPart, 0, len(refs))
+	for _, r := range refs {
+		if !r.isCol {
+			parts = append(parts, tmplPart{lit: r.text, col: -1})
+			continue
+		}
+		ci, ok := cols.lookup(r.text)
 		if !ok {
-			return nil, fmt.Errorf("template column %q is not in the header (columns: %s)", name, strings.Join(cols.names, ", "))
+			return nil, fmt.Errorf("template column %q is not in the header (columns: %s)", r.text, strings.Join(cols.names, ", "))
 		}
 		parts = append(parts, tmplPart{col: ci})
-		s = s[i+j+1:]
 	}
 	return parts, nil
 }

@@ -119,17 +119,11 @@ func mappingColumns(m *Mapping) []string {
 	for _, fm := range m.Fields {
 		add(fm.Column)
 		add(fm.Fallback)
-		for s := fm.Template; ; {
-			i := strings.IndexByte(s, '{')
-			if i < 0 {
-				break
+		refs, _ := splitTemplate(fm.Template)
+		for _, r := range refs {
+			if r.isCol {
+				add(r.text)
 			}
-			j := strings.IndexByte(s[i:], '}')
-			if j < 0 {
-				break
-			}
-			add(s[i+1 : i+j])
-			s = s[i+j+1:]
 		}
 	}
 	return cols

@@ -279,6 +279,11 @@ func (m *Mapping) validate() error {
 		if n > 1 {
 			return fmt.Errorf("fields.%s: give one of column, template, value", name)
 		}
+		if f.Template != "" {
+			if _, err := splitTemplate(f.Template); err != nil {
+				return fmt.Errorf("fields.%s.%w", name, err)
+			}
+		}
 		if f.Fallback != "" && f.Column == "" {
 			return fmt.Errorf("fields.%s.fallback: needs column", name)
 		}
