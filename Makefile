@@ -12,12 +12,14 @@ TEST_FLAGS ?=
 BENCH      ?= .
 BENCHTIME  ?= 2s
 BENCHCOUNT ?= 1
+# Fuzzing: each fuzz target runs this long (`make fuzz FUZZTIME=60s`); `make test` runs them briefly.
+FUZZTIME   ?= 8s
 
 TEMPL := ./bin/templ
 # The installer prints the library path on its last line (it is cached: instant after the first run).
 ENGINE_LIB = $$(bash scripts/install-chdb.sh | tail -n 1)
 
-.PHONY: deps chdb templ chromium generate check-generated build run test vet bench fmt clean
+.PHONY: deps chdb templ chromium generate check-generated build run test vet fuzz vulncheck bench fmt clean
 
 ## deps: install the chDB engine library (cache dir) and the templ CLI (./bin)
 deps: chdb templ
@@ -68,9 +70,21 @@ run: build
 vet:
 	$(GO) vet ./...
 
-## test: install what the tests need, check generated code, vet, run every test
-test: deps chromium check-generated vet
+## vulncheck: known vulnerabilities reachable from converge (govulncheck, installed into ./bin);
+## skipped with a warning where the vulnerability database cannot be reached, unless
+## VULNCHECK=require (see scripts/vulncheck.sh)
+vulncheck:
+	@bash scripts/vulncheck.sh
+
+## fuzz: run each fuzz target for $(FUZZTIME) (the seeds and testdata/fuzz corpus also run in go test)
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+## test: install what the tests need, check generated code, vet, check vulnerabilities, run every
+## test, then each fuzz target briefly
+test: deps chromium check-generated vet vulncheck
 	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" $(GO) test -p 2 -count=1 -timeout 40m $(TEST_FLAGS) ./...
+	@bash scripts/fuzz.sh $(FUZZTIME)
 
 ## bench: warehouse benchmarks (one package at a time, so they do not compete for the 2 cores)
 bench: deps
