@@ -12,12 +12,14 @@ TEST_FLAGS ?=
 BENCH      ?= .
 BENCHTIME  ?= 2s
 BENCHCOUNT ?= 1
+# Fuzzing: each fuzz target runs this long (`make fuzz FUZZTIME=60s`); `make test` runs them briefly.
+FUZZTIME   ?= 8s
 
 TEMPL := ./bin/templ
 # The installer prints the library path on its last line (it is cached: instant after the first run).
 ENGINE_LIB = $$(bash scripts/install-chdb.sh | tail -n 1)
 
-.PHONY: deps chdb templ chromium generate check-generated build run test vet config-doc bench bench-go soak fmt clean
+.PHONY: deps chdb templ chromium generate check-generated build run test vet config-doc fuzz vulncheck bench bench-go soak fmt clean
 
 ## deps: install the chDB engine library (cache dir) and the templ CLI (./bin)
 deps: chdb templ
@@ -75,9 +77,21 @@ config-doc:
 	@mv docs/config.md.tmp docs/config.md
 	@echo "docs/config.md regenerated"
 
-## test: install what the tests need, check generated code, vet, run every test
-test: deps chromium check-generated vet
+## vulncheck: known vulnerabilities reachable from converge (govulncheck, installed into ./bin);
+## skipped with a warning where the vulnerability database cannot be reached, unless
+## VULNCHECK=require (see scripts/vulncheck.sh)
+vulncheck:
+	@bash scripts/vulncheck.sh
+
+## fuzz: run each fuzz target for $(FUZZTIME) (the seeds and testdata/fuzz corpus also run in go test)
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+## test: install what the tests need, check generated code, vet, check vulnerabilities, run every
+## test, then each fuzz target briefly
+test: deps chromium check-generated vet vulncheck
 	CONVERGE_ENGINE_LIB="$(ENGINE_LIB)" $(GO) test -p 2 -count=1 -timeout 40m $(TEST_FLAGS) ./...
+	@bash scripts/fuzz.sh $(FUZZTIME)
 
 ## bench: `converge bench` on ./bench-data (the demo of BENCH_SIZE is generated there first
 ## when it is empty; small takes seconds, large ~15 min and 5 GB): one table, also in bench-out/

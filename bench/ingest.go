@@ -96,8 +96,10 @@ func ingestCSV(ctx context.Context, cfg *Config) ([]Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		// FROM INFILE takes a string literal, not a bound parameter: the path (under the
+		// configured temp dir) is quoted with every character a literal escapes.
 		q := "INSERT INTO " + st.Database + ".orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, country) FROM INFILE '" +
-			strings.ReplaceAll(path, "'", "\\'") + "' FORMAT CSVWithNames"
+			strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(path) + "' FORMAT CSVWithNames"
 		t0 = time.Now()
 		_, err = st.Engine.Query(ctx, q, "TabSeparated")
 		d = time.Since(t0)

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -196,28 +197,53 @@ func compile(m *Mapping, ent *Entity, cols *columns, tz *time.Location) (*conver
 	return c, nil
 }
 
-func parseTemplate(s string, cols *columns) ([]tmplPart, error) {
-	var parts []tmplPart
+// templateRef is a piece of a template: literal text, or a column reference {name}.
+type templateRef struct {
+	text  string
+	isCol bool
+}
+
+// splitTemplate splits a template into literal text and {column} references.
+func splitTemplate(s string) ([]templateRef, error) {
+	var refs []templateRef
 	for s != "" {
 		i := strings.IndexByte(s, '{')
 		if i < 0 {
-			parts = append(parts, tmplPart{lit: s, col: -1})
+			refs = append(refs, templateRef{text: s})
 			break
 		}
 		if i > 0 {
-			parts = append(parts, tmplPart{lit: s[:i], col: -1})
+			refs = append(refs, templateRef{text: s[:i]})
 		}
 		j := strings.IndexByte(s[i:], '}')
 		if j < 0 {
 			return nil, fmt.Errorf("template %q: unclosed {", s)
 		}
-		name := s[i+1 : i+j]
-		ci, ok := cols.lookup(name)
+		if j == 1 {
+			return nil, fmt.Errorf("template %q: {} names no column", s)
+		}
+		refs = append(refs, templateRef{text: s[i+1 : i+j], isCol: true})
+		s = s[i+j+1:]
+	}
+	return refs, nil
+}
+
+func parseTemplate(s string, cols *columns) ([]tmplPart, error) {
+	refs, err := splitTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]tmplPart, 0, len(refs))
+	for _, r := range refs {
+		if !r.isCol {
+			parts = append(parts, tmplPart{lit: r.text, col: -1})
+			continue
+		}
+		ci, ok := cols.lookup(r.text)
 		if !ok {
-			return nil, fmt.Errorf("template column %q is not in the header (columns: %s)", name, strings.Join(cols.names, ", "))
+			return nil, fmt.Errorf("template column %q is not in the header (columns: %s)", r.text, strings.Join(cols.names, ", "))
 		}
 		parts = append(parts, tmplPart{col: ci})
-		s = s[i+j+1:]
 	}
 	return parts, nil
 }
@@ -329,6 +355,15 @@ func (c *converter) normNumber(v string) string {
 
 var maxDecimal = decimal.New(1, 14) // Decimal(18, 4): |v| < 10^14
 
+// The ranges of the stored time types: DateTime64(3, 'UTC') and Date. A value outside is
+// rejected (out_of_range) rather than clamped or wrapped by the store.
+var (
+	minTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2299, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+	minDate = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxDate = time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
+)
+
 // value parses a field to the Go value its column takes, and a canonical
 // string of it for hashing and keys.
 func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
@@ -362,6 +397,9 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 			if err != nil {
 				return nil, "", ferr(f.Name, "bad_time", "%q is not a time (%s)", v, sp.layoutHint())
 			}
+			if tm.Before(minTime) || tm.After(maxTime) {
+				return nil, "", ferr(f.Name, "out_of_range", "%q is outside the times the store holds (1900-01-01 to 2299-12-31 UTC)", v)
+			}
 			sp.lastRaw, sp.lastTime = v, tm
 		}
 		if !sp.canon {
@@ -375,6 +413,9 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 		}
 		y, mo, d := tm.Date()
 		day := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+		if day.Before(minDate) || day.After(maxDate) {
+			return nil, "", ferr(f.Name, "out_of_range", "%q is outside the dates the store holds (1970-01-01 to 2149-06-06)", v)
+		}
 		return day, day.Format("2006-01-02"), nil
 	case KDecimal:
 		if v == "" {
@@ -441,8 +482,8 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 			v = "0"
 		}
 		fl, err := strconv.ParseFloat(c.normNumber(v), 64)
-		if err != nil {
-			return nil, "", ferr(f.Name, "bad_number", "%q is not a number", v)
+		if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) {
+			return nil, "", ferr(f.Name, "bad_number", "%q is not a finite number", v)
 		}
 		return fl, strconv.FormatFloat(fl, 'g', -1, 64), nil
 	case KBool:

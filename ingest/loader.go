@@ -215,6 +215,37 @@ type pendingRow struct {
 // NewLoader starts a run: it writes the 'running' row to ingest_runs. file
 // is the file name recorded with the run and in quarantine (may be empty).
 func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file string) (*Loader, error) {
+	if st == nil {
+		return nil, errors.New("ingest: no store (use NewDryRun to check records without one)")
+	}
+	l, err := newLoader(st, opts, file)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.writeRun(ctx); err != nil {
+		return nil, err
+	}
+	for _, ts := range l.tables {
+		if err := l.lookupKeys(ctx, ts); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// NewDryRun is a Loader that writes nothing and needs no store: records are
+// read, validated, converted and checked for duplicates within the run
+// exactly as by NewLoader's, and its Summary tells what a run would do:
+// Loaded counts the records that would be written, Rejected those that
+// would be quarantined (with their reasons in Rejects), Duplicates the
+// repeats within the run. Duplicates of records already in a store are not
+// known, so Loaded may count records a real run would find unchanged.
+func NewDryRun(opts Options, file string) (*Loader, error) {
+	return newLoader(nil, opts, file)
+}
+
+// newLoader builds a run without touching the store (st is nil for a dry run).
+func newLoader(st *warehouse.Store, opts Options, file string) (*Loader, error) {
 	m := opts.Mapping
 	if m == nil {
 		m = &Mapping{Entity: opts.Entity}
@@ -256,40 +287,43 @@ func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file stri
 		version: uint64(now.UnixNano())}
 	l.sum = Summary{RunID: uuid.NewString(), Entity: ent.Name, Source: source, Preset: opts.Preset, File: file,
 		Status: "running", Tables: map[string]*TableCount{}, StartedAt: now}
-	if err := l.writeRun(ctx); err != nil {
-		return nil, err
-	}
 	if l.lines {
 		l.orders = map[string]*orderAgg{}
 		for _, n := range []string{"order_lines", "orders", "refunds"} {
-			if _, err := l.table(ctx, entities[n], n == "order_lines"); err != nil {
+			if _, err := l.table(entities[n], n == "order_lines"); err != nil {
 				return nil, err
 			}
 		}
 		l.main = l.tables["order_lines"]
 	} else {
-		if l.main, err = l.table(ctx, ent, true); err != nil {
+		if l.main, err = l.table(ent, true); err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
 }
 
-func (l *Loader) table(ctx context.Context, e *Entity, isSource bool) (*tableState, error) {
+func (l *Loader) table(e *Entity, isSource bool) (*tableState, error) {
 	cols := append(e.FieldNames(), "source", "ingest_run_id")
 	if _, err := l.st.NewBatchWriter(e.Table, cols, 1); err != nil { // validates the names
 		return nil, err
 	}
 	ts := &tableState{ent: e, cols: cols, count: &TableCount{}, isSource: isSource, seen: map[[2]uint64]seenKey{}}
-	var one uint8
-	if err := l.st.Conn.QueryRow(ctx, "SELECT count() > 0 FROM (SELECT 1 FROM ingest_keys WHERE entity = {e:String} AND source = {s:String} LIMIT 1)",
-		clickhouse.Named("e", e.Name), clickhouse.Named("s", l.source)).Scan(&one); err != nil {
-		return nil, fmt.Errorf("ingest_keys: %w", err)
-	}
-	ts.hasKeys = one == 1
 	l.tables[e.Name] = ts
 	l.sum.Tables[e.Name] = ts.count
 	return ts, nil
+}
+
+// lookupKeys tells whether the store holds keys of ts's entity from this source
+// (else no record of the run can be a duplicate of a stored one).
+func (l *Loader) lookupKeys(ctx context.Context, ts *tableState) error {
+	var one uint8
+	if err := l.st.Conn.QueryRow(ctx, "SELECT count() > 0 FROM (SELECT 1 FROM ingest_keys WHERE entity = {e:String} AND source = {s:String} LIMIT 1)",
+		clickhouse.Named("e", ts.ent.Name), clickhouse.Named("s", l.source)).Scan(&one); err != nil {
+		return fmt.Errorf("ingest_keys: %w", err)
+	}
+	ts.hasKeys = one == 1
+	return nil
 }
 
 // Summary returns the run's counts so far (final after Close).
@@ -542,7 +576,11 @@ func (l *Loader) push(ctx context.Context, ts *tableState, vals []any, strs []st
 			return nil
 		}
 		if ts.isSource {
-			return l.reject(line, ts.ent.ID, "conflicting_duplicate",
+			field := ts.ent.ID
+			if field == "" {
+				field = strings.Join(ts.ent.Key, ",") // the natural key identifies it
+			}
+			return l.reject(line, field, "conflicting_duplicate",
 				fmt.Sprintf("same key %q as line %d with different content", strings.ReplaceAll(key, "\x1f", "|"), prev.line), raw)
 		}
 	}
@@ -626,6 +664,19 @@ func (l *Loader) startFlush(ctx context.Context) error {
 	}
 	l.pendingQuar = nil
 	l.pending = 0
+	if l.st == nil {
+		// a dry run: what would be written counts as written
+		for ts, rows := range b.rows {
+			ts.count.Written += int64(len(rows))
+			if ts.isSource {
+				l.sum.Loaded += int64(len(rows))
+			}
+		}
+		if l.opts.AfterFlush != nil {
+			l.opts.AfterFlush(l.sum.Loaded)
+		}
+		return nil
+	}
 	for len(l.inflight) >= maxInFlight {
 		if err := l.waitOldest(); err != nil {
 			return err
@@ -1019,6 +1070,9 @@ func (l *Loader) warn(msg string) {
 }
 
 func (l *Loader) writeRun(ctx context.Context) error {
+	if l.st == nil {
+		return nil // a dry run records nothing
+	}
 	var fin *time.Time
 	if !l.sum.FinishedAt.IsZero() {
 		t := l.sum.FinishedAt

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -131,6 +133,18 @@ func ParseMapping(name string, b []byte) (*Mapping, error) {
 	dec.KnownFields(true)
 	var m Mapping
 	if err := dec.Decode(&m); err != nil {
+		if err == io.EOF {
+			return nil, fmt.Errorf("mapping %s: empty: a mapping names at least its entity", name)
+		}
+		if !strings.Contains(err.Error(), "line ") {
+			// errors of the YAML reader carry no position: name the first bad byte's line, else
+			// the last line (where an unclosed quote or bracket is found missing)
+			ln := badTextLine(b)
+			if ln == 0 {
+				ln = bytes.Count(bytes.TrimRight(b, "\n"), []byte("\n")) + 1
+			}
+			return nil, fmt.Errorf("mapping %s: line %d: %w", name, ln, err)
+		}
 		return nil, fmt.Errorf("mapping %s: %w", name, err)
 	}
 	m.file = name
@@ -138,6 +152,24 @@ func ParseMapping(name string, b []byte) (*Mapping, error) {
 		return nil, fmt.Errorf("mapping %s: %w", name, err)
 	}
 	return &m, nil
+}
+
+// badTextLine is the line (from 1) of the first byte that is not text a YAML file may hold
+// (invalid UTF-8, or a control character other than tab and line ends), or 0. The YAML
+// reader reports these without a position.
+func badTextLine(b []byte) int {
+	line := 1
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && n <= 1, r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r >= 0x80 && r < 0xa0, r == 0xfffe, r == 0xffff:
+			return line
+		case r == '\n':
+			line++
+		}
+		b = b[n:]
+	}
+	return 0
 }
 
 // LoadMappingFile reads a mapping file.
@@ -246,6 +278,11 @@ func (m *Mapping) validate() error {
 		}
 		if n > 1 {
 			return fmt.Errorf("fields.%s: give one of column, template, value", name)
+		}
+		if f.Template != "" {
+			if _, err := splitTemplate(f.Template); err != nil {
+				return fmt.Errorf("fields.%s.%w", name, err)
+			}
 		}
 		if f.Fallback != "" && f.Column == "" {
 			return fmt.Errorf("fields.%s.fallback: needs column", name)

@@ -301,15 +301,7 @@ func (s *ndjsonSource) next() ([]string, int64, fmt.Stringer, error) {
 				}
 				off += n
 			}
-			field := ""
-			if obj, err := decodeObject(trimmed); err == nil { // encoding/json turns bad bytes into U+FFFD
-				for k, v := range obj {
-					if strings.ContainsRune(v, utf8.RuneError) {
-						field = k
-					}
-				}
-			}
-			return nil, s.line, raw, &recordError{line: s.line, field: field, code: "bad_encoding",
+			return nil, s.line, raw, &recordError{line: s.line, field: jsonFieldAt(trimmed, off), code: "bad_encoding",
 				reason: fmt.Sprintf("invalid UTF-8 at byte %d (the input must be UTF-8)", off+1), raw: raw}
 		}
 		obj, err := decodeObject(trimmed)
@@ -326,6 +318,30 @@ func (s *ndjsonSource) next() ([]string, int64, fmt.Stringer, error) {
 		}
 		return rec, s.line, raw, nil
 	}
+}
+
+// jsonFieldAt names the key of the JSON object b whose value holds byte off (from 0), or ""
+// when that byte is not inside a value (or b is no object).
+func jsonFieldAt(b []byte, off int) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil || dec.InputOffset() > int64(off) {
+			return "" // in the key, or the object is malformed before it
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ""
+		}
+		if dec.InputOffset() > int64(off) {
+			key, _ := k.(string)
+			return key
+		}
+	}
+	return ""
 }
 
 // readLine reads a line; when it is longer than max the rest is discarded.

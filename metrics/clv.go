@@ -327,7 +327,7 @@ func FitCLV(ctx context.Context, st *warehouse.Store, o CLVOptions) (*CLVFit, er
 	}
 	end := time.Date(o.CalibrationEnd.Year(), o.CalibrationEnd.Month(), o.CalibrationEnd.Day(), 0, 0, 0, 0, time.UTC)
 	qctx := clickhouse.Context(warehouse.Materialized(ctx), clickhouse.WithParameters(clickhouse.Parameters{
-		"calibration_end": end.Format(time.DateOnly), "currency": o.Currency}))
+		"calibration_end": end.Format(time.DateOnly), "currency": paramText(o.Currency)}))
 	rows, err := st.Conn.Query(qctx, clvInputsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("clv inputs: %w", err)

@@ -69,6 +69,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Kind of a metric.
@@ -353,9 +354,10 @@ func Parse(file string, src []byte) (*Definition, error) {
 			}
 		}
 	}
-	d.bodyLine = i + 1
-	d.SQL = strings.TrimSpace(strings.Join(lines[min(i, len(lines)):], "\n"))
-	d.SQL = strings.TrimSuffix(d.SQL, ";")
+	d.bodyLine = min(i+1, len(lines)) // a file without a body: its last line
+	// the body without surrounding space and the statement's closing semicolons
+	d.SQL = strings.TrimSpace(strings.TrimRightFunc(strings.Join(lines[min(i, len(lines)):], "\n"),
+		func(r rune) bool { return r == ';' || unicode.IsSpace(r) }))
 
 	// Required fields.
 	end := len(lines)

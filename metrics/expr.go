@@ -3,7 +3,7 @@ package metrics
 import (
 	"fmt"
 	"strconv"
-	"unicode"
+	"unicode/utf8"
 )
 
 // expr is a derived metric's formula: numbers, metric names, + - * / and
@@ -73,10 +73,13 @@ func parseExpr(s string) (expr, error) {
 	}
 	p.space()
 	if p.pos < len(p.s) {
-		return nil, fmt.Errorf("unexpected %q at column %d", p.s[p.pos:], p.pos+1)
+		return nil, fmt.Errorf("unexpected %q at column %d", p.s[p.pos:], p.col())
 	}
 	return e, nil
 }
+
+// col is the column of the parser's position, in characters from 1.
+func (p *exprParser) col() int { return utf8.RuneCountInString(p.s[:p.pos]) + 1 }
 
 func (p *exprParser) space() {
 	for p.pos < len(p.s) && p.s[p.pos] == ' ' || p.pos < len(p.s) && p.s[p.pos] == '\t' {
@@ -143,7 +146,7 @@ func (p *exprParser) unary() (expr, error) {
 		}
 		p.space()
 		if p.pos >= len(p.s) || p.s[p.pos] != ')' {
-			return nil, fmt.Errorf("missing ) at column %d", p.pos+1)
+			return nil, fmt.Errorf("missing ) at column %d", p.col())
 		}
 		p.pos++
 		return e, nil
@@ -157,12 +160,16 @@ func (p *exprParser) unary() (expr, error) {
 			return nil, fmt.Errorf("bad number %q", p.s[start:p.pos])
 		}
 		return num(v), nil
-	case c == '_' || unicode.IsLetter(rune(c)):
+	case isLetter(c):
 		start := p.pos
-		for p.pos < len(p.s) && (p.s[p.pos] == '_' || unicode.IsLetter(rune(p.s[p.pos])) || p.s[p.pos] >= '0' && p.s[p.pos] <= '9') {
+		for p.pos < len(p.s) && (isLetter(p.s[p.pos]) || p.s[p.pos] >= '0' && p.s[p.pos] <= '9') {
 			p.pos++
 		}
 		return ref(p.s[start:p.pos]), nil
 	}
-	return nil, fmt.Errorf("unexpected %q at column %d", string(c), p.pos+1)
+	r, _ := utf8.DecodeRuneInString(p.s[p.pos:])
+	return nil, fmt.Errorf("unexpected %q at column %d", r, p.col())
 }
+
+// isLetter tells whether c may start a metric name (an identifier: ASCII letters, digits, _).
+func isLetter(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

@@ -244,10 +244,19 @@ func customArgs(d *Definition, p Params) clickhouse.Parameters {
 		if !ok {
 			v = x.Default
 		}
-		a[x.Name] = v
+		a[x.Name] = paramText(v)
 	}
 	return a
 }
+
+// paramEscaper escapes what ClickHouse's escaped text format gives a meaning to.
+var paramEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`, "\x00", `\0`)
+
+// paramText is a value as the text of a bound parameter. ClickHouse reads a parameter's text
+// in its escaped format (a backslash starts an escape sequence; a tab or a line end ends the
+// value, an error), so these are escaped here: the query then receives exactly v, whatever it
+// holds. (clickhouse.Named does the same; clickhouse.Parameters, used here, sends text as is.)
+func paramText(v string) string { return paramEscaper.Replace(v) }
 
 // planSimple writes the query of a simple metric: the model's rows in
 // [from, to), filtered, grouped by bucket (or one bucket for the total) and
@@ -275,7 +284,7 @@ func planSimple(d *Definition, sh *shape, p Params, total bool) (string, clickho
 		x, _ := d.Dimension(f.Dim)
 		name := fmt.Sprintf("f%d", i)
 		where = append(where, "toString(m."+x.Column+") = {"+name+":String}")
-		args[name] = f.Value
+		args[name] = paramText(f.Value)
 	}
 	extra := ""
 	if total && currencyGuard(d, p) {

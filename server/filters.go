@@ -128,7 +128,7 @@ func parseFilters(q url.Values, now time.Time, d filterDefaults) (Filters, error
 			return f, &paramError{Param: "to", Msg: fmt.Sprintf("Parameter \"to\" (%s) is before \"from\" (%s): the end date must be on or after the start date.", q.Get("to"), q.Get("from"))}
 		}
 		if to.After(from.AddDate(maxRangeYears, 0, 0)) {
-			return f, &paramError{Param: "to", Msg: fmt.Sprintf("The range from %s to %s is too long: at most %d years.", q.Get("from"), q.Get("to"), maxRangeYears)}
+			return f, &paramError{Param: "to", Msg: fmt.Sprintf("Parameter \"to\" (%s): the range from %s is too long: at most %d years.", q.Get("to"), q.Get("from"), maxRangeYears)}
 		}
 		f.From, f.To = from, to.AddDate(0, 0, 1)
 	} else {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/warehouse/whtest"
 )
 
 // The metrics commands that need no store: list, show and the parameter
@@ -86,5 +87,44 @@ func TestWriteResult(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "2026-01-01 00:00 … 2026-03-01 00:00 by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// Injection payloads in every flag of `converge metrics query` are usage errors naming the
+// flag, found before the store is opened. (A payload as a --filter value of a real dimension
+// is a value: the metrics layer binds it, see server's TestInjectionValuesRoundTrip, which
+// runs the same ParseParams and Registry.Query as this command.)
+func TestMetricsQueryInjection(t *testing.T) {
+	base := []string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01"}
+	flags := []struct{ flag, prefix string }{
+		{"--from", ""}, {"--to", ""}, {"--grain", ""}, {"--by", ""}, {"--compare", ""}, {"--tz", ""},
+		{"--week-start", ""}, {"--fiscal-year-start", ""}, {"--format", ""},
+		{"--filter", ""}, {"--filter", "="}, {"--arg", "model="}, {"--arg", "level="}, {"--arg", "lookback_days="},
+		{"--arg", "half_life_days="}, {"--arg", ""},
+	}
+	for _, f := range flags {
+		for _, p := range whtest.InjectionPayloads {
+			value := f.prefix + p.V
+			if f.prefix == "=" {
+				value = p.V + "=x" // the payload as the dimension
+			}
+			if f.flag == "--arg" && f.prefix == "" {
+				value = p.V + "=1" // the payload as the param name
+			}
+			args := append(append([]string(nil), base...), f.flag, value)
+			_, err := run(t, context.Background(), args...)
+			var ue usageError
+			if err == nil || !errorsAs(err, &ue) {
+				t.Errorf("%s %s: %v, want a usage error", f.flag, p.Name, err)
+				continue
+			}
+			want := f.flag // an --arg error names the param too: "--arg model: …"
+			if f.flag == "--arg" && f.prefix != "" {
+				want = "--arg " + strings.TrimSuffix(f.prefix, "=")
+			}
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("%s %s: %q does not start with %s", f.flag, p.Name, err, want)
+			}
+		}
 	}
 }

@@ -220,12 +220,12 @@ func decode(r io.Reader, maxRecords int) ([]map[string]string, []string, map[int
 	var raws []string
 	bad := map[int]string{}
 	addRaw := func(raw []byte) error {
-		if len(recs)+len(bad) >= maxRecords {
+		if len(recs) >= maxRecords {
 			return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d records in one request; send smaller batches", maxRecords)}
 		}
 		obj, err := object(raw)
 		if err != nil {
-			bad[len(recs)+len(bad)] = string(raw)
+			bad[len(recs)] = string(raw) // recs holds a nil for it: indexes are the request's
 			recs = append(recs, nil)
 			raws = append(raws, string(raw))
 			return nil
@@ -331,30 +331,12 @@ func (s *Service) add(ctx context.Context, entity string, recs []map[string]stri
 		return nil, err
 	}
 	st.rejects = map[int64]ingest.Reject{}
-	lines := make([]int64, len(recs))
-	for i, rec := range recs {
-		st.line++
-		lines[i] = st.line
-		if reason, bad := decodeErrs[i]; bad {
-			if err := st.loader.Quarantine(ctx, st.line, "", "malformed_json", reason, raws[i]); err != nil {
-				st.mu.Unlock()
-				return nil, err
-			}
-			continue
-		}
-		if err := st.loader.Add(ctx, ingest.Record{Line: st.line, Fields: rec, Raw: raws[i]}); err != nil {
-			st.mu.Unlock()
-			return nil, err
-		}
-	}
-	for i, line := range lines {
-		if rj, ok := st.rejects[line]; ok {
-			resp.Errors = append(resp.Errors, RecordError{Index: i, Field: rj.Field, Reason: rj.Reason})
-		} else if reason, bad := decodeErrs[i]; bad {
-			resp.Errors = append(resp.Errors, RecordError{Index: i, Reason: reason})
-		}
-	}
+	resp.Errors, err = addRecords(ctx, st.loader, &st.line, st.rejects, recs, raws, decodeErrs)
 	st.rejects = nil
+	if err != nil {
+		st.mu.Unlock()
+		return nil, err
+	}
 	resp.Rejected = len(resp.Errors)
 	resp.Accepted = resp.Received - resp.Rejected
 	st.waiters = append(st.waiters, done)
@@ -379,6 +361,37 @@ func (s *Service) add(ctx context.Context, entity string, recs []map[string]stri
 	case <-ctx.Done():
 		return nil, &apiError{http.StatusServiceUnavailable, "request ended before the records were stored: " + ctx.Err().Error()}
 	}
+}
+
+// addRecords adds a request's records to l as the lines after *line (which it advances):
+// the malformed ones to quarantine, the others through validation. rejects is where l's
+// OnReject puts the records it rejects, by line. It returns the request's rejected records,
+// in order; an error means the store failed.
+func addRecords(ctx context.Context, l *ingest.Loader, line *int64, rejects map[int64]ingest.Reject,
+	recs []map[string]string, raws []string, decodeErrs map[int]string) ([]RecordError, error) {
+	lines := make([]int64, len(recs))
+	for i, rec := range recs {
+		*line++
+		lines[i] = *line
+		if reason, bad := decodeErrs[i]; bad {
+			if err := l.Quarantine(ctx, *line, "", "malformed_json", reason, raws[i]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := l.Add(ctx, ingest.Record{Line: *line, Fields: rec, Raw: raws[i]}); err != nil {
+			return nil, err
+		}
+	}
+	var errs []RecordError
+	for i, ln := range lines {
+		if rj, ok := rejects[ln]; ok {
+			errs = append(errs, RecordError{Index: i, Field: rj.Field, Reason: rj.Reason})
+		} else if reason, bad := decodeErrs[i]; bad {
+			errs = append(errs, RecordError{Index: i, Reason: reason})
+		}
+	}
+	return errs, nil
 }
 
 func (s *Service) ensureLoader(ctx context.Context, st *stream) error {

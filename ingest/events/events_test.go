@@ -166,3 +166,27 @@ func TestEventsConcurrent(t *testing.T) {
 		t.Fatalf("no finished run with 800 rows after Close (%d)", n)
 	}
 }
+
+// Several malformed records in one request are each reported at their own index, and only
+// they are quarantined as malformed (found by FuzzDecode: the second one's index was off).
+func TestEventsMalformedIndexes(t *testing.T) {
+	f := newFixture(t, Config{})
+	body := touch(1) + "\nnot json\n[1]\n" + touch(2) + "\nnull\n"
+	status, resp := f.post(t, "touchpoints", f.token, body)
+	if status != http.StatusMultiStatus || resp["accepted"] != 2.0 || resp["rejected"] != 3.0 {
+		t.Fatalf("status %d resp %v", status, resp)
+	}
+	var idx []float64
+	for _, e := range resp["errors"].([]any) {
+		idx = append(idx, e.(map[string]any)["index"].(float64))
+	}
+	if fmt.Sprint(idx) != "[1 2 4]" {
+		t.Fatalf("errors at %v, want [1 2 4]", idx)
+	}
+	if n := f.count(t, "SELECT count() FROM quarantine WHERE code = 'malformed_json'"); n != 3 {
+		t.Fatalf("%d quarantined as malformed, want 3", n)
+	}
+	if n := f.count(t, "SELECT count() FROM touchpoints FINAL"); n != 2 {
+		t.Fatalf("%d touchpoints stored, want 2", n)
+	}
+}
