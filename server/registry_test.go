@@ -61,7 +61,7 @@ func TestRegistryMetrics(t *testing.T) {
 		t.Fatalf("repeat_purchase_rate total %v", res.Total)
 	}
 	// The overview renders with real tiles.
-	srv := asAdmin(New(Config{TZ: "UTC", WeekStart: time.Monday}, Deps{Store: fakeStore{}, Metrics: m}))
+	srv := asAdmin(New(Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: time.Minute}, Deps{Store: fakeStore{}, Metrics: m}))
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/?range=custom&from=2025-03-01&to=2025-03-31", nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "Gross revenue") || !strings.Contains(rec.Body.String(), "€110") {

@@ -105,9 +105,9 @@ type Deps struct {
 
 // Timeouts of store calls made while serving a request.
 const (
-	readyTimeout   = 2 * time.Second // /readyz ping
-	versionTimeout = 2 * time.Second // engine version on the home page
-	catalogTimeout = 3 * time.Second // the metric catalog on any dashboard page
+	readyTimeout   = 2 * time.Second  // /readyz ping
+	versionTimeout = 2 * time.Second  // engine version on the home page
+	catalogTimeout = 10 * time.Second // the metric catalog on any dashboard page (definitions are checked once per version)
 )
 
 // Server serves converge's HTTP interface.
