@@ -55,6 +55,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Auth configures the session cookie and reverse proxies (auth.go).
 	Auth AuthConfig
+	// ExportMaxRows is the most data rows a download of the SQL console or of a dashboard
+	// table holds (export.max_rows); a longer one is cut and says so. 0: no limit.
+	ExportMaxRows int
 }
 
 // Defaults applied by New for zero Config fields.
@@ -95,6 +98,9 @@ type Deps struct {
 	// Customers, optional, answers the customer pages (/customers, /customers/:id); nil makes
 	// them answer 503 "not configured".
 	Customers Customers
+	// Exports, optional, writes CSV/XLSX exports and runs the SQL console (export.Service);
+	// nil makes the downloads and the console answer 503 "not configured".
+	Exports Exports
 }
 
 // Timeouts of store calls made while serving a request.
@@ -118,6 +124,7 @@ type Server struct {
 	data    Data
 	// customers answers the customer pages; nil: not configured.
 	customers Customers
+	exports   Exports
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -187,6 +194,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	s.loopback.Store(isLoopback(cfg.Addr))
 	s.customers = deps.Customers
+	s.exports = deps.Exports
 	s.engine = s.routes()
 	return s
 }
