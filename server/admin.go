@@ -58,7 +58,8 @@ func (s *Server) renderUsers(c *gin.Context, status int, v views.AdminUsersView)
 			Created: u.CreatedAt.In(loc).Format(dateLayout), ActionURL: "/admin/users/" + url.PathEscape(u.Email)})
 	}
 	c.Header("Cache-Control", "no-store")
-	return s.renderTables(c, status, &v, func() templ.Component { return views.AdminUsers(v) })
+	// After a change (a form post) the page is still /admin/users.
+	return s.renderTablesAt(c, &url.URL{Path: "/admin/users"}, status, &v, func() templ.Component { return views.AdminUsers(v) })
 }
 
 // adminAddUser adds a user (POST /admin/users: email, name, role, password; an empty password

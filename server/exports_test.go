@@ -24,6 +24,7 @@ import (
 	"github.com/converge-dev/converge/access"
 	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/metrics"
+	"github.com/converge-dev/converge/views"
 	"github.com/converge-dev/converge/warehouse"
 	"github.com/converge-dev/converge/warehouse/whtest"
 )
@@ -273,6 +274,7 @@ var downloadLinkRe = `class="table-downloads`
 func TestTableDownloadLinks(t *testing.T) {
 	env := tableEnv(t)
 	ctx := context.Background()
+	id, _, _ := demoCustomer(t)
 	pages := []struct {
 		path   string
 		tables int // download links at least
@@ -283,6 +285,7 @@ func TestTableDownloadLinks(t *testing.T) {
 		{"/retention?range=last_year", 2},               // matrix and curve
 		{"/funnel?range=last_year", 2},                  // overall and by channel
 		{"/customers?range=last_year&q=example.com", 4}, // search results and the lists
+		{"/customers/" + id, 3},                         // the customer 360's sections
 	}
 	fin, exec := env.session(t, access.RoleFinance), env.session(t, access.RoleExecutive)
 	for _, p := range pages {
@@ -372,5 +375,35 @@ func TestPagedRows(t *testing.T) {
 	if !errors.Is(err, export.ErrTruncated) || m.Rows != 4 || !slices.Equal(calls, []int{0, 3}) ||
 		!strings.HasPrefix(buf.String(), "n\n1\n2\n3\n4\nTRUNCATED: first 4 rows of more") {
 		t.Errorf("limited export: %v, %+v, fetched at %v:\n%s", err, m, calls, buf.String())
+	}
+}
+
+// The quarantine's records download holds every record that matches the filters, not only the
+// page shown (50 a page), read from the store a page at a time.
+func TestQuarantineDownloadAll(t *testing.T) {
+	st, _ := dataFixture(t)
+	srv := dataServer(t, Config{}, st, nil)
+	for _, target := range []string{"/data/quarantine?table=records&format=csv", "/data/quarantine?page=2&table=records&format=csv"} {
+		rec := get(t, srv, target)
+		rows, err := csv.NewReader(strings.NewReader(rec.Body.String())).ReadAll()
+		if err != nil || rec.Code != http.StatusOK || len(rows) != 67 || !slices.Equal(rows[0], views.QuarantineHead) {
+			t.Fatalf("%s: %d %v, %d rows", target, rec.Code, err, len(rows))
+		}
+		var lines []string
+		for _, r := range rows[1:] {
+			lines = append(lines, r[0])
+		}
+		if !slices.Contains(lines, "orders.csv:12") || !slices.Contains(lines, "orders.csv:77") {
+			t.Errorf("%s: positions %q", target, lines)
+		}
+	}
+	// Filtered as the page: only the five without a currency.
+	rec := get(t, srv, "/data/quarantine?code=missing_field&table=records&format=csv")
+	if rows, _ := csv.NewReader(strings.NewReader(rec.Body.String())).ReadAll(); len(rows) != 6 || rows[1][5] != "missing_field" {
+		t.Errorf("filtered records %q", rows)
+	}
+	// The page says what the file holds.
+	if body := get(t, srv, "/data/quarantine").Body.String(); !strings.Contains(body, "every record that matches the filters, not only this page") {
+		t.Errorf("the records' download note is missing")
 	}
 }

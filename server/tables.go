@@ -42,6 +42,12 @@ type tableStream struct {
 // finance and up. page builds the component from v after the links are set; streams replace
 // the downloads of paginated tables.
 func (s *Server) renderTables(c *gin.Context, status int, v views.Tabular, page func() templ.Component, streams ...tableStream) error {
+	return s.renderTablesAt(c, c.Request.URL, status, v, page, streams...)
+}
+
+// renderTablesAt is renderTables for a page whose own URL is at, not the request's (a page
+// rendered in answer to a form post).
+func (s *Server) renderTablesAt(c *gin.Context, at *url.URL, status int, v views.Tabular, page func() templ.Component, streams ...tableStream) error {
 	refs := v.Tables()
 	for _, st := range streams {
 		for i := range refs {
@@ -56,8 +62,8 @@ func (s *Server) renderTables(c *gin.Context, status int, v views.Tabular, page 
 	}
 	if roleOf(c).Includes(finance) {
 		for _, r := range refs {
-			r.Links.CSV = tableURL(c.Request.URL, r.ID, "csv")
-			r.Links.XLSX = tableURL(c.Request.URL, r.ID, "xlsx")
+			r.Links.CSV = tableURL(at, r.ID, "csv")
+			r.Links.XLSX = tableURL(at, r.ID, "xlsx")
 		}
 	} else {
 		for _, r := range refs {
