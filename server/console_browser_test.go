@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,18 @@ import (
 	"github.com/converge-dev/converge/access"
 	"github.com/converge-dev/converge/export"
 )
+
+// pageText is the text of the first element sel selects, its spaces collapsed ("MISSING sel"
+// when there is none). It reads in the page, not through DOM node ids, which a navigation
+// invalidates.
+func pageText(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`) || {textContent: 'MISSING `+sel+`'}).textContent`))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
 
 // TestBrowserConsole: an analyst opens the SQL console, types a query, runs it and reads the
 // rows with their types; the query then heads their history, and Run again runs it once more.
@@ -28,14 +41,7 @@ func TestBrowserConsole(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	textOf := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`) || {textContent: 'MISSING `+sel+`'}).textContent`))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.Join(strings.Fields(s), " ")
-	}
+	textOf := func(sel string) string { t.Helper(); return pageText(t, ctx, sel) }
 
 	run("open the console", chromedp.Navigate(base+"/sql"), chromedp.WaitVisible(chromedp.CSS(`#console-query`)))
 	if s := textOf(`.console-rules`); !strings.Contains(s, "Read-only") || !strings.Contains(s, "INSERT") {
