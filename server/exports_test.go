@@ -260,8 +260,10 @@ func TestExportMetricRowLimit(t *testing.T) {
 func tableEnv(t *testing.T) *accessEnv {
 	t.Helper()
 	st := demoStore(t)
+	demo := demoMetrics(t)
+	warm(t, demo) // as serve does: the first catalog may take longer than the pages wait for it
 	env := newAccessEnv(t, Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: 60 * time.Second}, access.Config{},
-		Deps{Metrics: demoMetrics(t), Customers: metrics.NewCustomers(st)})
+		Deps{Metrics: demo, Customers: metrics.NewCustomers(st)})
 	env.srv.now = func() time.Time { return whtest.DemoEnd.Add(36 * time.Hour) }
 	return env
 }
