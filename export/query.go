@@ -88,7 +88,7 @@ type querySource struct {
 func newQuerySource(rows *warehouse.ConsoleRows, o *Options) *querySource {
 	q := &querySource{rows: rows, floats: o.Format == XLSX}
 	for _, c := range rows.Columns {
-		typ := baseType(c.Type)
+		typ := BaseType(c.Type)
 		col := column{name: c.Name}
 		var scale int32
 		small := false
@@ -118,8 +118,8 @@ func newQuerySource(rows *warehouse.ConsoleRows, o *Options) *querySource {
 	return q
 }
 
-// baseType strips Nullable(…) and LowCardinality(…) from a ClickHouse type.
-func baseType(t string) string {
+// BaseType strips Nullable(…) and LowCardinality(…) from a ClickHouse type.
+func BaseType(t string) string {
 	for {
 		switch {
 		case strings.HasPrefix(t, "Nullable(") && strings.HasSuffix(t, ")"):

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/access"
@@ -57,7 +58,8 @@ func (s *Server) renderUsers(c *gin.Context, status int, v views.AdminUsersView)
 			Created: u.CreatedAt.In(loc).Format(dateLayout), ActionURL: "/admin/users/" + url.PathEscape(u.Email)})
 	}
 	c.Header("Cache-Control", "no-store")
-	return s.renderHTML(c, status, views.AdminUsers(v))
+	// After a change (a form post) the page is still /admin/users.
+	return s.renderTablesAt(c, &url.URL{Path: "/admin/users"}, status, &v, func() templ.Component { return views.AdminUsers(v) })
 }
 
 // adminAddUser adds a user (POST /admin/users: email, name, role, password; an empty password
@@ -180,9 +182,12 @@ func (s *Server) adminAudit(c *gin.Context) error {
 	}
 	v := views.AdminAuditView{Page: s.page(c, "Audit log", "admin"), Actor: q.Actor, Action: q.Action, Target: q.Target,
 		From: c.Query("from"), To: c.Query("to"), Actions: actions}
+	auditRow := func(e access.AuditEntry) views.AuditRow {
+		return views.AuditRow{At: e.At.In(loc).Format("2006-01-02 15:04:05"), Actor: e.Actor, Action: e.Action,
+			Target: e.Target, Detail: e.Detail, IP: e.IP}
+	}
 	for _, e := range entries {
-		v.Rows = append(v.Rows, views.AuditRow{At: e.At.In(loc).Format("2006-01-02 15:04:05"), Actor: e.Actor, Action: e.Action,
-			Target: e.Target, Detail: e.Detail, IP: e.IP})
+		v.Rows = append(v.Rows, auditRow(e))
 	}
 	switch {
 	case len(entries) == 0:
@@ -208,5 +213,13 @@ func (s *Server) adminAudit(c *gin.Context) error {
 		v.OlderURL = pageURL(page + 1)
 	}
 	c.Header("Cache-Control", "no-store")
-	return s.renderHTML(c, http.StatusOK, views.AdminAudit(v))
+	all := tableStream{id: "audit", note: "(every entry that matches the filters, not only this page)", grid: func() views.Grid {
+		return views.Grid{Head: views.AuditHead, Rows: paged(streamPageSize, func(offset, limit int) ([]access.AuditEntry, error) {
+			aq := q
+			aq.Offset, aq.Limit = offset, limit
+			list, _, err := s.access.AuditLog(ctx, aq)
+			return list, err
+		}, func(e access.AuditEntry) []string { return auditRow(e).Cells() })}
+	}}
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.AdminAudit(v) }, all)
 }

@@ -1,13 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -140,14 +136,14 @@ type resultJSON struct {
 }
 
 // apiMetric answers GET /api/v1/metrics/:name with the dashboard's URL parameters, as JSON, or
-// as CSV with format=csv.
+// with format=csv|xlsx as the metric export (see exportMetric).
 func (s *Server) apiMetric(c *gin.Context) error {
 	switch format := c.Query("format"); format {
 	case "", "json":
-	case "csv":
-		return s.metricCSV(c, c.Param("name"))
+	case "csv", "xlsx":
+		return s.exportMetric(c, c.Param("name"))
 	default:
-		return badParam("format", format, "allowed are json, csv")
+		return badParam("format", format, "allowed are json, csv, xlsx")
 	}
 	f, err := s.filters(c)
 	if err != nil {
@@ -180,71 +176,4 @@ func (s *Server) apiMetric(c *gin.Context) error {
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
 	return nil
-}
-
-// metricCSV writes a metric's series as CSV (UTF-8 with a byte order mark, so Excel reads it
-// as UTF-8): bucket (labelled per grain in the report zone), value, comparison, target, with
-// the unit in each header; with ?by= a leading column holds the breakdown value. Values are raw
-// (a dot as decimal separator, full precision); missing values are empty cells. All rows are
-// written: nothing is truncated.
-func (s *Server) metricCSV(c *gin.Context, name string) error {
-	f, err := s.filters(c)
-	if err != nil {
-		return err
-	}
-	info, res, err := s.queryForExport(c.Request.Context(), name, f)
-	if err != nil {
-		return err
-	}
-	unit := views.UnitLabel(info.Unit, info.Currency)
-	var buf bytes.Buffer
-	buf.WriteString("\ufeff")
-	w := csv.NewWriter(&buf)
-	var head []string
-	if f.By != "" {
-		head = append(head, f.By)
-	}
-	head = append(head, fmt.Sprintf("bucket (%s start, %s)", f.Grain, f.TZ), fmt.Sprintf("value (%s)", unit))
-	withCmp := f.Compare != "none"
-	if withCmp {
-		head = append(head, fmt.Sprintf("comparison (%s, %s)", unit, compareLabel(f.Compare)))
-	}
-	head = append(head, fmt.Sprintf("target (%s)", unit))
-	_ = w.Write(head)
-	for _, sr := range res.Series {
-		if f.By != "" && sr.Key == "" {
-			continue
-		}
-		if f.By == "" && sr.Key != "" && len(res.Series) > 1 {
-			continue
-		}
-		for _, p := range sr.Points {
-			var row []string
-			if f.By != "" {
-				row = append(row, sr.Key)
-			}
-			row = append(row, views.BucketCSV(p.Bucket, f.Grain, f.Loc), num(p.Value))
-			if withCmp {
-				row = append(row, num(p.Compare))
-			}
-			row = append(row, num(p.Target))
-			_ = w.Write(row)
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return fmt.Errorf("csv %s: %w", name, err)
-	}
-	file := fmt.Sprintf("%s_%s_%s.csv", info.Name, f.From.Format(dateLayout), f.InclusiveTo().Format(dateLayout))
-	c.Header("Content-Disposition", `attachment; filename="`+file+`"`)
-	c.Header("Cache-Control", "no-store")
-	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
-	return nil
-}
-
-func num(v *float64) string {
-	if v == nil {
-		return ""
-	}
-	return strconv.FormatFloat(*v, 'f', -1, 64)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/views"
@@ -282,7 +283,7 @@ func (s *Server) channels(c *gin.Context) error {
 	c.Header("Cache-Control", "no-store")
 	if s.metrics == nil {
 		v.NotConfigured = true
-		return s.renderHTML(c, http.StatusOK, views.Channels(v))
+		return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Channels(v) })
 	}
 	ctx := c.Request.Context()
 	var cat map[string]MetricInfo // nil: the catalog failed
@@ -314,7 +315,7 @@ func (s *Server) channels(c *gin.Context) error {
 	v.Table = channelTable(figs, keys, f, p)
 	v.Chart, v.ChartNote = roasChart(figs, keys, p)
 	v.Notes = channelNotes(figs, f, p, cat)
-	return s.renderHTML(c, http.StatusOK, views.Channels(v))
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Channels(v) })
 }
 
 // channelRows are the row keys: every channel (or "channel / campaign") any figure has, kept by

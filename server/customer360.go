@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/metrics"
@@ -83,7 +84,7 @@ func (s *Server) customer360(c *gin.Context) error {
 		cons[0], cons[1],
 		rewardsSection(res.Rewards, t),
 	}
-	return s.renderHTML(c, http.StatusOK, views.Customer360(v))
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Customer360(v) })
 }
 
 // timeFormat shows instants in the report time zone.

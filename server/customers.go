@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/metrics"
@@ -214,7 +215,7 @@ func (s *Server) customersPage(c *gin.Context) error {
 		atRiskSection(risk, errs[2], link),
 	}
 	v.Sections = append(v.Sections, segmentSections(segments, errs[4], currency, f)...)
-	return s.renderHTML(c, http.StatusOK, views.Customers(v))
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Customers(v) })
 }
 
 // reportCurrency is the currency the metrics report amounts in (that of a currency metric),

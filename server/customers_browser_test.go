@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -26,15 +25,7 @@ func TestBrowserCustomers(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	// textOf reads in the page (not through DOM node ids, which a navigation invalidates).
-	textOf := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`) || {textContent: 'MISSING `+sel+`'}).textContent`))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.Join(strings.Fields(s), " ")
-	}
+	textOf := func(sel string) string { t.Helper(); return pageText(t, ctx, sel) }
 
 	run("open customers", chromedp.Navigate(ts.URL+"/customers?range=last_year"), chromedp.WaitVisible(chromedp.CSS(`#best-clv table`)))
 	if err := waitFor(ctx, `!!document.querySelector('#chart-rfm-segments[data-ready] svg')`); err != nil {

@@ -73,13 +73,18 @@ func (s *Server) catalog(ctx context.Context) ([]MetricInfo, error) {
 // be read.
 func (s *Server) lookup(ctx context.Context, name string) (MetricInfo, error) {
 	cat, err := s.catalog(ctx)
+	return findMetric(ctx, name, cat, err)
+}
+
+// findMetric finds name in list, the answer of a catalog call that failed with err (503).
+func findMetric(ctx context.Context, name string, list []MetricInfo, err error) (MetricInfo, error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			return MetricInfo{}, err
 		}
 		return MetricInfo{}, errUnavailable("The list of KPIs could not be read: " + err.Error())
 	}
-	for _, m := range cat {
+	for _, m := range list {
 		if m.Name == name {
 			return m, nil
 		}

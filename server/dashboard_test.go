@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"net"
@@ -234,48 +233,6 @@ func TestKPIDetail(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestCSV(t *testing.T) {
-	s := newDashServer(t, newFakeMetrics(), Config{})
-	for _, target := range []string{
-		"/kpi/revenue.csv?range=custom&from=2026-01-01&to=2026-03-31&grain=month&tz=Europe/Berlin",
-		"/api/v1/metrics/revenue?format=csv&from=2026-01-01&to=2026-03-31&grain=month&tz=Europe/Berlin",
-	} {
-		rec := do(t, s.Handler(), http.MethodGet, target, nil)
-		if rec.Code != 200 {
-			t.Fatalf("%s: status %d: %s", target, rec.Code, rec.Body.String())
-		}
-		if ct := rec.Header().Get("Content-Type"); ct != "text/csv; charset=utf-8" {
-			t.Errorf("Content-Type %q", ct)
-		}
-		if cd := rec.Header().Get("Content-Disposition"); !strings.Contains(cd, `revenue_2026-01-01_2026-03-31.csv`) {
-			t.Errorf("Content-Disposition %q", cd)
-		}
-		body := strings.TrimPrefix(rec.Body.String(), "\ufeff")
-		rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := [][]string{
-			{"bucket (month start, Europe/Berlin)", "value (EUR)", "comparison (EUR, previous period)", "target (EUR)"},
-		}
-		if !reflect.DeepEqual(rows[0], want[0]) {
-			t.Errorf("header %q", rows[0])
-		}
-		if len(rows) != 4 || rows[1][0] != "2026-01" || rows[3][0] != "2026-03" || rows[1][1] == "" || rows[1][3] != "50662.5" {
-			t.Errorf("rows %q", rows)
-		}
-	}
-	// With a breakdown: a leading column.
-	rec := do(t, s.Handler(), http.MethodGet, "/kpi/revenue.csv?from=2026-01-01&to=2026-01-02&by=channel&compare=none", nil)
-	rows, _ := csv.NewReader(strings.NewReader(strings.TrimPrefix(rec.Body.String(), "\ufeff"))).ReadAll()
-	if len(rows) != 7 || rows[0][0] != "channel" || rows[1][0] != "email" || len(rows[0]) != 4 {
-		t.Errorf("breakdown CSV %q", rows)
-	}
-	if rec := do(t, s.Handler(), http.MethodGet, "/kpi/revenue.csv?grain=hour", nil); rec.Code != 400 {
-		t.Errorf("bad grain: %d", rec.Code)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/ingest"
@@ -341,7 +342,13 @@ func (s *Server) dataPage(c *gin.Context) error {
 		return err
 	}
 	c.Header("Cache-Control", "no-store")
-	return s.renderHTML(c, http.StatusOK, views.Data(v))
+	runs := tableStream{id: "runs", note: "(every run that matches the filters, not only this page)", grid: func() views.Grid {
+		return views.Grid{Head: views.RunsHead, Rows: paged(streamPageSize, func(offset, limit int) ([]ingest.Run, error) {
+			l, err := s.data.Runs(ctx, runFilter, offset, limit)
+			return l.Runs, err
+		}, func(r ingest.Run) []string { return runRow(p, r).Cells() })}
+	}}
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Data(v) }, runs)
 }
 
 func (s *Server) sourceRow(p dataParams, asOf time.Time, src ingest.SourceStat) views.SourceRow {
@@ -487,7 +494,13 @@ func (s *Server) quarantinePage(c *gin.Context) error {
 		{Name: "code", Label: "Reason code", Value: p.code, Options: codes},
 	})
 	c.Header("Cache-Control", "no-store")
-	return s.renderHTML(c, http.StatusOK, views.Quarantine(v))
+	records := tableStream{id: "records", note: "(every record that matches the filters, not only this page)", grid: func() views.Grid {
+		return views.Grid{Head: views.QuarantineHead, Rows: paged(streamPageSize, func(offset, limit int) ([]ingest.Rejected, error) {
+			l, err := s.data.Quarantine(ctx, f, offset, limit)
+			return l.Records, err
+		}, func(r ingest.Rejected) []string { return quarantineRow(p, r).Cells() })}
+	}}
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Quarantine(v) }, records)
 }
 
 func quarantineRow(p dataParams, r ingest.Rejected) views.QuarantineRow {

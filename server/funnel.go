@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/views"
@@ -149,7 +150,7 @@ func (s *Server) funnel(c *gin.Context) error {
 	} else {
 		v.Channels = channelFunnel(order, channels)
 	}
-	return s.renderHTML(c, http.StatusOK, views.Funnel(v))
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Funnel(v) })
 }
 
 // funnelStage is one stage of one funnel: people, and the rates in % (nil: 0 of 0).

@@ -33,17 +33,27 @@ func checkDims(info MetricInfo, f Filters) error {
 	return nil
 }
 
-// kpi renders a KPI's detail page (/kpi/:name), or its CSV (/kpi/:name.csv): the trend over
+// checkQueryable refuses a query of info with f that cannot be answered: a dimension it does not
+// have (400), a definition that does not validate (422).
+func checkQueryable(info MetricInfo, f Filters) error {
+	if err := checkDims(info, f); err != nil {
+		return err
+	}
+	if !info.Valid {
+		return httpError{status: http.StatusUnprocessableEntity, msg: fmt.Sprintf("The definition of %s does not validate: %s", info.Name, info.Error)}
+	}
+	return nil
+}
+
+// kpi renders a KPI's detail page (/kpi/:name), or its CSV export (/kpi/:name.csv, the metric
+// export of the export engine, see exportMetric, for finance and up): the trend over
 // the range with the comparison and the target, a breakdown by ?by= (default: the first
 // dimension), the definition. Unknown KPI: 404; bad parameters, or a dimension the KPI does not
 // have: 400. The two queries run concurrently, each within Config.TileTimeout.
 func (s *Server) kpi(c *gin.Context) error {
 	name := c.Param("name")
 	if n, ok := strings.CutSuffix(name, ".csv"); ok {
-		if err := needRole(c, finance); err != nil {
-			return err
-		}
-		return s.metricCSV(c, n)
+		return s.exportMetric(c, n)
 	}
 	f, err := s.filters(c)
 	if err != nil {
@@ -86,8 +96,14 @@ func (s *Server) kpi(c *gin.Context) error {
 	}
 	v.CSVURL = f.URL("/kpi/"+url.PathEscape(info.Name)+".csv", func(q url.Values) { q.Del("view"); q.Del("by") })
 	v.JSONURL = f.URL("/api/v1/metrics/"+url.PathEscape(info.Name), func(q url.Values) { q.Del("view") })
+	for _, e := range []struct{ label, param, value string }{
+		{"XLSX", "format", "xlsx"}, {"CSV for Excel", "preset", "excel"}, {"Raw CSV", "raw", "1"},
+		{"Manifest", "manifest", "1"}, {"CSV + manifest (zip)", "bundle", "zip"},
+	} {
+		v.Exports = append(v.Exports, views.Link{Label: e.label, Href: metricExportURL(f, info.Name, "", e.param, e.value)})
+	}
 	if !roleOf(c).Includes(finance) { // exports are for finance and up
-		v.CSVURL, v.JSONURL = "", ""
+		v.CSVURL, v.JSONURL, v.Exports = "", "", nil
 	}
 
 	var total, breakdown *MetricResult
@@ -116,6 +132,7 @@ func (s *Server) kpi(c *gin.Context) error {
 		v.Error = "The trend could not be loaded: " + tileError(totalErr, s.cfg.TileTimeout)
 	default:
 		v.Trend = trendChart(info, f, total)
+		v.Trend.Table.Download = metricDownload(c, f, info.Name, "")
 	}
 	switch {
 	case breakdownErr != nil:
@@ -123,6 +140,7 @@ func (s *Server) kpi(c *gin.Context) error {
 		v.BreakdownError = "The breakdown could not be loaded: " + tileError(breakdownErr, s.cfg.TileTimeout)
 	case breakdown != nil:
 		v.Breakdown = breakdownChart(info, f, by, breakdown)
+		v.Breakdown.Table.Download = metricDownload(c, f, info.Name, by)
 	}
 	return s.renderHTML(c, http.StatusOK, views.KPI(v))
 }
@@ -239,7 +257,7 @@ func breakdownChart(info MetricInfo, f Filters, by string, r *MetricResult) *vie
 	}
 }
 
-// queryForExport runs the total (or, with ?by=, the breakdown) query of an export.
+// queryForExport runs the total (or, with ?by=, the breakdown) query of the JSON API.
 func (s *Server) queryForExport(ctx context.Context, name string, f Filters) (MetricInfo, *MetricResult, error) {
 	if s.metrics == nil {
 		return MetricInfo{}, nil, errUnavailable(msgNotConfigured)
@@ -248,11 +266,8 @@ func (s *Server) queryForExport(ctx context.Context, name string, f Filters) (Me
 	if err != nil {
 		return info, nil, err
 	}
-	if err := checkDims(info, f); err != nil {
+	if err := checkQueryable(info, f); err != nil {
 		return info, nil, err
-	}
-	if !info.Valid {
-		return info, nil, httpError{status: http.StatusUnprocessableEntity, msg: fmt.Sprintf("The definition of %s does not validate: %s", name, info.Error)}
 	}
 	res, err := s.query(ctx, name, f.Query(info.Dimensions, f.By), s.cfg.TileTimeout)
 	if errors.Is(err, errBudget) {

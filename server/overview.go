@@ -63,6 +63,7 @@ func (s *Server) overview(c *gin.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	tileDownloads(c, f, tiles)
 	v.Groups = groupTiles(tiles, f.View)
 	return s.renderHTML(c, http.StatusOK, views.Overview(v))
 }
@@ -81,5 +82,7 @@ func (s *Server) tilePartial(c *gin.Context) error {
 		return err
 	}
 	c.Header("Cache-Control", "no-store")
-	return s.renderHTML(c, http.StatusOK, views.TileFragment(s.tile(c.Request.Context(), info, f)))
+	tile := []views.TileView{s.tile(c.Request.Context(), info, f)}
+	tileDownloads(c, f, tile)
+	return s.renderHTML(c, http.StatusOK, views.TileFragment(tile[0]))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,19 +140,27 @@ func (m *registryMetrics) Definitions(ctx context.Context) ([]MetricInfo, error)
 
 // run asks the registry for name with q.
 func (m *registryMetrics) run(ctx context.Context, name string, q MetricQuery) (*metrics.Result, error) {
-	tz, err := time.LoadLocation(q.TZ)
+	p, err := metricParams(q, m.cfg.WeekStart, m.cfg.FiscalYearStart)
 	if err != nil {
-		return nil, fmt.Errorf("time zone %q: %w", q.TZ, err)
-	}
-	p := metrics.Params{From: q.From, To: q.To, Grain: metrics.Grain(q.Grain), TZ: tz, WeekStart: m.cfg.WeekStart,
-		FiscalYearStart: m.cfg.FiscalYearStart, Compare: q.Compare, By: q.By, Args: map[string]string{}}
-	for dim, v := range q.Filters {
-		p.Filters = append(p.Filters, metrics.Filter{Dim: dim, Value: v})
-	}
-	for k, v := range q.Args {
-		p.Args[k] = v
+		return nil, err
 	}
 	return m.r.Query(ctx, name, p)
+}
+
+// metricParams is q as the metrics layer's Params, with weeks starting on weekStart and
+// fiscal years in fyStart. Filters are sorted by dimension.
+func metricParams(q MetricQuery, weekStart time.Weekday, fyStart time.Month) (metrics.Params, error) {
+	tz, err := time.LoadLocation(q.TZ)
+	if err != nil {
+		return metrics.Params{}, fmt.Errorf("time zone %q: %w", q.TZ, err)
+	}
+	p := metrics.Params{From: q.From, To: q.To, Grain: metrics.Grain(q.Grain), TZ: tz, WeekStart: weekStart,
+		FiscalYearStart: fyStart, Compare: q.Compare, By: q.By, Args: map[string]string{}}
+	for _, dim := range slices.Sorted(maps.Keys(q.Filters)) {
+		p.Filters = append(p.Filters, metrics.Filter{Dim: dim, Value: q.Filters[dim]})
+	}
+	maps.Copy(p.Args, q.Args)
+	return p, nil
 }
 
 // Table runs a table-shaped custom metric. Values are as the metric returns them.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
 	"github.com/converge-dev/converge/views"
@@ -69,7 +70,7 @@ func (s *Server) retention(c *gin.Context) error {
 	if err != nil {
 		s.reqLog(c).Warn("retention: cohort matrix", "error", err)
 		v.Error = "The cohort matrix could not be loaded: " + tileError(err, s.cfg.TileTimeout)
-		return s.renderHTML(c, http.StatusOK, views.Retention(v))
+		return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Retention(v) })
 	}
 	v.Description = tab.Info.Description
 	if !tab.Freshness.IsZero() {
@@ -84,7 +85,7 @@ func (s *Server) retention(c *gin.Context) error {
 			grain, views.BucketLabel(start, grain, f.Loc), f.InclusiveTo().Format("2 Jan 2006")))
 	}
 	m.fill(&v, f.Loc)
-	return s.renderHTML(c, http.StatusOK, views.Retention(v))
+	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Retention(v) })
 }
 
 // retentionFilterBar is the filter bar with the cohort grain (default month) and no comparison.

@@ -84,7 +84,7 @@ func TestBrowserRetentionFunnel(t *testing.T) {
 
 	// The funnel, by following the navigation, then choosing a 60-day window.
 	run("open funnel", chromedp.Click(chromedp.CSS(`.site-nav a[href="/funnel"]`)))
-	if err := waitFor(ctx, `location.pathname === '/funnel' && !!document.querySelector('#funnel-overall')`); err != nil {
+	if err := waitFor(ctx, `location.pathname === '/funnel' && document.readyState === 'complete' && !!document.querySelector('#funnel-overall')`); err != nil {
 		t.Fatal(err)
 	}
 	run("pick 60 days", chromedp.Click(chromedp.CSS(`nav[aria-label="Window of each stage"] a[href*="window_days=60"]`)))

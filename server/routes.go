@@ -59,6 +59,10 @@ func (s *Server) routes() *gin.Engine {
 	// the analyst's pages.
 	s.get("/data", analyst, s.handle(s.dataPage))
 	s.get("/data/quarantine", analyst, s.handle(s.quarantinePage))
+	// The SQL console (console.go): read-only queries, their downloads, each user's history.
+	s.get("/sql", analyst, s.handle(s.consolePage))
+	s.post("/sql", analyst, s.handle(s.consoleRun))
+	s.post("/sql/download", analyst, s.handle(s.consoleDownload))
 	// Customers: search, best customers, at risk, RFM segments; the customer 360.
 	s.get("/customers", executive, s.handle(s.customersPage))
 	s.get("/customers/:id", executive, s.handle(s.customer360))
@@ -78,6 +82,9 @@ func (s *Server) routes() *gin.Engine {
 	// token of scope read (or admin).
 	s.get("/api/v1/metrics", finance, s.handleAPI(s.apiCatalog))
 	s.get("/api/v1/metrics/:name", finance, s.handleAPI(s.apiMetric))
+	// Exports (exports.go): a metric as CSV/XLSX with its manifest. Every table of the pages
+	// downloads from its page's own URL (?table=ID, tables.go).
+	s.get("/api/v1/export/metric/:name", finance, s.handleAPI(s.apiExportMetric))
 	// Events: authenticated by an API token of scope ingest (see ingest/events).
 	s.post("/api/v1/events/:entity", public, s.handle(s.events))
 

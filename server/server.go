@@ -55,6 +55,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Auth configures the session cookie and reverse proxies (auth.go).
 	Auth AuthConfig
+	// ExportMaxRows is the most data rows a download of the SQL console or of a dashboard
+	// table holds (export.max_rows); a longer one is cut and says so. 0: no limit.
+	ExportMaxRows int
 }
 
 // Defaults applied by New for zero Config fields.
@@ -101,6 +104,9 @@ type Deps struct {
 	// Reports, optional, makes the finance pack (/reports) and lists the scheduled reports; nil
 	// makes /reports answer 503.
 	Reports Reports
+	// Exports, optional, writes CSV/XLSX exports and runs the SQL console (export.Service);
+	// nil makes the downloads and the console answer 503 "not configured".
+	Exports Exports
 }
 
 // Timeouts of store calls made while serving a request.
@@ -128,6 +134,7 @@ type Server struct {
 	telemetry *Telemetry
 	// reports makes the report packs; nil: not configured.
 	reports Reports
+	exports Exports
 	// closing is closed when a graceful shutdown starts, so long-lived streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -203,6 +210,7 @@ func New(cfg Config, deps Deps) *Server {
 		s.telemetry = NewTelemetry(TelemetryConfig{Log: log})
 	}
 	s.reports = deps.Reports
+	s.exports = deps.Exports
 	s.engine = s.routes()
 	return s
 }

@@ -33,6 +33,8 @@ type AdminUsersView struct {
 	Error, Notice string
 	// NewPassword is a generated password, shown once, of NewPasswordFor.
 	NewPassword, NewPasswordFor string
+	// Download offers the users table as a file (empty: no links).
+	Download Download
 }
 
 // AuditRow is one audit log entry, formatted.
@@ -51,4 +53,6 @@ type AdminAuditView struct {
 	Summary string
 	// NewerURL and OlderURL are the neighbouring pages ("" at either end).
 	NewerURL, OlderURL string
+	// Download offers the entries as a file (empty: no links).
+	Download Download
 }

@@ -46,6 +46,8 @@ type ChannelTable struct {
 	Columns []ChannelColumn
 	Rows    []ChannelRow
 	Totals  []ChannelRow
+	// Download offers the table as a file (empty: no links).
+	Download Download
 }
 
 // ChannelColumn is one figure of the table.

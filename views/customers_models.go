@@ -14,6 +14,8 @@ type LinkTable struct {
 	Head    []string
 	Num     []bool
 	Rows    [][]Cell
+	// Download offers the table as a file (empty: no links).
+	Download Download
 }
 
 // Fact is one labelled value of a definition list.

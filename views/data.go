@@ -22,6 +22,8 @@ type DataView struct {
 	Runs         RunsSection
 	Catalog      []CatalogRow
 	CatalogError string
+	// SourcesDownload and CatalogDownload offer those tables as files (empty: no links).
+	SourcesDownload, CatalogDownload Download
 	// MetricsNotConfigured: the server has no metrics layer, so there is no catalog.
 	MetricsNotConfigured bool
 }
@@ -56,6 +58,8 @@ type RunsSection struct {
 	Rows   []RunRow
 	Pager  Pager
 	Error  string
+	// Download offers the runs as a file (empty: no links).
+	Download Download
 }
 
 // RunRow is one ingest run.
@@ -128,6 +132,8 @@ type QuarantineView struct {
 	Records      []QuarantineRow
 	Pager        Pager
 	Error        string
+	// ReasonsDownload and RecordsDownload offer those tables as files (empty: no links).
+	ReasonsDownload, RecordsDownload Download
 }
 
 // ReasonRow is the number of records with one reason code.

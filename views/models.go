@@ -114,6 +114,8 @@ type Table struct {
 	Caption string
 	Head    []string
 	Rows    [][]string
+	// Download offers the table as a file (empty: no links).
+	Download Download
 }
 
 // TileView is one KPI tile.
@@ -182,8 +184,10 @@ type KPIView struct {
 	Breakdown *Chart
 	// BreakdownError is why the breakdown could not be shown.
 	BreakdownError string
-	// CSVURL and JSONURL are the exports; empty for a role that may not export.
+	// CSVURL and JSONURL are the exports; empty for a role that may not export. Exports are
+	// the other files of the export engine (XLSX, CSV for Excel, raw CSV, the manifest, a zip).
 	CSVURL, JSONURL string
+	Exports         []Link
 	// OverviewURL is the overview with the same filters.
 	OverviewURL string
 	// Error is why the trend could not be shown.

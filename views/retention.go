@@ -41,6 +41,8 @@ type CohortMatrix struct {
 	Rows []CohortRow
 	// Average is the size-weighted average over the cohorts that reached each period.
 	Average *CohortRow
+	// Download offers the matrix as a file (empty: no links).
+	Download Download
 }
 
 // CohortRow is one cohort: its label, its size and its cells by period.

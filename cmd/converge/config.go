@@ -55,7 +55,11 @@ type Config struct {
 
 	Auth AuthConfig // auth.*: users, sessions, sign-in (see package access)
 
-	Reports reports.Config // reports.*, smtp.*: scheduled reports (see reports.go)
+	Reports          reports.Config // reports.*, smtp.*: scheduled reports (see reports.go)
+	ConsoleMaxRows   int            // console.max_rows: rows the SQL console page shows (1..100,000); more are cut, and the page says so
+	ConsoleTimeout   time.Duration  // console.timeout: time limit of a console query or download
+	ConsoleMaxMemory int64          // console.max_memory: memory limit of a console query or download
+	ExportMaxRows    int            // export.max_rows: rows a download from the dashboard (console, tables) holds at most; 0 = no limit
 }
 
 // AuthConfig is the auth.* part of Config.
@@ -121,6 +125,10 @@ var defaults = map[string]any{
 	"smtp.to":                         "",
 	"smtp.starttls":                   true,
 	"smtp.timeout":                    "30s",
+	"console.max_rows":                10000,
+	"console.timeout":                 "30s",
+	"console.max_memory":              "1GiB",
+	"export.max_rows":                 1000000,
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -280,6 +288,10 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		ProxyHeader:        strings.TrimSpace(v.GetString("auth.proxy_header")),
 		TrustedProxies:     splitList(v.GetString("auth.trusted_proxies")),
 	}
+	c.ConsoleMaxRows = intKey("console.max_rows")
+	c.ConsoleTimeout = durationKey("console.timeout")
+	c.ConsoleMaxMemory = sizeKey("console.max_memory")
+	c.ExportMaxRows = intKey("export.max_rows")
 	c.EngineMaxServerMemory = sizeKey("engine.max_server_memory")
 	c.EngineMaxQueryMemory = sizeKey("engine.max_query_memory")
 	c.ClickHouse.Secure = boolKey("clickhouse.secure")
@@ -359,6 +371,15 @@ func (c *Config) validate() error {
 			return fmt.Errorf("data_dir: %v", err)
 		}
 		c.DataDir = abs
+	}
+	if c.ConsoleMaxRows < 1 || c.ConsoleMaxRows > warehouse.MaxConsoleRows {
+		return fmt.Errorf("console.max_rows: %d is out of range 1..%d (the page holds the rows it shows; download a longer result)", c.ConsoleMaxRows, warehouse.MaxConsoleRows)
+	}
+	if c.ConsoleMaxMemory <= 0 {
+		return fmt.Errorf("console.max_memory: %d is not a positive size (e.g. 1GiB)", c.ConsoleMaxMemory)
+	}
+	if c.ExportMaxRows < 0 {
+		return fmt.Errorf("export.max_rows: %d is negative (0 means no limit)", c.ExportMaxRows)
 	}
 	if err := c.Auth.validate(); err != nil {
 		return err

@@ -63,6 +63,10 @@ var keyDocs = map[string]string{
 	"smtp.to":                         "Recipients (a list, or comma-separated in `CONVERGE_SMTP_TO`); a schedule's `to` overrides it.",
 	"smtp.starttls":                   "Require STARTTLS before authenticating and sending (turn off only for a relay on a trusted network).",
 	"smtp.timeout":                    "Time limit per message (duration).",
+	"console.max_rows":                "Rows the SQL console page shows (1–100,000); more are cut and the page says so.",
+	"console.timeout":                 "Time limit of a console query or download (duration).",
+	"console.max_memory":              "Memory limit of a console query or download (e.g. `1GiB`).",
+	"export.max_rows":                 "Rows a download from the dashboard (console, tables) holds at most; a longer file ends with a TRUNCATED line; 0 = no limit.",
 }
 
 // sectionDocs introduce the groups of keys (the part before the first dot).
@@ -77,6 +81,8 @@ var sectionDocs = map[string]string{
 	"report":     "How numbers are reported: time zone, currency, calendar, assumptions.",
 	"reports":    "Scheduled reports: the finance pack or a metric export, on a cron schedule (package reports).",
 	"smtp":       "The mail server scheduled reports are sent through.",
+	"console":    "The analysts' read-only SQL console (`/sql`, `converge sql --read-only`).",
+	"export":     "Downloads from the dashboard.",
 	"auth":       "Users, sessions and sign-in (package access; README \"Access control\").",
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/converge-dev/converge/access"
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/events"
 	"github.com/converge-dev/converge/metrics"
@@ -101,9 +102,11 @@ func (a *app) serve(ctx context.Context) error {
 	evs.OnRecords = tel.ObserveIngest
 	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
-		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server()}, server.Deps{Store: gate, Log: a.log, Version: convergeVersion(),
+		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server(), ExportMaxRows: a.cfg.ExportMaxRows}, server.Deps{Store: gate, Log: a.log, Version: convergeVersion(),
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: catalog, Telemetry: tel,
 		Customers: metrics.NewCustomers(st), Reports: rep,
+		Exports: &export.Service{Store: st, Registry: reg, Margin: a.cfg.ReportDefaultMargin,
+			Console: export.Console{MaxRows: a.cfg.ConsoleMaxRows, Timeout: a.cfg.ConsoleTimeout, MaxMemory: a.cfg.ConsoleMaxMemory}},
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
