@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/ingest/demo"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
@@ -47,7 +48,8 @@ func demoMetrics(t testing.TB) Metrics {
 }
 
 // demoServer is a server over the demo store; its "today" is the day after whtest.DemoEnd, so
-// the range presets cover the demo's data. deps.Store and deps.Metrics default to the demo's.
+// the range presets cover the demo's data. deps.Store, deps.Metrics and deps.Exports default to
+// the demo's.
 func demoServer(t testing.TB, deps Deps) *Server {
 	t.Helper()
 	if deps.Store == nil {
@@ -55,6 +57,14 @@ func demoServer(t testing.TB, deps Deps) *Server {
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = demoMetrics(t)
+	}
+	if deps.Exports == nil {
+		st := demoStore(t)
+		reg, err := metrics.New(context.Background(), metrics.Options{Store: st, CacheTTL: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.Exports = &export.Service{Store: st, Registry: reg}
 	}
 	srv := asAdmin(New(Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: 60 * time.Second}, deps))
 	srv.now = func() time.Time { return whtest.DemoEnd.Add(36 * time.Hour) }

@@ -213,8 +213,8 @@ func TestInjectionValuesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{TZ: "UTC", TileTimeout: time.Minute}, Deps{Store: fakeStore{}, Events: svc,
-		Metrics: NewRegistryMetrics(reg, RegistryConfig{Currency: "EUR"})})
+	srv := asAdmin(New(Config{TZ: "UTC", TileTimeout: time.Minute}, Deps{Store: fakeStore{}, Events: svc,
+		Metrics: NewRegistryMetrics(reg, RegistryConfig{Currency: "EUR"})}))
 
 	// Orders: one per payload, its channel the payload, revenue its index + 1; the mapping's
 	// campaign constant and status map are payloads too.
