@@ -429,11 +429,11 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 				return nil, "", ferr(f.Name, "bad_number", "%q is not a decimal number", v)
 			}
 		}
-		if !ok && d.Abs().GreaterThanOrEqual(maxDecimal) {
-			return nil, "", ferr(f.Name, "out_of_range", "%s does not fit Decimal(18, 4)", v)
-		}
 		if d.Exponent() < -4 {
-			d = d.Round(4)
+			d = d.Round(4) // before the range check: 99999999999999.99997 rounds up past it
+		}
+		if d.Abs().GreaterThanOrEqual(maxDecimal) {
+			return nil, "", ferr(f.Name, "out_of_range", "%s does not fit Decimal(18, 4)", v)
 		}
 		if !sp.canon {
 			return d, v, nil
