@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"customer 360", customer360},
 	}
 	for _, s := range steps {
-		cfg.Log.Info("bench: "+s.name+"…")
+		cfg.Log.Info("bench: " + s.name + "…")
 		t0 := time.Now()
 		res, err := s.f(ctx, &cfg)
 		if err != nil {
@@ -217,13 +217,21 @@ func ratio(v float64) string {
 
 // quantiles returns the median and the 95th percentile (nearest rank) of xs.
 func quantiles(xs []float64) (float64, float64) {
+	return percentile(xs, 50), percentile(xs, 95)
+}
+
+// percentile is the q-th percentile of xs by nearest rank (the median for q = 50 is the upper
+// middle of an even count); 0 for no values.
+func percentile(xs []float64, q int) float64 {
 	if len(xs) == 0 {
-		return 0, 0
+		return 0
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	i95 := (len(s)*95+99)/100 - 1
-	return s[len(s)/2], s[max(i95, 0)]
+	if q == 50 {
+		return s[len(s)/2]
+	}
+	return s[max((len(s)*q+99)/100-1, 0)]
 }
 
 func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
