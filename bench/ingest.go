@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -209,12 +208,7 @@ func eventsAPI(ctx context.Context, cfg *Config) ([]Result, error) {
 	directRate := float64(batches*batch) / time.Since(t0).Seconds()
 	rate := float64(batches*batch) / elapsed.Seconds()
 	p50, p95 := quantiles(lat)
-	p99 := p95
-	if len(lat) > 0 {
-		s := append([]float64(nil), lat...)
-		slices.Sort(s)
-		p99 = s[max((len(s)*99+99)/100-1, 0)]
-	}
+	p99 := percentile(lat, 99)
 	return []Result{
 		{Group: "events", Name: fmt.Sprintf("events API, %d clients × %d-record batches", clients, batch), Unit: "events/s", Median: rate, Direct: directRate,
 			Ratio: rate / directRate, N: batches * batch, Note: "vs one INSERT FORMAT JSONEachRow"},

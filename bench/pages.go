@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,7 @@ func builtins(ctx context.Context, cfg *Config) ([]Result, error) {
 	v := map[string][]string{"from": {from.Format(time.DateOnly)}, "to": {to.AddDate(0, 0, -1).Format(time.DateOnly)}, "grain": {"month"}}
 	var out []Result
 	for _, d := range cold.List() {
-		if len(cfg.Metrics) > 0 && !contains(cfg.Metrics, d.Name) {
+		if len(cfg.Metrics) > 0 && !slices.Contains(cfg.Metrics, d.Name) {
 			continue
 		}
 		p, err := cold.ParseParams(d.Name, v)
@@ -267,13 +268,4 @@ func memory() (rss, hwm float64) {
 		}
 	}
 	return rss, hwm
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
