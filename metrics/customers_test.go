@@ -17,7 +17,7 @@ import (
 // CLV snapshot of eleven customers:
 //
 //	S1  shop S1 (anna.berg@example.org, +49 151 1234 5678, first seen 2025-01-01),
-//	    crm crm-9 (same e-mail, 2025-02-01), helpdesk hd-1 (0049…, matched to hd-1 first,
+//	    crm crm-9 (same e-mail, 2025-02-01), helpdesk hd-1 (0049…, no first-seen time, matched to hd-1 first,
 //	    re-matched to S1 later), web dup-7 (explicit)
 //	S2  shop S2 (bob@example.org); ads dup-7 (so "dup-7" is ambiguous)
 //	S3  shop S3 (back\slash@example.org)
@@ -33,7 +33,7 @@ func customersFixture(t *testing.T) *warehouse.Store {
 		`INSERT INTO customers (customer_id, email, phone, first_seen_at, acquisition_channel, country, segment, source, updated_at) VALUES
 		 ('S1','anna.berg@example.org','+49 151 1234 5678','2025-01-01 00:00:00','paid_search','DE','consumer','shop','2025-01-01 00:00:00'),
 		 ('crm-9','anna.berg@example.org','','2025-02-01 00:00:00','','DE','club','crm','2025-03-01 00:00:00'),
-		 ('hd-1','','004915112345678','2025-03-01 00:00:00','','','','helpdesk','2025-03-01 00:00:00'),
+		 ('hd-1','','004915112345678','1970-01-01 00:00:00','','','','helpdesk','2025-03-01 00:00:00'),
 		 ('S2','bob@example.org','','2025-01-05 00:00:00','','FR','','shop','2025-01-05 00:00:00'),
 		 ('S3','back\\slash@example.org','','2025-01-06 00:00:00','','NL','','shop','2025-01-06 00:00:00')`,
 		`INSERT INTO identities (source, source_key, customer_id, rule, matched_at) VALUES

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -81,7 +80,7 @@ func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape
 		sh.empty = finite(v)
 		for _, by := range append([]string{""}, dimNamesList(d)...) {
 			p.By = by
-			q, args := planSimple(d, sh, p, false)
+			q, args := planSimple(d, sh, p)
 			if err := runEmpty(ctx, conn, q, args); err != nil {
 				return nil, fail(d.Line("measure"), "planned query: %s", chMessage(err))
 			}
@@ -258,16 +257,14 @@ var paramEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", 
 // holds. (clickhouse.Named does the same; clickhouse.Parameters, used here, sends text as is.)
 func paramText(v string) string { return paramEscaper.Replace(v) }
 
-// planSimple writes the query of a simple metric: the model's rows in
-// [from, to), filtered, grouped by bucket (or one bucket for the total) and
-// the breakdown dimension, the measure computed per group from raw rows.
-func planSimple(d *Definition, sh *shape, p Params, total bool) (string, clickhouse.Parameters) {
+// planSimple writes the query of a simple metric: the model's rows in [from, to), filtered,
+// grouped by bucket and the breakdown dimension and, in the same pass over the rows, by the
+// dimension alone for the whole range (GROUPING SETS; those rows have whole = true), the
+// measure computed per group from raw rows: a distinct count's total is not a sum of buckets.
+func planSimple(d *Definition, sh *shape, p Params) (string, clickhouse.Parameters) {
 	args := contractArgs(p)
 	day := dayExpr(d, sh)
 	bucket := bucketExpr(p.Grain, day)
-	if total {
-		bucket = "toDate('1970-01-01')"
-	}
 	dim := "''"
 	if p.By != "" {
 		x, _ := d.Dimension(p.By)
@@ -287,13 +284,13 @@ func planSimple(d *Definition, sh *shape, p Params, total bool) (string, clickho
 		args[name] = paramText(f.Value)
 	}
 	extra := ""
-	if total && currencyGuard(d, p) {
+	if currencyGuard(d, p) {
 		x, _ := d.Dimension("currency")
 		extra = ", arrayStringConcat(arraySort(groupUniqArrayIf(5)(toString(m." + x.Column + "), toString(m." + x.Column + ") != '')), ',') AS currencies"
 	}
-	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + d.Measure + " AS Nullable(Float64)) AS value" + extra + "\n" +
+	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + d.Measure + " AS Nullable(Float64)) AS value, toBool(grouping(bucket)) AS whole" + extra + "\n" +
 		"FROM (\n" + d.SQL + "\n) AS m\nWHERE " + strings.Join(where, "\n  AND ") +
-		"\nGROUP BY bucket, dim\nORDER BY bucket, dim"
+		"\nGROUP BY GROUPING SETS ((bucket, dim), (dim))\nORDER BY whole, bucket, dim"
 	return q, args
 }
 
@@ -466,33 +463,24 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		if err != nil {
 			return nil, err
 		}
-		// The buckets and the total run concurrently; each writes its own map.
+		// One statement: the buckets and the whole range's total (planSimple).
 		out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}, empty: sh.empty}
-		var (
-			wg         sync.WaitGroup
-			errB, errT error
-			mixed      []string
-		)
-		wg.Go(func() {
-			q, args := planSimple(d, sh, p, false)
-			errB = r.scan(ctx, q, args, func(x row) {
-				if out.vals[x.dim] == nil {
-					out.vals[x.dim] = map[string]*float64{}
-				}
-				out.vals[x.dim][x.bucket.Format(time.DateOnly)] = x.value
-			})
-		})
-		wg.Go(func() {
-			q, args := planSimple(d, sh, p, true)
-			errT = r.scan(ctx, q, args, func(x row) {
+		var mixed []string
+		q, args := planSimple(d, sh, p)
+		err = r.scan(ctx, q, args, func(x row) {
+			if x.whole {
 				out.totals[x.dim] = x.value
 				if cs := strings.Split(x.currencies, ","); len(cs) > 1 {
 					mixed = cs
 				}
-			})
+				return
+			}
+			if out.vals[x.dim] == nil {
+				out.vals[x.dim] = map[string]*float64{}
+			}
+			out.vals[x.dim][x.bucket.Format(time.DateOnly)] = x.value
 		})
-		wg.Wait()
-		if err := errors.Join(errB, errT); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
 		}
 		if mixed != nil {
@@ -540,9 +528,9 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 	}
 }
 
-// row is one row of a planned series query: bucket, dim, value, and the
-// optional column currencies (String, a simple total) or whole (a custom
-// series' whole-range total).
+// row is one row of a planned series query: bucket, dim, value, and the optional columns
+// whole (a whole-range total: of a simple metric, or of a custom series) and currencies
+// (String, of a simple metric's total).
 type row struct {
 	bucket     time.Time
 	dim        string
@@ -562,11 +550,13 @@ func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameter
 	for rows.Next() {
 		var x row
 		dest := []any{&x.bucket, &x.dim, &x.value}
-		switch cols := rows.Columns(); {
-		case len(cols) == 4 && cols[3] == "whole":
-			dest = append(dest, &x.whole)
-		case len(cols) == 4:
-			dest = append(dest, &x.currencies)
+		for _, c := range rows.Columns()[3:] {
+			switch c {
+			case "whole":
+				dest = append(dest, &x.whole)
+			case "currencies":
+				dest = append(dest, &x.currencies)
+			}
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return err

@@ -151,8 +151,36 @@ func (r *Registry) query(ctx context.Context, d *Definition, p Params, cache *st
 		c.Cached = true
 		return &c, nil
 	}
+	if r.opts.Finish <= 0 || r.cache.ttl < 0 || traced(ctx) {
+		return r.answer(ctx, d, p, key, sources, freshAt)
+	}
+	ch := r.flight.DoChan(key, func() (any, error) {
+		// Detached from the caller that happened to start it, bounded by Finish.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.Finish)
+		defer cancel()
+		if r.opts.Lifetime != nil {
+			defer context.AfterFunc(r.opts.Lifetime, cancel)()
+		}
+		return r.answer(bctx, d, p, key, sources, freshAt)
+	})
+	select {
+	case a := <-ch:
+		if a.Err != nil {
+			return nil, a.Err
+		}
+		c := *a.Val.(*Result) // shared by the callers that joined: each gets its own copy, as from the cache
+		return &c, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// answer computes d with p and caches it under key.
+func (r *Registry) answer(ctx context.Context, d *Definition, p Params, key string, sources []string, freshAt time.Time) (*Result, error) {
+	r.computed.Add(1)
 	// The period and its comparison are computed concurrently.
 	var (
+		err        error
 		cur, cmp   *raw
 		cmpErr     error
 		wg         sync.WaitGroup

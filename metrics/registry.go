@@ -12,9 +12,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sync/singleflight"
 
 	convsql "github.com/converge-dev/converge/sql"
 	"github.com/converge-dev/converge/warehouse"
@@ -32,6 +34,15 @@ type Options struct {
 	// QueryStats). It is called synchronously and concurrently, so it must be fast and safe
 	// for concurrent use.
 	OnQuery func(QueryStats)
+	// Finish, when positive, lets a computation outlive the caller that started it: concurrent
+	// callers of the same query (same definitions, parameters and data) share one computation,
+	// and a caller that gives up (a dashboard tile over its time budget) leaves it running for
+	// up to Finish so that its answer is cached for the next caller. 0 (the default): a query
+	// stops with its caller. Ignored while the cache is disabled or the context carries a trace.
+	Finish time.Duration
+	// Lifetime, when set, ends the computations Finish keeps going when it ends (serve's
+	// lifetime: a shutdown does not wait for them).
+	Lifetime context.Context
 }
 
 // Registry holds the metric definitions: the built-ins and the user's
@@ -49,7 +60,10 @@ type Registry struct {
 	checked map[string]*shape      // version → what the store said about it
 	loaded  bool                   // the user folder was read once
 
-	cache *cache
+	cache  *cache
+	flight singleflight.Group // cache key → the computation in progress (Options.Finish)
+	// computed counts answers computed (not from the cache), for tests.
+	computed atomic.Int64
 }
 
 // New loads the built-ins (an invalid built-in is an error) and the user

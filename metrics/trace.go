@@ -27,3 +27,9 @@ func trace(ctx context.Context, q string, args clickhouse.Parameters) {
 		f(Statement{SQL: q, Args: args})
 	}
 }
+
+// traced reports whether ctx carries a trace (WithTrace).
+func traced(ctx context.Context) bool {
+	_, ok := ctx.Value(traceKey{}).(func(Statement))
+	return ok
+}

@@ -308,7 +308,7 @@ func (s *Server) channels(c *gin.Context) error {
 	for _, fig := range figs {
 		if fig.err != nil && fig.err != errNoCatalog {
 			s.reqLog(c).Warn("channels: widget failed", "metric", fig.metric, "model", fig.model, "error", fig.err)
-			v.Errors = append(v.Errors, views.WidgetError{Widget: fig.title, Error: tileError(fig.err, s.cfg.TileTimeout)})
+			v.Errors = append(v.Errors, views.WidgetError{Widget: fig.title, Error: s.tileError(fig.err)})
 		}
 	}
 	keys := channelRows(figs, f, p)

@@ -102,10 +102,13 @@ func (s *Server) query(ctx context.Context, name string, q MetricQuery, budget t
 	return withBudget(ctx, name, budget, func(ctx context.Context) (*MetricResult, error) { return s.metrics.Query(ctx, name, q) })
 }
 
-// tileError is the text a tile shows for err.
-func tileError(err error, budget time.Duration) string {
+// tileError is the text a widget shows for err.
+func (s *Server) tileError(err error) string {
 	if errors.Is(err, errBudget) {
-		return fmt.Sprintf("no answer within %s (time budget); try again or narrow the range.", budget)
+		if s.cfg.FinishInBackground {
+			return fmt.Sprintf("still computing after %s (time budget); it goes on in the background: reload in a minute.", s.cfg.TileTimeout)
+		}
+		return fmt.Sprintf("no answer within %s (time budget); try again or narrow the range.", s.cfg.TileTimeout)
 	}
 	return err.Error()
 }
@@ -153,7 +156,7 @@ func (s *Server) tileView(info MetricInfo, f Filters, res *MetricResult, err err
 		return t
 	}
 	if err != nil {
-		t.Error = tileError(err, s.cfg.TileTimeout)
+		t.Error = s.tileError(err)
 		return t
 	}
 	t.Value, t.Compare, t.Target = res.Total, res.CompareTotal, res.Target

@@ -129,7 +129,7 @@ func (s *Server) funnel(c *gin.Context) error {
 	}
 	if overallErr != nil {
 		s.reqLog(c).Warn("funnel: overall", "error", overallErr)
-		v.OverallError = "The funnel could not be loaded: " + tileError(overallErr, s.cfg.TileTimeout)
+		v.OverallError = "The funnel could not be loaded: " + s.tileError(overallErr)
 	} else {
 		v.Description = overall.Info.Description
 		if !overall.Freshness.IsZero() {
@@ -146,7 +146,7 @@ func (s *Server) funnel(c *gin.Context) error {
 	}
 	if channelErr != nil {
 		s.reqLog(c).Warn("funnel: by channel", "error", channelErr)
-		v.ChannelError = "The funnel by channel could not be loaded: " + tileError(channelErr, s.cfg.TileTimeout)
+		v.ChannelError = "The funnel by channel could not be loaded: " + s.tileError(channelErr)
 	} else {
 		v.Channels = channelFunnel(order, channels)
 	}

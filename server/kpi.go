@@ -129,7 +129,7 @@ func (s *Server) kpi(c *gin.Context) error {
 		v.Error = "The definition does not validate: " + info.Error
 	case totalErr != nil:
 		s.reqLog(c).Warn("kpi: trend", "metric", info.Name, "error", totalErr)
-		v.Error = "The trend could not be loaded: " + tileError(totalErr, s.cfg.TileTimeout)
+		v.Error = "The trend could not be loaded: " + s.tileError(totalErr)
 	default:
 		v.Trend = trendChart(info, f, total)
 		v.Trend.Table.Download = metricDownload(c, f, info.Name, "")
@@ -137,7 +137,7 @@ func (s *Server) kpi(c *gin.Context) error {
 	switch {
 	case breakdownErr != nil:
 		s.reqLog(c).Warn("kpi: breakdown", "metric", info.Name, "by", by, "error", breakdownErr)
-		v.BreakdownError = "The breakdown could not be loaded: " + tileError(breakdownErr, s.cfg.TileTimeout)
+		v.BreakdownError = "The breakdown could not be loaded: " + s.tileError(breakdownErr)
 	case breakdown != nil:
 		v.Breakdown = breakdownChart(info, f, by, breakdown)
 		v.Breakdown.Table.Download = metricDownload(c, f, info.Name, by)

@@ -69,7 +69,7 @@ func (s *Server) retention(c *gin.Context) error {
 	}
 	if err != nil {
 		s.reqLog(c).Warn("retention: cohort matrix", "error", err)
-		v.Error = "The cohort matrix could not be loaded: " + tileError(err, s.cfg.TileTimeout)
+		v.Error = "The cohort matrix could not be loaded: " + s.tileError(err)
 		return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Retention(v) })
 	}
 	v.Description = tab.Info.Description

@@ -48,6 +48,9 @@ type Config struct {
 	FiscalYearStartMonth time.Month
 	// TileTimeout is each dashboard widget's time budget (one metric query); default 3 s.
 	TileTimeout time.Duration
+	// FinishInBackground says that the metric registry finishes a query a widget gave up on
+	// and caches its answer (metrics.Options.Finish): a widget over its budget says so.
+	FinishInBackground bool
 	// KeepAlive is the interval of keep-alive comments on /events/live; default 15 s.
 	KeepAlive time.Duration
 	// StaleAfter marks a source stale on the data page when its last successful load ended

@@ -41,6 +41,7 @@ type Config struct {
 
 	ServerAddr        string        // server.addr: the dashboard's listen address
 	ServerTileTimeout time.Duration // server.tile_timeout: each dashboard widget's time budget
+	ServerFinish      time.Duration // server.finish_timeout: how long a query a widget gave up on goes on in the background; 0 = it stops
 	ServerMetricsAddr string        // server.metrics_addr: a listener serving only /metrics without authentication; "" = off
 
 	IdentityRules identity.Rules // identity.source_priority: comma-separated sources whose ids become canonical first
@@ -95,6 +96,7 @@ var defaults = map[string]any{
 	"clickhouse.database":             "converge",
 	"server.addr":                     ":8080",
 	"server.tile_timeout":             "8s",
+	"server.finish_timeout":           "10m",
 	"server.metrics_addr":             "",
 	"metrics.dir":                     "",
 	"identity.source_priority":        "",
@@ -246,6 +248,11 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		errs = append(errs, fmt.Errorf("server.tile_timeout: %q is not a positive duration (e.g. 8s)", v.GetString("server.tile_timeout")))
 	} else {
 		c.ServerTileTimeout = d
+	}
+	if d, err := time.ParseDuration(v.GetString("server.finish_timeout")); err != nil || d < 0 {
+		errs = append(errs, fmt.Errorf("server.finish_timeout: %q is not a duration of 0 or more (e.g. 10m; 0 stops a query with its widget)", v.GetString("server.finish_timeout")))
+	} else {
+		c.ServerFinish = d
 	}
 	if tz, err := time.LoadLocation(v.GetString("report.tz")); err != nil {
 		errs = append(errs, fmt.Errorf("report.tz: %q is not an IANA time zone (e.g. Europe/Berlin)", v.GetString("report.tz")))

@@ -34,6 +34,7 @@ var keyDocs = map[string]string{
 	"clickhouse.cluster":              "Cluster mode: a cluster of the server's `remote_servers` (letters, digits, `_`, `-`, `.`). Migrations then create every table `ON CLUSTER`, replicated through Keeper and sharded behind a `Distributed` table of the same name (see [cluster.md](cluster.md)); needs `clickhouse.addr`, a node of that cluster. Empty = the server alone.",
 	"server.addr":                     "Listen address of the dashboard (`serve --addr`).",
 	"server.metrics_addr":             "Address of a second listener serving only `GET /metrics` (Prometheus) without authentication, e.g. `127.0.0.1:9464` or a private interface; empty = off. On `server.addr`, `/metrics` needs a token of scope `metrics` (or an admin).",
+	"server.finish_timeout":           "How long a metric query whose dashboard widget ran out of its time budget goes on in the background, a duration such as `10m`; its answer is cached, so the next view shows it. Callers of the same query at once share one computation. `0`: a query stops with its widget.",
 	"server.tile_timeout":             "Time budget of each dashboard widget, a duration such as `8s`; a widget over it shows an error while the page renders.",
 	"metrics.dir":                     "Analysts' folder of metric definitions (`*.sql`), picked up without a restart; empty = the built-in metrics only.",
 	"identity.source_priority":        "Comma-separated sources whose ids become the canonical customer id first, e.g. `shop,crm`; empty = the record seen first.",

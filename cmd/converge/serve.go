@@ -81,7 +81,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	catalog := ingest.NewCatalog(st)
 	tel := server.NewTelemetry(server.TelemetryConfig{Quarantine: catalog, Store: gate, Log: a.log})
-	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, OnQuery: tel.ObserveQuery, Defaults: metrics.Defaults{
+	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, OnQuery: tel.ObserveQuery, Finish: a.cfg.ServerFinish, Lifetime: ctx, Defaults: metrics.Defaults{
 		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart, Margin: a.cfg.ReportDefaultMargin}})
 	if err != nil {
 		ln.Close()
@@ -101,7 +101,7 @@ func (a *app) serve(ctx context.Context) error {
 	evs.OnData = func(string) { changes.Notify() }
 	evs.OnRecords = tel.ObserveIngest
 	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
-	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, WeekStart: a.cfg.ReportWeekStart,
+	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, FinishInBackground: a.cfg.ServerFinish > 0, WeekStart: a.cfg.ReportWeekStart,
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server(), ExportMaxRows: a.cfg.ExportMaxRows}, server.Deps{Store: gate, Log: a.log, Version: convergeVersion(),
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: catalog, Telemetry: tel,
 		Customers: metrics.NewCustomers(st), Reports: rep,
