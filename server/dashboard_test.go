@@ -94,6 +94,12 @@ func TestOverview(t *testing.T) {
 			want:  []string{"no answer within 50ms (time budget)", `id="tile-revenue"`},
 		},
 		{
+			name: "a slow tile whose query finishes in the background says so", target: "/", wantStatus: 200,
+			cfg:   Config{TileTimeout: 50 * time.Millisecond, FinishInBackground: true},
+			setup: func(m *fakeMetrics) { m.slow["cac"] = true },
+			want:  []string{"still computing after 50ms (time budget); it goes on in the background: reload in a minute.", `id="tile-revenue"`},
+		},
+		{
 			name: "catalog fails", target: "/", wantStatus: 200,
 			setup: func(m *fakeMetrics) { m.catalogErr = errors.New("metrics folder unreadable") },
 			want:  []string{"The list of KPIs could not be read", "metrics folder unreadable"},
