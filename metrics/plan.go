@@ -542,6 +542,11 @@ type row struct {
 func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameters, f func(row)) error {
 	trace(ctx, q, args)
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
+	// f stores by bucket and dim, so the rows of a failed attempt are overwritten by the retry's.
+	return r.alone.retry(ctx, r.log, func() error { return r.scanOnce(ctx, q, f) })
+}
+
+func (r *Registry) scanOnce(ctx context.Context, q string, f func(row)) error {
 	rows, err := r.opts.Store.Conn.Query(ctx, q)
 	if err != nil {
 		return err
@@ -580,7 +585,15 @@ type Table struct {
 // silent truncation.
 const MaxTableRows = 100000
 
-func (r *Registry) table(ctx context.Context, q string) (*Table, error) {
+func (r *Registry) table(ctx context.Context, q string) (t *Table, err error) {
+	err = r.alone.retry(ctx, r.log, func() error {
+		t, err = r.tableOnce(ctx, q)
+		return err
+	})
+	return t, err
+}
+
+func (r *Registry) tableOnce(ctx context.Context, q string) (*Table, error) {
 	rows, err := r.opts.Store.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,7 @@ type Registry struct {
 
 	cache  *cache
 	flight singleflight.Group // cache key → the computation in progress (Options.Finish)
+	alone  loneLane           // retries of statements the store stopped for lack of memory, one at a time
 	// computed counts answers computed (not from the cache), for tests.
 	computed atomic.Int64
 }
@@ -79,7 +80,7 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 		o.CacheTTL = 10 * time.Minute
 	}
 	r := &Registry{opts: o, log: o.Log, builtin: map[string]*Definition{}, user: map[string]*Definition{},
-		userErr: map[string]error{}, checked: map[string]*shape{}, cache: newCache(o.CacheTTL)}
+		userErr: map[string]error{}, checked: map[string]*shape{}, cache: newCache(o.CacheTTL), alone: newLoneLane()}
 	names, err := fs.Glob(o.Builtins, "*.sql")
 	if err != nil {
 		return nil, err

@@ -24,3 +24,11 @@ func MemoryLimit(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "MEMORY_LIMIT_EXCEEDED") || strings.Contains(msg, "code: 241,") || strings.Contains(msg, "Code: 241.")
 }
+
+// TotalMemoryLimit tells whether err is a query stopped because the whole store ran short of
+// memory ("Memory limit (total) exceeded": engine.max_server_memory, or a server's
+// max_server_memory_usage), not by its own limit: it may well succeed once the queries running
+// beside it have finished.
+func TotalMemoryLimit(err error) bool {
+	return MemoryLimit(err) && strings.Contains(err.Error(), "(total)")
+}
