@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +38,9 @@ func year(ctx context.Context, cfg *Config) (from, to time.Time, err error) {
 	to = time.Date(last.Year(), last.Month(), 1, 0, 0, 0, 0, time.UTC)
 	return to.AddDate(-1, 0, 0), to, nil
 }
+
+// tileErrRe finds a failed tile's message in the overview's HTML.
+var tileErrRe = regexp.MustCompile(`(?s)<p class="tile-error" role="alert"><strong>Not available:</strong>(.*?)</p>`)
 
 // replay runs stmts one after another, reading every row, and returns the time.
 func replay(ctx context.Context, cfg *Config, stmts []metrics.Statement) (time.Duration, error) {
@@ -170,13 +174,17 @@ func overview(ctx context.Context, cfg *Config) ([]Result, error) {
 			return 0, "", fmt.Errorf("overview: status %d", rec.Code)
 		}
 		body := rec.Body.String()
-		if n := strings.Count(body, `class="tile-error"`); n > 0 {
-			return 0, "", fmt.Errorf("overview: %d tiles failed", n)
+		if errs := tileErrRe.FindAllStringSubmatch(body, -1); len(errs) > 0 {
+			var msgs []string
+			for _, e := range errs {
+				msgs = append(msgs, html.UnescapeString(strings.TrimSpace(e[1])))
+			}
+			return 0, "", fmt.Errorf("overview: %d tiles failed: %s", len(errs), strings.Join(msgs, "; "))
 		}
 		return d, body, nil
 	}
 	var cold, raw []float64
-	var html string
+	var page string
 	stmts := 0
 	for range cfg.Cold {
 		srv, err := newServer(-1)
@@ -192,7 +200,7 @@ func overview(ctx context.Context, cfg *Config) ([]Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		cold, raw, html, stmts = append(cold, msOf(d)), append(raw, msOf(r)), body, len(rec.stmts)
+		cold, raw, page, stmts = append(cold, msOf(d)), append(raw, msOf(r)), body, len(rec.stmts)
 	}
 	srv, err := newServer(time.Hour)
 	if err != nil {
@@ -212,13 +220,13 @@ func overview(ctx context.Context, cfg *Config) ([]Result, error) {
 	cm, cp := quantiles(cold)
 	rm, _ := quantiles(raw)
 	wm, wp := quantiles(warm)
-	js := scriptBytes(html)
+	js := scriptBytes(page)
 	rss, hwm := memory()
 	return []Result{
 		{Group: "page", Name: "overview cold", Unit: "ms", Median: cm, P95: cp, Direct: rm, Ratio: cm / rm, N: cfg.Cold,
 			Note: fmt.Sprintf("vs its %d statements one after another", stmts)},
 		{Group: "page", Name: "overview warm", Unit: "ms", Median: wm, P95: wp, N: cfg.Warm},
-		{Group: "page", Name: "overview HTML", Unit: "bytes", Median: float64(len(html)), N: 1, Note: fmt.Sprintf("scripts %d bytes", js)},
+		{Group: "page", Name: "overview HTML", Unit: "bytes", Median: float64(len(page)), N: 1, Note: fmt.Sprintf("scripts %d bytes", js)},
 		{Group: "memory", Name: "process RSS after the page loads", Unit: "MiB", Median: rss, N: 1, Note: fmt.Sprintf("peak %.0f MiB", hwm)},
 	}, nil
 }
@@ -229,9 +237,9 @@ var benchUser = access.User{Email: "bench", Role: access.RoleAdmin}
 var scriptSrc = regexp.MustCompile(`<script[^>]+src="([^"]+)"`)
 
 // scriptBytes sums the sizes of the static scripts a page loads.
-func scriptBytes(html string) int {
+func scriptBytes(page string) int {
 	n := 0
-	for _, m := range scriptSrc.FindAllStringSubmatch(html, -1) {
+	for _, m := range scriptSrc.FindAllStringSubmatch(page, -1) {
 		name, _, _ := strings.Cut(strings.TrimPrefix(m[1], static.Prefix), "?")
 		if b, err := fs.ReadFile(static.FS(), name); err == nil {
 			n += len(b)
