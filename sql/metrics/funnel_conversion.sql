@@ -38,19 +38,12 @@ WITH
         FROM people AS p
         LEFT JOIN buyers AS b ON b.customer_id = p.person
     ),
-    per_channel AS (
-        SELECT channel, count() AS n1, countIf(s2) AS n2, countIf(s3) AS n3, countIf(s4) AS n4
-        FROM flags GROUP BY channel
-    ),
-    -- One pass over the people (a CTE named twice is computed twice): the channels' rows, or
-    -- their sum as one row ('' channel; a row of zeros over nobody).
     counts AS (
-        SELECT t.1 AS channel, t.2 AS n1, t.3 AS n2, t.4 AS n3, t.5 AS n4
-        FROM (
-            SELECT arrayJoin(if({breakdown:String} = 'channel', groupArray((channel, n1, n2, n3, n4)),
-                                [('', sum(n1), sum(n2), sum(n3), sum(n4))])) AS t
-            FROM per_channel
-        )
+        SELECT '' AS channel, count() AS n1, countIf(s2) AS n2, countIf(s3) AS n3, countIf(s4) AS n4
+        FROM flags HAVING {breakdown:String} = 'none'
+        UNION ALL
+        SELECT channel, count() AS n1, countIf(s2) AS n2, countIf(s3) AS n3, countIf(s4) AS n4
+        FROM flags WHERE {breakdown:String} = 'channel' GROUP BY channel
     )
 SELECT stage, name, people, rate_from_previous_pct, rate_from_start_pct, channel
 FROM (
