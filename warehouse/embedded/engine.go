@@ -129,6 +129,10 @@ func Open(cfg Config) (*Engine, error) {
 			"clickhouse",
 			"--path=" + abs,
 			"--max_server_memory_usage=" + strconv.FormatInt(cfg.MaxServerMemory, 10),
+			// Tables load while chdb_connect runs, not in background jobs: a background load
+			// failed now and then with "recursive_mutex lock failed" (ASYNC_LOAD_WAIT_FAILED),
+			// and the open with it (seen once in a CI run, opening a freshly migrated store).
+			"--async_load_databases=0",
 			"--mark_cache_size=" + strconv.FormatInt(cfg.MarkCacheSize, 10),
 			"--uncompressed_cache_size=" + strconv.FormatInt(min(cfg.MarkCacheSize, 256<<20), 10),
 		},
