@@ -142,13 +142,7 @@ func Open(cfg Config) (*Engine, error) {
 		base: map[string]string{
 			"async_insert":     "0",
 			"max_memory_usage": strconv.FormatInt(cfg.MaxQueryMemory, 10),
-			// GROUP BY and ORDER BY spill to the data directory's tmp/ at half the query's
-			// limit instead of failing at it (the engine's own default, a ratio of the
-			// server's memory, lies above the query's limit: the attribution metrics over
-			// a year of the large demo's touchpoints hit MEMORY_LIMIT_EXCEEDED).
-			"max_bytes_before_external_group_by": strconv.FormatInt(cfg.MaxQueryMemory/2, 10),
-			"max_bytes_before_external_sort":     strconv.FormatInt(cfg.MaxQueryMemory/2, 10),
-			"max_threads":                        strconv.Itoa(cfg.MaxThreads),
+			"max_threads":      strconv.Itoa(cfg.MaxThreads),
 		},
 	}
 	e.ctl, err = e.newConn()

@@ -489,35 +489,3 @@ func TestPanicRecoverable(t *testing.T) {
 	}
 	t.Logf("without the workaround the child did not recover: %v", err)
 }
-
-// TestGroupBySpills: every connection spills GROUP BY and ORDER BY to disk at half the query's
-// memory limit, so an aggregation larger than the limit completes; without the spill setting
-// the same query fails at the limit (the engine's own default spills only at half the
-// server's memory).
-func TestGroupBySpills(t *testing.T) {
-	conn := testDB(t)
-	ctx := context.Background()
-	for _, name := range []string{"max_bytes_before_external_group_by", "max_bytes_before_external_sort"} {
-		var v string
-		if err := conn.QueryRow(ctx, "SELECT toString(getSetting({name:String}))", clickhouse.Named("name", name)).Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		if want := fmt.Sprint(testEngine.cfg.MaxQueryMemory / 2); v != want {
-			t.Errorf("%s = %s, want %s (half of max_memory_usage)", name, v, want)
-		}
-	}
-	const q = "SELECT count(), sum(length(a)) FROM (SELECT number % 3000000 AS k, groupArray(number) AS a FROM numbers(15000000) GROUP BY k)"
-	limit := clickhouse.Settings{"max_memory_usage": 256 << 20, "max_bytes_before_external_group_by": 128 << 20}
-	var keys, n uint64
-	if err := conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithSettings(limit)), q).Scan(&keys, &n); err != nil {
-		t.Fatalf("with the spill at half the limit: %v", err)
-	}
-	if keys != 3000000 || n != 15000000 {
-		t.Fatalf("got %d keys, %d values; want 3000000, 15000000", keys, n)
-	}
-	limit["max_bytes_before_external_group_by"] = 0
-	err := conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithSettings(limit)), q).Scan(&keys, &n)
-	if err == nil || exceptionCode(t, err) != 241 {
-		t.Fatalf("without the spill: %v, want MEMORY_LIMIT_EXCEEDED (241)", err)
-	}
-}
