@@ -329,6 +329,18 @@ type raw struct {
 	table  *Table
 }
 
+// add stores a row of a planned series query: a whole-range total, or a bucket's value.
+func (x *raw) add(r row) {
+	if r.whole {
+		x.totals[r.dim] = r.value
+		return
+	}
+	if x.vals[r.dim] == nil {
+		x.vals[r.dim] = map[string]*float64{}
+	}
+	x.vals[r.dim][r.bucket.Format(time.DateOnly)] = r.value
+}
+
 func (x *raw) get(dim, day string) *float64 {
 	if m, ok := x.vals[dim]; ok {
 		if v, ok := m[day]; ok {
@@ -468,17 +480,10 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		var mixed []string
 		q, args := planSimple(d, sh, p)
 		err = r.scan(ctx, q, args, func(x row) {
-			if x.whole {
-				out.totals[x.dim] = x.value
-				if cs := strings.Split(x.currencies, ","); len(cs) > 1 {
-					mixed = cs
-				}
-				return
+			if cs := strings.Split(x.currencies, ","); x.whole && len(cs) > 1 {
+				mixed = cs
 			}
-			if out.vals[x.dim] == nil {
-				out.vals[x.dim] = map[string]*float64{}
-			}
-			out.vals[x.dim][x.bucket.Format(time.DateOnly)] = x.value
+			out.add(x)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
@@ -504,16 +509,7 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 			// Output names differ from the inputs' so that bucket below is always
 			// the query's column, not an alias of this SELECT.
 			q := "SELECT toDate(ifNull(bucket, toDate(0))) AS b, " + dim + " AS d, CAST(value AS Nullable(Float64)) AS v, toBool(isNull(bucket)) AS whole FROM (\n" + d.SQL + "\n) ORDER BY b, d"
-			err := r.scan(ctx, q, args, func(x row) {
-				if x.whole {
-					out.totals[x.dim] = x.value
-					return
-				}
-				if out.vals[x.dim] == nil {
-					out.vals[x.dim] = map[string]*float64{}
-				}
-				out.vals[x.dim][x.bucket.Format(time.DateOnly)] = x.value
-			})
+			err := r.scan(ctx, q, args, out.add)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
 			}
