@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -66,12 +67,65 @@ func (s *Store) MutationTarget(table string) string {
 	return quoteIdent(table+localSuffix) + " ON CLUSTER " + quoteIdent(s.cfg.Cluster)
 }
 
+// dataVersions remembers DataVersion answers per set of tables.
+type dataVersions struct {
+	mu sync.Mutex
+	m  map[string]dataVersion
+}
+
+// dataVersion is a DataVersion answer, remembered with the engine's count of
+// writes when it was read.
+type dataVersion struct {
+	writes      uint64
+	read        time.Time
+	parts, rows uint64
+	at          time.Time
+}
+
+// dataVersionReuse is how long the embedded store reuses a DataVersion answer
+// while no statement has written (embedded.Engine.Writes): it bounds what
+// the engine changes on its own, such as a TTL dropping old parts.
+const dataVersionReuse = 10 * time.Second
+
 // DataVersion sums the active parts of tables (the migrations' names): how
 // many, their rows and the latest modification time. It changes whenever
 // rows are inserted, replaced, merged or dropped in any of them; at is zero
 // when they hold no part. In cluster mode it counts the parts of the shards'
 // tables on every replica.
+//
+// The embedded store answers again from memory, without reading
+// system.parts, while no statement that may write has started or ended in
+// the engine since it last read them (for at most dataVersionReuse): only
+// this process, and tools through its endpoint, reach that engine, and
+// every statement they run is counted. A server may have other writers:
+// a remote store reads system.parts every time.
 func (s *Store) DataVersion(ctx context.Context, tables []string) (parts, rows uint64, at time.Time, err error) {
+	if s.Engine == nil || s.dv == nil || s.cfg.Cluster != "" {
+		return s.readDataVersion(ctx, tables)
+	}
+	key := strings.Join(tables, ",")
+	w := s.Engine.Writes()
+	s.dv.mu.Lock()
+	v, ok := s.dv.m[key]
+	s.dv.mu.Unlock()
+	if ok && v.writes == w && time.Since(v.read) < dataVersionReuse {
+		return v.parts, v.rows, v.at, nil
+	}
+	read := time.Now()
+	if parts, rows, at, err = s.readDataVersion(ctx, tables); err != nil {
+		return 0, 0, time.Time{}, err
+	}
+	s.dv.mu.Lock()
+	if s.dv.m == nil || len(s.dv.m) > 1000 {
+		s.dv.m = map[string]dataVersion{}
+	}
+	s.dv.m[key] = dataVersion{writes: w, read: read, parts: parts, rows: rows, at: at}
+	s.dv.mu.Unlock()
+	return parts, rows, at, nil
+}
+
+// readDataVersion is DataVersion read from system.parts.
+func (s *Store) readDataVersion(ctx context.Context, tables []string) (parts, rows uint64, at time.Time, err error) {
 	names := make([]string, 0, len(tables))
 	for _, t := range tables {
 		if identRe.MatchString(t) {

@@ -94,7 +94,8 @@ type Store struct {
 	Database string
 	cfg      Config
 	log      *slog.Logger
-	ownsEng  bool // Close closes Engine too
+	ownsEng  bool          // Close closes Engine too
+	dv       *dataVersions // embedded store: DataVersion answers to reuse
 }
 
 // Open connects to the configured store and makes sure its database exists.
@@ -118,7 +119,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.Engine, s.ownsEng = e, true
+		s.Engine, s.ownsEng, s.dv = e, true, &dataVersions{}
 	}
 	return s.finishOpen(ctx)
 }
@@ -134,7 +135,7 @@ func OpenOnEngine(ctx context.Context, e *embedded.Engine, database string, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{Database: cfg.Database, cfg: cfg, log: log, Engine: e}
+	s := &Store{Database: cfg.Database, cfg: cfg, log: log, Engine: e, dv: &dataVersions{}}
 	return s.finishOpen(ctx)
 }
 

@@ -362,6 +362,7 @@ func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter)
 		defer e.resetSettings(c, req.settings)
 	}
 
+	defer e.writing(req.st)()
 	sql := "/*cvg:" + req.tag + "*/ " + req.sql
 	done := make(chan struct{})
 	defer close(done)

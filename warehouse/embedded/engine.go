@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,6 +70,27 @@ type Engine struct {
 	tz      string
 	closeMu sync.RWMutex
 	closed  bool
+	// writes counts the statements that may change data, once as each
+	// starts and once as it ends (Writes).
+	writes atomic.Uint64
+}
+
+// Writes counts the statements run through this engine that may change
+// data (anything but a lone SELECT, WITH, SHOW, DESCRIBE, EXPLAIN or
+// EXISTS), once as each starts and once as it ends, whether it came from
+// this process or through the HTTP endpoint (Serve). While it stays the
+// same, no statement changed any table's rows; only the engine's own
+// background work (merges, which keep the rows, and TTL drops) did.
+func (e *Engine) Writes() uint64 { return e.writes.Load() }
+
+// writing counts a statement that may change data as it starts; the
+// returned func counts it again as it ends.
+func (e *Engine) writing(st statement) func() {
+	if st.readsOnly() {
+		return func() {}
+	}
+	e.writes.Add(1)
+	return func() { e.writes.Add(1) }
 }
 
 func (c *Config) defaults() {
@@ -368,6 +390,7 @@ func (e *Engine) Query(ctx context.Context, sql, format string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer e.writing(scanSQL(sql))()
 	out, err := c.exec(sql, format, nil)
 	if err != nil {
 		e.drain(c)

@@ -140,6 +140,20 @@ func (st statement) streams() bool {
 	return false
 }
 
+// readsOnly reports whether the statement can only read data: one SELECT,
+// WITH, SHOW, DESCRIBE, EXPLAIN or EXISTS. Anything else (INSERT, ALTER,
+// CREATE, DROP, TRUNCATE, OPTIMIZE, several statements, …) may change it.
+func (st statement) readsOnly() bool {
+	if st.multi {
+		return false
+	}
+	switch st.kind {
+	case "SELECT", "WITH", "(", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS":
+		return true
+	}
+	return false
+}
+
 // mutatesSession reports whether the statement changes connection state that
 // outlives the request (the HTTP interface has no sessions).
 func (st statement) mutatesSession() bool {
