@@ -30,7 +30,7 @@ type Config struct {
 	DataDir         string // data directory of the embedded engine
 	EngineLib       string // path to libchdb.so
 	EnginePool      int    // chDB connections; default 4
-	MaxServerMemory int64  // bytes; default 25% of RAM, at most 8 GiB
+	MaxServerMemory int64  // bytes; default half of RAM, at most 16 GiB
 	MaxQueryMemory  int64  // bytes per query; default half of MaxServerMemory
 
 	// Remote store.

@@ -32,7 +32,7 @@ type Config struct {
 
 	EngineLib             string // engine.lib: path to libchdb.so
 	EnginePool            int    // engine.pool: chDB connections
-	EngineMaxServerMemory int64  // engine.max_server_memory: bytes or a size like 4GiB; 0 = 25% of RAM (≤ 8 GiB)
+	EngineMaxServerMemory int64  // engine.max_server_memory: bytes or a size like 4GiB; 0 = half of RAM (≤ 16 GiB)
 	EngineMaxQueryMemory  int64  // engine.max_query_memory: per query; 0 = half of the above
 	EngineHTTPListen      string // engine.http_listen: loopback ClickHouse HTTP endpoint while serving; "" = off
 	EngineHTTPPassword    string // engine.http_password: its password; "" = a random one per start, in the endpoint file

@@ -20,7 +20,7 @@ var keyDocs = map[string]string{
 	"log.format":                      "`text` or `json`.",
 	"engine.lib":                      "Path to `libchdb.so`, the embedded engine; empty = where `scripts/install-chdb.sh` installs it (`make deps`).",
 	"engine.pool":                     "Engine connections serving queries concurrently, 1–64.",
-	"engine.max_server_memory":        "Memory cap of the whole embedded engine: bytes, or a size such as `4GiB`, `512MiB`; `0` = 25 % of RAM, at most 8 GiB.",
+	"engine.max_server_memory":        "Memory cap of the whole embedded engine: bytes, or a size such as `4GiB`, `512MiB`; `0` = half of RAM, at most 16 GiB.",
 	"engine.max_query_memory":         "Memory cap of one query (same units); `0` = half of `engine.max_server_memory`.",
 	"engine.http_listen":              "Loopback ClickHouse HTTP endpoint of the embedded store while `converge serve` runs, for analysts' tools and other `converge` commands; loopback addresses only; empty turns it off.",
 	"engine.http_password":            "Password of the `engine.http_listen` endpoint (user `default`); empty = a random one per start, written to `DATA_DIR/converge-endpoint.json` (mode 0600).",

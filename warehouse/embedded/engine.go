@@ -32,7 +32,7 @@ type Config struct {
 
 	PoolSize int // query connections; default 4
 
-	// MaxServerMemory caps the whole engine (default 25% of RAM, at most 8 GiB);
+	// MaxServerMemory caps the whole engine (default half of RAM, at most 16 GiB);
 	// MaxQueryMemory caps one query (default half of MaxServerMemory).
 	MaxServerMemory int64
 	MaxQueryMemory  int64
@@ -98,7 +98,7 @@ func (c *Config) defaults() {
 		c.PoolSize = 4
 	}
 	if c.MaxServerMemory <= 0 {
-		c.MaxServerMemory = min(totalMemory()/4, 8<<30)
+		c.MaxServerMemory = min(totalMemory()/2, 16<<30)
 	}
 	if c.MaxQueryMemory <= 0 {
 		c.MaxQueryMemory = c.MaxServerMemory / 2
