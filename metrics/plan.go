@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -397,6 +398,13 @@ func (r *Registry) computeWith(ctx context.Context, m *memo, d *Definition, p Pa
 		m.mu.Unlock()
 		select {
 		case <-c.done:
+			if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
+				if ctx.Err() == nil {
+					// The caller that computed it ran out of time (its widget's budget);
+					// this one has time left: compute it again, unshared.
+					return r.computeOne(ctx, m, d, p)
+				}
+			}
 			return c.res, c.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -539,7 +547,7 @@ func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameter
 	trace(ctx, q, args)
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(args))
 	// f stores by bucket and dim, so the rows of a failed attempt are overwritten by the retry's.
-	return r.alone.retry(ctx, r.log, func() error { return r.scanOnce(ctx, q, f) })
+	return r.lanes.run(ctx, r.log, q, func() error { return r.scanOnce(ctx, q, f) })
 }
 
 func (r *Registry) scanOnce(ctx context.Context, q string, f func(row)) error {
@@ -582,7 +590,7 @@ type Table struct {
 const MaxTableRows = 100000
 
 func (r *Registry) table(ctx context.Context, q string) (t *Table, err error) {
-	err = r.alone.retry(ctx, r.log, func() error {
+	err = r.lanes.run(ctx, r.log, q, func() error {
 		t, err = r.tableOnce(ctx, q)
 		return err
 	})

@@ -43,6 +43,9 @@ type Options struct {
 	// Lifetime, when set, ends the computations Finish keeps going when it ends (serve's
 	// lifetime: a shutdown does not wait for them).
 	Lifetime context.Context
+	// Lanes admit the registry's statements to the store (heavy ones one at a time); registries
+	// on one store should share them. Default: the registry's own.
+	Lanes *Lanes
 }
 
 // Registry holds the metric definitions: the built-ins and the user's
@@ -62,7 +65,7 @@ type Registry struct {
 
 	cache  *cache
 	flight singleflight.Group // cache key → the computation in progress (Options.Finish)
-	alone  loneLane           // retries of statements the store stopped for lack of memory, one at a time
+	lanes  *Lanes             // admission of statements: heavy ones one at a time, retries alone
 	// computed counts answers computed (not from the cache), for tests.
 	computed atomic.Int64
 }
@@ -80,7 +83,10 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 		o.CacheTTL = 10 * time.Minute
 	}
 	r := &Registry{opts: o, log: o.Log, builtin: map[string]*Definition{}, user: map[string]*Definition{},
-		userErr: map[string]error{}, checked: map[string]*shape{}, cache: newCache(o.CacheTTL), alone: newLoneLane()}
+		userErr: map[string]error{}, checked: map[string]*shape{}, cache: newCache(o.CacheTTL), lanes: o.Lanes}
+	if r.lanes == nil {
+		r.lanes = NewLanes()
+	}
 	names, err := fs.Glob(o.Builtins, "*.sql")
 	if err != nil {
 		return nil, err

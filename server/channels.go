@@ -15,6 +15,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/views"
 )
 
@@ -285,7 +286,8 @@ func (s *Server) channels(c *gin.Context) error {
 		v.NotConfigured = true
 		return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Channels(v) })
 	}
-	ctx := c.Request.Context()
+	// The widgets share the metric values they compute.
+	ctx := metrics.WithSharedValues(c.Request.Context())
 	var cat map[string]MetricInfo // nil: the catalog failed
 	if list, err := s.catalog(ctx); err != nil {
 		s.reqLog(c).Warn("channels: catalog", "error", err)

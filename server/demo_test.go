@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +97,51 @@ func TestDemoOverview(t *testing.T) {
 	if strings.Contains(body, "tile-error") {
 		t.Errorf("overview has an error tile")
 	}
+}
+
+// One overview load computes each metric once, however many tiles read it: a derived tile
+// takes its inputs' values from the tiles that computed them (metrics.WithSharedValues), so
+// no statement runs twice, and there are fewer statements than when each tile computes alone.
+func TestOverviewSharesValues(t *testing.T) {
+	srv := demoServer(t, Deps{})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ctx := metrics.WithTrace(context.Background(), func(s metrics.Statement) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[s.SQL+fmt.Sprint(s.Args)]++
+	})
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/?range=last_year&compare=previous", nil))
+	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "tile-error") {
+		t.Fatalf("overview: %d, error tile: %v", rec.Code, strings.Contains(rec.Body.String(), "tile-error"))
+	}
+	shared := 0
+	for q, n := range seen {
+		shared += n
+		if n > 1 {
+			t.Errorf("ran %d times in one load: %.200s", n, q)
+		}
+	}
+	// Each tile alone (a context of its own per tile) runs more.
+	alone := 0
+	cat, err := srv.catalog(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cat {
+		if !m.Valid {
+			continue
+		}
+		mctx := metrics.WithTrace(context.Background(), func(metrics.Statement) { mu.Lock(); alone++; mu.Unlock() })
+		r := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(r, httptest.NewRequestWithContext(mctx, http.MethodGet, "/tiles/"+m.Name+"?range=last_year&compare=previous", nil))
+		if r.Code != http.StatusOK {
+			t.Fatalf("tile %s: %d", m.Name, r.Code)
+		}
+	}
+	if shared == 0 || shared >= alone {
+		t.Errorf("one overview load ran %d statements, its tiles one by one %d: want fewer, and more than none", shared, alone)
+	}
+	t.Logf("one overview load: %d statements; its tiles one by one: %d", shared, alone)
 }

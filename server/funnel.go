@@ -12,6 +12,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/views"
 )
 
@@ -101,7 +102,7 @@ func (s *Server) funnel(c *gin.Context) error {
 		v.NotConfigured = true
 		return s.renderHTML(c, http.StatusServiceUnavailable, views.Funnel(v))
 	}
-	ctx := c.Request.Context()
+	ctx := metrics.WithSharedValues(c.Request.Context()) // the widgets share the metric values they compute
 	q := func(breakdown string) MetricQuery {
 		// The funnel has no buckets: a fixed grain keeps one cache entry per range and window.
 		return MetricQuery{From: f.From, To: f.To, Grain: "month", TZ: f.TZ,

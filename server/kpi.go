@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/views"
 )
 
@@ -70,7 +71,7 @@ func (s *Server) kpi(c *gin.Context) error {
 		v.NotConfigured = true
 		return s.renderHTML(c, http.StatusServiceUnavailable, views.KPI(v))
 	}
-	ctx := c.Request.Context()
+	ctx := metrics.WithSharedValues(c.Request.Context()) // the widgets share the metric values they compute
 	info, err := s.lookup(ctx, name)
 	if err != nil {
 		return err

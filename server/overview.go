@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/views"
 )
 
@@ -39,7 +40,9 @@ func (s *Server) overview(c *gin.Context) error {
 		v.NotConfigured = true
 		return s.renderHTML(c, http.StatusOK, views.Overview(v))
 	}
-	ctx := c.Request.Context()
+	// The tiles share the values they compute: a derived tile reads its inputs
+	// from the tiles (or other derived tiles) that computed them in this load.
+	ctx := metrics.WithSharedValues(c.Request.Context())
 	cat, err := s.catalog(ctx)
 	if err != nil {
 		s.reqLog(c).Warn("overview: catalog", "error", err)
