@@ -33,6 +33,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
 )
 
@@ -52,13 +53,22 @@ type Config struct {
 	Cold, Warm int
 	// Metrics limits the per-metric benchmark to these names; empty: all.
 	Metrics []string
+	// Steps limits the run to these steps (Steps lists them); empty: all.
+	Steps []string
 	// Log receives progress lines; nil discards them.
 	Log *slog.Logger
 	// TempDir holds generated files; default os.TempDir().
 	TempDir string
+
+	// lanes are shared by the run's metric registries, as one server's are: what a
+	// statement cost before is known to the next registry (heavy ones run one at a time).
+	lanes *metrics.Lanes
 }
 
 func (c *Config) defaults() {
+	if c.lanes == nil {
+		c.lanes = metrics.NewLanes()
+	}
 	if c.IngestRows <= 0 {
 		c.IngestRows = 200_000
 	}
@@ -105,6 +115,29 @@ type Report struct {
 	Results   []Result  `json:"results"`
 }
 
+type step struct {
+	key, name string
+	f         func(context.Context, *Config) ([]Result, error)
+}
+
+var steps = []step{
+	{"memory", "memory at rest", memoryAtRest},
+	{"ingest", "CSV ingest", ingestCSV},
+	{"events", "events API", eventsAPI},
+	{"metrics", "metrics", builtins},
+	{"overview", "overview", overview},
+	{"customer360", "customer 360", customer360},
+}
+
+// Steps names the steps of a run, in order (Config.Steps).
+func Steps() []string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.key)
+	}
+	return out
+}
+
 // Run measures everything and returns the report. A failing measurement
 // ends the run with its error (a benchmark that half ran is not reported).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -113,18 +146,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: needs the embedded store (the engine-direct comparisons run in it)")
 	}
 	rep := &Report{Size: cfg.Size, Started: time.Now().UTC(), GoVersion: goVersion(), CPUs: numCPU()}
-	steps := []struct {
-		name string
-		f    func(context.Context, *Config) ([]Result, error)
-	}{
-		{"memory at rest", memoryAtRest},
-		{"CSV ingest", ingestCSV},
-		{"events API", eventsAPI},
-		{"metrics", builtins},
-		{"overview", overview},
-		{"customer 360", customer360},
+	for _, name := range cfg.Steps {
+		if !slices.ContainsFunc(steps, func(s step) bool { return s.key == name }) {
+			return nil, fmt.Errorf("bench: no step %q (the steps are %s)", name, strings.Join(Steps(), ", "))
+		}
 	}
 	for _, s := range steps {
+		if len(cfg.Steps) > 0 && !slices.Contains(cfg.Steps, s.key) {
+			continue
+		}
 		cfg.Log.Info("bench: " + s.name + "…")
 		t0 := time.Now()
 		res, err := s.f(ctx, &cfg)

@@ -17,9 +17,9 @@ func init() {
 
 func (a *app) benchCmd() *cobra.Command {
 	var (
-		size, out, only string
-		cold, warm      int
-		ingestRows      int
+		size, out, only, steps string
+		cold, warm             int
+		ingestRows             int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [--size small|large] [--out DIR]",
@@ -67,6 +67,9 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 			if only != "" {
 				cfg.Metrics = strings.Split(only, ",")
 			}
+			if steps != "" {
+				cfg.Steps = strings.Split(steps, ",")
+			}
 			rep, err := bench.Run(ctx, cfg)
 			if err != nil {
 				return err
@@ -90,5 +93,6 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 	f.IntVar(&warm, "warm", 50, "warm loads of the overview")
 	f.IntVar(&ingestRows, "ingest-rows", 200_000, "rows of the CSV ingest benchmark")
 	f.StringVar(&only, "metrics", "", "comma-separated metrics to measure (default all)")
+	f.StringVar(&steps, "steps", "", "comma-separated steps to run, of "+strings.Join(bench.Steps(), ",")+" (default all)")
 	return cmd
 }
