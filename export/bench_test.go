@@ -20,8 +20,9 @@ import (
 // ways: through this package (scanned row by row by clickhouse-go, written by
 // the CSV writer), by the engine itself (INTO OUTFILE … FORMAT CSV), and by
 // the engine through the HTTP bridge (the body of SELECT … FORMAT CSV copied
-// to a file). Each reports rows/s and the peak RSS of the process during the
-// run (VmHWM after resetting it; the engine runs in this process), and the
+// to a file). Each reports rows/s, the peak RSS of the process during the
+// run (VmHWM after resetting it; the engine runs in this process) and its
+// growth over the RSS before the run, and the
 // CPU time the process used (user + system, all threads: steadier than wall
 // time on a shared machine).
 //
@@ -36,6 +37,7 @@ func BenchmarkExportCSV10M(b *testing.B) {
 		path := filepath.Join(dir, b.Name()+".csv")
 		os.MkdirAll(filepath.Dir(path), 0o755)
 		resetHWM()
+		rss0 := vmRSS()
 		var size int64
 		cpu0 := cpuTime()
 		b.ResetTimer()
@@ -52,6 +54,7 @@ func BenchmarkExportCSV10M(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		b.ReportMetric(float64(vmHWM())/1024, "peak-RSS-MiB")
+		b.ReportMetric(float64(vmHWM()-rss0)/1024, "RSS-growth-MiB")
 		b.ReportMetric(float64(size)/(1<<20), "file-MiB")
 		b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 	}

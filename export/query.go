@@ -44,6 +44,9 @@ func SQL(ctx context.Context, st *warehouse.Store, c warehouse.Console, query st
 		return nil, err
 	}
 	c.MaxRows = warehouse.NoRowLimit
+	if c.BlockRows == 0 {
+		c.BlockRows = ExportBlockRows
+	}
 	if limit, _ := o.rowLimit(); limit > 0 {
 		c.MaxRows = limit
 	}
@@ -69,6 +72,11 @@ func SQL(ctx context.Context, st *warehouse.Store, c warehouse.Console, query st
 	}
 	return m, werr
 }
+
+// ExportBlockRows is the engine's block size for an export's query. With the engine's default
+// (65,536 rows) exporting 10M rows of five columns raised the process's peak RSS by about
+// 110 MB over an export of 1,000 rows; with 8,192 by about 18 MB, at the same speed.
+const ExportBlockRows = 8192
 
 func isTruncated(err error) bool {
 	_, ok := err.(*TruncatedError)

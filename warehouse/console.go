@@ -43,6 +43,9 @@ type Console struct {
 	MaxRows   int           // rows returned; 0 means DefaultConsoleRows, NoRowLimit none (streaming only)
 	Timeout   time.Duration // time limit of the query; 0 means DefaultConsoleTimeout
 	MaxMemory int64         // bytes the query may use; 0 means DefaultConsoleMemory
+	// BlockRows, when positive, is the engine's block size for the query (max_block_size):
+	// smaller blocks bound the engine's working set while many rows stream out (exports).
+	BlockRows int
 }
 
 // Console defaults and bounds.
@@ -316,6 +319,9 @@ func (c Console) open(ctx context.Context, st *Store, stmt string) (*ConsoleRows
 		"readonly":           1,
 		"max_execution_time": max(1, int(math.Ceil(limit.Seconds()))),
 		"max_memory_usage":   c.MaxMemory,
+	}
+	if c.BlockRows > 0 {
+		settings["max_block_size"] = c.BlockRows
 	}
 	if c.MaxRows > 0 {
 		// The engine stops soon after the row that shows there are more.
