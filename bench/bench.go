@@ -60,14 +60,15 @@ type Config struct {
 	// TempDir holds generated files; default os.TempDir().
 	TempDir string
 
-	// lanes are shared by the run's metric registries, as one server's are: what a
+	// Lanes are shared by the run's metric registries, as one server's are: what a
 	// statement cost before is known to the next registry (heavy ones run one at a time).
-	lanes *metrics.Lanes
+	// Default: new ones, that know no statement.
+	Lanes *metrics.Lanes
 }
 
 func (c *Config) defaults() {
-	if c.lanes == nil {
-		c.lanes = metrics.NewLanes()
+	if c.Lanes == nil {
+		c.Lanes = metrics.NewLanes()
 	}
 	if c.IngestRows <= 0 {
 		c.IngestRows = 200_000

@@ -23,7 +23,7 @@ func customer360(ctx context.Context, cfg *Config) ([]Result, error) {
 GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err != nil {
 		return nil, err
 	}
-	reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.lanes})
+	reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes})
 	if err != nil {
 		return nil, err
 	}

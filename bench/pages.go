@@ -81,11 +81,11 @@ func builtins(ctx context.Context, cfg *Config) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cold, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.lanes, CacheTTL: -1})
+	cold, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes, CacheTTL: -1})
 	if err != nil {
 		return nil, err
 	}
-	cached, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.lanes})
+	cached, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func overview(ctx context.Context, cfg *Config) ([]Result, error) {
 	}
 	target := "/?range=custom&grain=month&from=" + from.Format(time.DateOnly) + "&to=" + to.AddDate(0, 0, -1).Format(time.DateOnly)
 	newServer := func(cacheTTL time.Duration) (*server.Server, error) {
-		reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.lanes, CacheTTL: cacheTTL})
+		reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes, CacheTTL: cacheTTL})
 		if err != nil {
 			return nil, err
 		}

@@ -2,8 +2,14 @@ package metrics
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,4 +115,56 @@ func (l *Lanes) run(ctx context.Context, log *slog.Logger, q string, run func() 
 		l.took(q, d)
 	}
 	return err
+}
+
+// costsFile is what Lanes.Save writes.
+type costsFile struct {
+	Note  string             `json:"note"`
+	Costs map[string]float64 `json:"costs"` // SQL text's FNV-64a in hex → seconds
+}
+
+// Save writes what the lanes know of each statement's cost to path (atomically: a
+// temporary file renamed), so that a process started later on the same store knows which
+// statements are heavy from its first page (LoadLanes).
+func (l *Lanes) Save(path string) error {
+	f := costsFile{Note: "converge: how long each metric statement took (metrics.Lanes); safe to delete", Costs: map[string]float64{}}
+	l.mu.Lock()
+	for k, d := range l.cost {
+		f.Costs[strconv.FormatUint(k, 16)] = d.Seconds()
+	}
+	l.mu.Unlock()
+	b, err := json.MarshalIndent(f, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// LoadLanes returns Lanes that know the costs Save wrote to path. A missing file is no error
+// (new Lanes); an unreadable one is an error naming the file, with new Lanes.
+func LoadLanes(path string) (*Lanes, error) {
+	l := NewLanes()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return l, err
+	}
+	var f costsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return l, fmt.Errorf("%s: %w (it is rebuilt as statements run; delete it to silence this)", path, err)
+	}
+	for k, s := range f.Costs {
+		h, err := strconv.ParseUint(k, 16, 64)
+		if err != nil || s < 0 || math.IsNaN(s) || math.IsInf(s, 0) || len(l.cost) >= 10000 {
+			return NewLanes(), fmt.Errorf("%s: costs: %q: %v is not a statement's hash and duration", path, k, s)
+		}
+		l.cost[h] = time.Duration(s * float64(time.Second))
+	}
+	return l, nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,5 +169,36 @@ func TestHeavyLane(t *testing.T) {
 	}
 	if l.isHeavy("SELECT heavy") {
 		t.Error("a statement that became fast is still heavy")
+	}
+}
+
+// What the lanes learned survives a restart (Save, LoadLanes); a damaged file is an error
+// naming it, and new lanes serve meanwhile.
+func TestLanesSaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "costs.json")
+	if l, err := LoadLanes(path); err != nil || l.isHeavy("SELECT heavy") {
+		t.Fatalf("no file: %v", err)
+	}
+	l := NewLanes()
+	l.took("SELECT heavy", 5*HeavyStatement)
+	l.took("SELECT light", HeavyStatement/100)
+	if err := l.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadLanes(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.isHeavy("SELECT heavy") || again.isHeavy("SELECT light") || again.isHeavy("SELECT other") {
+		t.Error("costs not kept across Save and LoadLanes")
+	}
+	for _, bad := range []string{`{"costs": {"zz": 1}}`, `{"costs": {"1f": -1}}`, `not json`} {
+		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := LoadLanes(path)
+		if err == nil || !strings.Contains(err.Error(), path) || l == nil || l.isHeavy("SELECT heavy") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }

@@ -63,7 +63,10 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 					return err
 				}
 			}
-			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, IngestRows: ingestRows, Log: a.log}
+			// The statements' costs known from earlier runs on this store, as serve knows them.
+			lanes := a.lanes()
+			defer a.saveLanes(lanes)
+			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, IngestRows: ingestRows, Log: a.log, Lanes: lanes}
 			if only != "" {
 				cfg.Metrics = strings.Split(only, ",")
 			}

@@ -192,7 +192,7 @@ func (a *app) metricsRegistry(ctx context.Context, dir string, withStore bool) (
 			return nil, nil, err
 		}
 	}
-	r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: dir, Log: a.log, Defaults: metrics.Defaults{
+	r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: dir, Log: a.log, Lanes: a.lanes(), Defaults: metrics.Defaults{
 		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart,
 		Margin: a.cfg.ReportDefaultMargin}})
 	if err != nil {

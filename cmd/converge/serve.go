@@ -81,7 +81,9 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	catalog := ingest.NewCatalog(st)
 	tel := server.NewTelemetry(server.TelemetryConfig{Quarantine: catalog, Store: gate, Log: a.log})
-	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, OnQuery: tel.ObserveQuery, Finish: a.cfg.ServerFinish, Lifetime: ctx, Defaults: metrics.Defaults{
+	lanes := a.lanes()
+	defer a.saveLanes(lanes)
+	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, OnQuery: tel.ObserveQuery, Finish: a.cfg.ServerFinish, Lifetime: ctx, Lanes: lanes, Defaults: metrics.Defaults{
 		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart, Margin: a.cfg.ReportDefaultMargin}})
 	if err != nil {
 		ln.Close()
@@ -122,6 +124,18 @@ func (a *app) serve(ctx context.Context) error {
 		g.Go(func() error { return srv.ServeMetrics(gctx, mln) })
 	}
 	g.Go(func() error { return rep.Run(gctx) }) // the scheduled reports; stops with the server
+	g.Go(func() error {                         // what the statements cost, saved now and then (and at the end)
+		t := time.NewTicker(5 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				a.saveLanes(lanes)
+			}
+		}
+	})
 	if st.Engine != nil && a.cfg.EngineHTTPListen != "" {
 		eln, err := net.Listen("tcp", a.cfg.EngineHTTPListen)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
 	"github.com/converge-dev/converge/warehouse/embedded"
 )
@@ -15,6 +16,34 @@ import (
 // endpointFile is where a running `converge serve` publishes its loopback
 // ClickHouse endpoint, inside the data directory (mode 0600).
 const endpointFile = "converge-endpoint.json"
+
+// costsFile, in the data directory, keeps how long each metric statement took
+// (metrics.Lanes.Save), so that a later process knows the heavy ones from its first page.
+const costsFile = "statement-costs.json"
+
+// lanes are the metric statements' lanes for a store in the data directory, knowing the costs
+// an earlier process saved there; new ones for a remote store or when the file is unreadable
+// (logged).
+func (a *app) lanes() *metrics.Lanes {
+	if a.cfg.ClickHouse.Addr != "" || a.cfg.DataDir == "" {
+		return metrics.NewLanes()
+	}
+	l, err := metrics.LoadLanes(filepath.Join(a.cfg.DataDir, costsFile))
+	if err != nil {
+		a.log.Warn("statement costs not loaded: heavy statements are learned again as they run", "error", err)
+	}
+	return l
+}
+
+// saveLanes writes l's costs to the data directory (nothing for a remote store).
+func (a *app) saveLanes(l *metrics.Lanes) {
+	if a.cfg.ClickHouse.Addr != "" || a.cfg.DataDir == "" {
+		return
+	}
+	if err := l.Save(filepath.Join(a.cfg.DataDir, costsFile)); err != nil {
+		a.log.Warn("statement costs not saved", "error", err)
+	}
+}
 
 type endpoint struct {
 	URL      string `json:"url"`
