@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -381,9 +380,10 @@ type memo struct {
 }
 
 type memoCall struct {
-	done chan struct{}
-	res  *raw
-	err  error
+	done    chan struct{}
+	res     *raw
+	err     error
+	stopped bool // the computing caller's context had ended
 }
 
 // compute returns the values of d over p's range.
@@ -398,12 +398,10 @@ func (r *Registry) computeWith(ctx context.Context, m *memo, d *Definition, p Pa
 		m.mu.Unlock()
 		select {
 		case <-c.done:
-			if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
-				if ctx.Err() == nil {
-					// The caller that computed it ran out of time (its widget's budget);
-					// this one has time left: compute it again, unshared.
-					return r.computeOne(ctx, m, d, p)
-				}
+			if c.err != nil && c.stopped && ctx.Err() == nil {
+				// The caller that computed it stopped (its widget's time budget ran out);
+				// this one has time left: compute it again, unshared.
+				return r.computeOne(ctx, m, d, p)
 			}
 			return c.res, c.err
 		case <-ctx.Done():
@@ -414,6 +412,7 @@ func (r *Registry) computeWith(ctx context.Context, m *memo, d *Definition, p Pa
 	m.calls[key] = c
 	m.mu.Unlock()
 	c.res, c.err = r.computeOne(ctx, m, d, p)
+	c.stopped = ctx.Err() != nil
 	close(c.done)
 	return c.res, c.err
 }

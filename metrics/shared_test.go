@@ -52,3 +52,31 @@ func TestSharedValues(t *testing.T) {
 		t.Errorf("revenue gross %v, net %v; want 850 and 770", alone[0], alone[1])
 	}
 }
+
+// A value whose computation stopped with its caller (a widget over its time budget) is not
+// handed, as that error, to a caller that still has time: it computes the value again.
+func TestSharedValueAfterTimeout(t *testing.T) {
+	st := fixture(t)
+	r, err := New(context.Background(), Options{Store: st, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.ParseParams("revenue_gross", url.Values{"from": {"2026-01-01"}, "to": {"2026-04-01"}, "grain": {"month"}, "tz": {"Europe/Berlin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := r.Get("revenue_gross")
+	m := &memo{calls: map[string]*memoCall{}}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.computeWith(gone, m, d, p); err == nil {
+		t.Fatal("a cancelled caller computed the value")
+	}
+	v, err := r.computeWith(context.Background(), m, d, p)
+	if err != nil {
+		t.Fatalf("the caller with time left got: %v", err)
+	}
+	if got := v.total(""); got == nil || *got != 850 {
+		t.Errorf("total %v, want 850", got)
+	}
+}
