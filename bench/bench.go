@@ -128,6 +128,7 @@ var steps = []step{
 	{"metrics", "metrics", builtins},
 	{"overview", "overview", overview},
 	{"customer360", "customer 360", customer360},
+	{"export", "CSV export", exportCSV},
 }
 
 // Steps names the steps of a run, in order (Config.Steps).
