@@ -60,16 +60,16 @@ func sqlKey(q string) uint64 {
 	return h.Sum64()
 }
 
-// isHeavy reports whether q took HeavyStatement or more, on average, the last times it ran.
-func (l *Lanes) isHeavy(q string) bool {
+// isHeavy reports whether the statement of key k (sqlKey) took HeavyStatement or more, on
+// average, the last times it ran.
+func (l *Lanes) isHeavy(k uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.cost[sqlKey(q)] >= HeavyStatement
+	return l.cost[k] >= HeavyStatement
 }
 
-// took records that q ran in d.
-func (l *Lanes) took(q string, d time.Duration) {
-	k := sqlKey(q)
+// took records that the statement of key k ran in d.
+func (l *Lanes) took(k uint64, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if old, ok := l.cost[k]; ok {
@@ -82,7 +82,8 @@ func (l *Lanes) took(q string, d time.Duration) {
 
 // run runs statement q (run executes it) through the lanes.
 func (l *Lanes) run(ctx context.Context, log *slog.Logger, q string, run func() error) error {
-	heavy := l.isHeavy(q)
+	k := sqlKey(q)
+	heavy := l.isHeavy(k)
 	if heavy {
 		if err := l.heavy.Acquire(ctx, 1); err != nil {
 			return err
@@ -112,7 +113,7 @@ func (l *Lanes) run(ctx context.Context, log *slog.Logger, q string, run func() 
 		l.lone.Release(laneAll)
 	}
 	if err == nil {
-		l.took(q, d)
+		l.took(k, d)
 	}
 	return err
 }

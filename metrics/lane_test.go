@@ -121,13 +121,13 @@ func TestHeavyLane(t *testing.T) {
 	l := NewLanes()
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
-	if l.isHeavy("SELECT heavy") {
+	if l.isHeavy(sqlKey("SELECT heavy")) {
 		t.Fatal("a statement never run is heavy")
 	}
-	l.took("SELECT heavy", 3*HeavyStatement)
-	l.took("SELECT heavy too", 2*HeavyStatement)
-	l.took("SELECT light", HeavyStatement/10)
-	if !l.isHeavy("SELECT heavy") || l.isHeavy("SELECT light") {
+	l.took(sqlKey("SELECT heavy"), 3*HeavyStatement)
+	l.took(sqlKey("SELECT heavy too"), 2*HeavyStatement)
+	l.took(sqlKey("SELECT light"), HeavyStatement/10)
+	if !l.isHeavy(sqlKey("SELECT heavy")) || l.isHeavy(sqlKey("SELECT light")) {
 		t.Fatal("costs not learned")
 	}
 	var heavyNow, heavyMost, all, allMost atomic.Int32
@@ -167,7 +167,7 @@ func TestHeavyLane(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if l.isHeavy("SELECT heavy") {
+	if l.isHeavy(sqlKey("SELECT heavy")) {
 		t.Error("a statement that became fast is still heavy")
 	}
 }
@@ -176,12 +176,12 @@ func TestHeavyLane(t *testing.T) {
 // naming it, and new lanes serve meanwhile.
 func TestLanesSaved(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "costs.json")
-	if l, err := LoadLanes(path); err != nil || l.isHeavy("SELECT heavy") {
+	if l, err := LoadLanes(path); err != nil || l.isHeavy(sqlKey("SELECT heavy")) {
 		t.Fatalf("no file: %v", err)
 	}
 	l := NewLanes()
-	l.took("SELECT heavy", 5*HeavyStatement)
-	l.took("SELECT light", HeavyStatement/100)
+	l.took(sqlKey("SELECT heavy"), 5*HeavyStatement)
+	l.took(sqlKey("SELECT light"), HeavyStatement/100)
 	if err := l.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestLanesSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.isHeavy("SELECT heavy") || again.isHeavy("SELECT light") || again.isHeavy("SELECT other") {
+	if !again.isHeavy(sqlKey("SELECT heavy")) || again.isHeavy(sqlKey("SELECT light")) || again.isHeavy(sqlKey("SELECT other")) {
 		t.Error("costs not kept across Save and LoadLanes")
 	}
 	for _, bad := range []string{`{"costs": {"zz": 1}}`, `{"costs": {"1f": -1}}`, `not json`} {
@@ -197,7 +197,7 @@ func TestLanesSaved(t *testing.T) {
 			t.Fatal(err)
 		}
 		l, err := LoadLanes(path)
-		if err == nil || !strings.Contains(err.Error(), path) || l == nil || l.isHeavy("SELECT heavy") {
+		if err == nil || !strings.Contains(err.Error(), path) || l == nil || l.isHeavy(sqlKey("SELECT heavy")) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}

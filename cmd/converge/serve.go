@@ -124,7 +124,8 @@ func (a *app) serve(ctx context.Context) error {
 		g.Go(func() error { return srv.ServeMetrics(gctx, mln) })
 	}
 	g.Go(func() error { return rep.Run(gctx) }) // the scheduled reports; stops with the server
-	g.Go(func() error {                         // what the statements cost, saved now and then (and at the end)
+	// What the statements cost, saved now and then (and when serve returns).
+	g.Go(func() error {
 		t := time.NewTicker(5 * time.Minute)
 		defer t.Stop()
 		for {
