@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 	}
 	st := demoStore(t)
 	ctx := context.Background()
-	rep, err := Run(ctx, Config{Store: st, Size: "small", Cold: 1, Warm: 2, IngestRows: 2000, Events: 2000,
+	rep, err := Run(ctx, Config{Store: st, Size: "small", Cold: 1, Warm: 2, OpenedCold: 2, IngestRows: 2000, Events: 2000,
 		Metrics: []string{"revenue_gross", "ltv_cac"}, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +45,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, name := range []string{"process RSS at rest (store open)", "CSV orders, 2000 rows", "events API ack latency",
 		"revenue_gross (simple)", "ltv_cac (derived)", "overview cold", "overview warm", "overview HTML",
+		"overview as opened, cold", "overview as opened, warm",
 		"customer 360 first loads", "CSV export, 10M rows × 5 columns", "CSV export, RSS growth"} {
 		r, ok := got[name]
 		if !ok {
@@ -52,7 +53,7 @@ func TestRun(t *testing.T) {
 			continue
 		}
 		switch name {
-		case "CSV orders, 2000 rows", "revenue_gross (simple)", "ltv_cac (derived)", "overview cold",
+		case "CSV orders, 2000 rows", "revenue_gross (simple)", "ltv_cac (derived)", "overview cold", "overview as opened, cold",
 			"customer 360 first loads", "CSV export, 10M rows × 5 columns":
 			if r.Direct <= 0 || r.Ratio <= 0 {
 				t.Errorf("%s: engine direct %v, ratio %v", name, r.Direct, r.Ratio)
@@ -62,8 +63,15 @@ func TestRun(t *testing.T) {
 	if g := got["CSV export, RSS growth"]; g.Median >= 95 {
 		t.Errorf("a 10M-row export grew the process's RSS by %.1f MiB; want < 95 MiB (100 MB)", g.Median)
 	}
-	if ov := got["overview cold"]; !strings.Contains(ov.Note, "statements one after another") {
+	if ov := got["overview cold"]; !strings.Contains(ov.Note, "statements one after another") || !strings.Contains(ov.Note, "over the year") {
 		t.Errorf("overview note: %q", ov.Note)
+	}
+	// A quick metric is answered more often than --cold says, so its median is not noise.
+	if m := got["revenue_gross (simple)"]; m.N <= 1 || m.N > maxSamples {
+		t.Errorf("revenue_gross: %d cold answers; want more than --cold 1 (a quick metric), at most %d", m.N, maxSamples)
+	}
+	if ov := got["overview as opened, cold"]; ov.N != 2 || !strings.Contains(ov.Note, "last 30 days to ") {
+		t.Errorf("overview as opened: %d loads, note %q; want 2 loads of the last 30 days", ov.N, ov.Note)
 	}
 	var table, md bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {

@@ -110,6 +110,9 @@ type Deps struct {
 	// Exports, optional, writes CSV/XLSX exports and runs the SQL console (export.Service);
 	// nil makes the downloads and the console answer 503 "not configured".
 	Exports Exports
+	// Now, optional, is the clock the date presets (last 30 days, …) count from; nil is
+	// time.Now. The benchmark sets it to the demo data's last day.
+	Now func() time.Time
 }
 
 // Timeouts of store calls made while serving a request.
@@ -213,6 +216,9 @@ func New(cfg Config, deps Deps) *Server {
 		s.telemetry = NewTelemetry(TelemetryConfig{Log: log})
 	}
 	s.reports = deps.Reports
+	if deps.Now != nil {
+		s.now = deps.Now
+	}
 	s.exports = deps.Exports
 	s.engine = s.routes()
 	return s
