@@ -49,12 +49,14 @@ type Config struct {
 	IngestRows int
 	// Events is how many events the events benchmark posts; default 60,000.
 	Events int
-	// Cold and Warm are the numbers of cold and warm loads of a page and of
-	// cold answers of a metric; defaults 3 and 50.
+	// Cold is the number of cold answers of a metric and of cold loads of the
+	// overview over a year; default 3. Warm is the number of warm loads of a
+	// page; default 50.
 	Cold, Warm int
-	// OpenedCold is the number of cold loads of the overview as it opens (last 30 days),
-	// far cheaper than over a year; default 50.
-	OpenedCold int
+	// PageCold is the number of cold loads of the pages that take seconds rather
+	// than minutes: the overview as it opens (last 30 days) and the customer 360;
+	// default 50.
+	PageCold int
 	// Metrics limits the per-metric benchmark to these names; empty: all.
 	Metrics []string
 	// Steps limits the run to these steps (Steps lists them); empty: all.
@@ -86,8 +88,8 @@ func (c *Config) defaults() {
 	if c.Warm <= 0 {
 		c.Warm = 50
 	}
-	if c.OpenedCold <= 0 {
-		c.OpenedCold = 50
+	if c.PageCold <= 0 {
+		c.PageCold = 50
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -258,6 +260,9 @@ func ratio(v float64) string {
 func quantiles(xs []float64) (float64, float64) {
 	return percentile(xs, 50), percentile(xs, 95)
 }
+
+// median is percentile(xs, 50).
+func median(xs []float64) float64 { return percentile(xs, 50) }
 
 // percentile is the q-th percentile of xs by nearest rank (the median for q = 50 is the upper
 // middle of an even count); 0 for no values.

@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 	}
 	st := demoStore(t)
 	ctx := context.Background()
-	rep, err := Run(ctx, Config{Store: st, Size: "small", Cold: 1, Warm: 2, OpenedCold: 2, IngestRows: 2000, Events: 2000,
+	rep, err := Run(ctx, Config{Store: st, Size: "small", Cold: 1, Warm: 2, PageCold: 2, IngestRows: 2000, Events: 2000,
 		Metrics: []string{"revenue_gross", "ltv_cac"}, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +69,9 @@ func TestRun(t *testing.T) {
 	// A quick metric is answered more often than --cold says, so its median is not noise.
 	if m := got["revenue_gross (simple)"]; m.N <= 1 || m.N > maxSamples {
 		t.Errorf("revenue_gross: %d cold answers; want more than --cold 1 (a quick metric), at most %d", m.N, maxSamples)
+	}
+	if c := got["customer 360 first loads"]; c.N != 2 || !strings.Contains(c.Note, "cores busy") {
+		t.Errorf("customer 360: %d first loads, note %q; want 2 (--cold-pages) and the cores busy", c.N, c.Note)
 	}
 	if ov := got["overview as opened, cold"]; ov.N != 2 || !strings.Contains(ov.Note, "last 30 days to ") {
 		t.Errorf("overview as opened: %d loads, note %q; want 2 loads of the last 30 days", ov.N, ov.Note)

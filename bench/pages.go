@@ -177,7 +177,7 @@ func builtins(ctx context.Context, cfg *Config) ([]Result, error) {
 //   - over the year at month grain (the heaviest view an executive asks for): cfg.Cold cold
 //     loads and cfg.Warm warm ones;
 //   - as it opens, with no parameters (last 30 days at day grain, the clock set to the data's
-//     last day): cfg.OpenedCold cold loads and cfg.Warm warm ones.
+//     last day): cfg.PageCold cold loads and cfg.Warm warm ones.
 //
 // A cold load has a fresh registry, so no answer is cached; each is followed by its
 // statements replayed one after another. Also: bytes of the HTML and of the scripts it
@@ -197,7 +197,7 @@ func overview(ctx context.Context, cfg *Config) ([]Result, error) {
 		return nil, fmt.Errorf("overview over the year: %w", err)
 	}
 	opened := func() time.Time { return last }
-	d, err := pageLoads(ctx, cfg, "/", opened, cfg.OpenedCold)
+	d, err := pageLoads(ctx, cfg, "/", opened, cfg.PageCold)
 	if err != nil {
 		return nil, fmt.Errorf("overview as it opens: %w", err)
 	}
@@ -225,10 +225,8 @@ type loaded struct {
 func (l loaded) coldResult(name, view string) Result {
 	cm, cp := quantiles(l.cold)
 	rm, _ := quantiles(l.raw)
-	cb, _ := quantiles(l.coldBusy)
-	rb, _ := quantiles(l.rawBusy)
 	note := fmt.Sprintf("%s; vs its %d statements one after another; cores busy %.2f, one after another %.2f of %d",
-		view, l.stmts, cb, rb, runtime.NumCPU())
+		view, l.stmts, median(l.coldBusy), median(l.rawBusy), runtime.NumCPU())
 	if len(l.cold) <= 5 {
 		note += "; each load " + loads(l.cold, l.raw)
 	} else {

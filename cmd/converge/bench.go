@@ -18,7 +18,7 @@ func init() {
 func (a *app) benchCmd() *cobra.Command {
 	var (
 		size, out, only, steps string
-		cold, warm, coldOpened int
+		cold, warm, coldPages  int
 		ingestRows             int
 	)
 	cmd := &cobra.Command{
@@ -66,7 +66,7 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 			// The statements' costs known from earlier runs on this store, as serve knows them.
 			lanes := a.lanes()
 			defer a.saveLanes(lanes)
-			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, OpenedCold: coldOpened, IngestRows: ingestRows, Log: a.log, Lanes: lanes}
+			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, PageCold: coldPages, IngestRows: ingestRows, Log: a.log, Lanes: lanes}
 			if only != "" {
 				cfg.Metrics = strings.Split(only, ",")
 			}
@@ -94,7 +94,7 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 	f.StringVar(&out, "out", "", "directory for bench.json, bench.txt and bench.md")
 	f.IntVar(&cold, "cold", 3, "cold runs per metric and of the overview")
 	f.IntVar(&warm, "warm", 50, "warm loads of the overview")
-	f.IntVar(&coldOpened, "cold-opened", 50, "cold loads of the overview as it opens (last 30 days)")
+	f.IntVar(&coldPages, "cold-pages", 50, "cold loads of the pages that take seconds: the overview as it opens (last 30 days) and the customer 360")
 	f.IntVar(&ingestRows, "ingest-rows", 200_000, "rows of the CSV ingest benchmark")
 	f.StringVar(&only, "metrics", "", "comma-separated metrics to measure (default all)")
 	f.StringVar(&steps, "steps", "", "comma-separated steps to run, of "+strings.Join(bench.Steps(), ",")+" (default all)")
