@@ -32,7 +32,7 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 		Metrics:   server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: "EUR", WeekStart: time.Monday}),
 		Customers: metrics.NewCustomers(cfg.Store)})
 	target := "/customers/" + url.PathEscape(id)
-	load := func(rctx context.Context) (float64, int, error) {
+	load := func(rctx context.Context) (time.Duration, int, error) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequestWithContext(access.WithUser(rctx, benchUser), http.MethodGet, target, nil)
 		t0 := time.Now()
@@ -41,7 +41,7 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 		if rec.Code != http.StatusOK {
 			return 0, 0, fmt.Errorf("customer 360 %s: status %d", id, rec.Code)
 		}
-		return msOf(d), rec.Body.Len(), nil
+		return d, rec.Body.Len(), nil
 	}
 	var cold, raw, coldBusy, rawBusy []float64
 	var bytes, stmts int
@@ -52,12 +52,12 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 		if err != nil {
 			return nil, err
 		}
-		cb := busy(cpuTime()-c0, time.Duration(d*float64(time.Millisecond)))
+		cb := busy(cpuTime()-c0, d)
 		r, rb, err := replayCPU(ctx, cfg, rec.stmts)
 		if err != nil {
 			return nil, err
 		}
-		cold, raw, bytes, stmts = append(cold, d), append(raw, msOf(r)), n, len(rec.stmts)
+		cold, raw, bytes, stmts = append(cold, msOf(d)), append(raw, msOf(r)), n, len(rec.stmts)
 		coldBusy, rawBusy = append(coldBusy, cb), append(rawBusy, rb)
 	}
 	var warm []float64
@@ -66,7 +66,7 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 		if err != nil {
 			return nil, err
 		}
-		warm = append(warm, d)
+		warm = append(warm, msOf(d))
 	}
 	cm, cp := quantiles(cold)
 	rm, _ := quantiles(raw)

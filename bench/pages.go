@@ -30,15 +30,30 @@ import (
 // year is the benchmark period: the twelve full months before the month of
 // the data's last order.
 func year(ctx context.Context, cfg *Config) (from, to time.Time, err error) {
-	var last time.Time
-	if err := cfg.Store.Conn.QueryRow(ctx, "SELECT max(ordered_at) FROM orders").Scan(&last); err != nil {
+	last, err := lastOrder(ctx, cfg)
+	if err != nil {
 		return from, to, err
 	}
-	if last.Year() < 2000 {
-		return from, to, fmt.Errorf("the store has no orders: load `converge demo` first")
+	from, to = yearBefore(last)
+	return from, to, nil
+}
+
+// lastOrder is the time of the data's last order.
+func lastOrder(ctx context.Context, cfg *Config) (time.Time, error) {
+	var last time.Time
+	if err := cfg.Store.Conn.QueryRow(ctx, "SELECT max(ordered_at) FROM orders").Scan(&last); err != nil {
+		return last, err
 	}
+	if last.Year() < 2000 {
+		return last, fmt.Errorf("the store has no orders: load `converge demo` first")
+	}
+	return last, nil
+}
+
+// yearBefore is the twelve full months before the month of last (year).
+func yearBefore(last time.Time) (from, to time.Time) {
 	to = time.Date(last.Year(), last.Month(), 1, 0, 0, 0, 0, time.UTC)
-	return to.AddDate(-1, 0, 0), to, nil
+	return to.AddDate(-1, 0, 0), to
 }
 
 // tileErrRe finds a failed tile's message in the overview's HTML.
@@ -183,14 +198,11 @@ func builtins(ctx context.Context, cfg *Config) ([]Result, error) {
 // statements replayed one after another. Also: bytes of the HTML and of the scripts it
 // loads, and the process's memory after the loads and at its peak.
 func overview(ctx context.Context, cfg *Config) ([]Result, error) {
-	from, to, err := year(ctx, cfg)
+	last, err := lastOrder(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var last time.Time
-	if err := cfg.Store.Conn.QueryRow(ctx, "SELECT max(ordered_at) FROM orders").Scan(&last); err != nil {
-		return nil, err
-	}
+	from, to := yearBefore(last)
 	yearView := "/?range=custom&grain=month&from=" + from.Format(time.DateOnly) + "&to=" + to.AddDate(0, 0, -1).Format(time.DateOnly)
 	y, err := pageLoads(ctx, cfg, yearView, time.Now, cfg.Cold)
 	if err != nil {
