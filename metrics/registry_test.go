@@ -342,8 +342,9 @@ func TestSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{
-		// *_resolved views read their base table and identities.
-		"revenue_net":        "identities,orders,refunds",
+		// *_resolved views read their base table and identities; orders_latest reads orders only
+		// (revenue_net = revenue_gross − refunds, which never look at the customer).
+		"revenue_net":        "orders,refunds",
 		"churn_rate":         "identities,orders",
 		"roas":               "identities,marketing_spend,orders,touchpoints",
 		"consented_audience": "consents,customers,identities",

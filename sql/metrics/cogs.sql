@@ -10,5 +10,5 @@
 -- measure: sum(ifNull(toFloat64(cost), toFloat64(revenue) * (1 - {default_margin:Float64})))
 -- dimensions: channel, campaign, country, currency, source
 SELECT source, order_id, ordered_at, revenue, cost, currency, channel, campaign, country
-FROM orders_resolved
+FROM orders_latest
 WHERE status != 'cancelled'

@@ -9,6 +9,6 @@
 -- time: ordered_at
 -- measure: uniqExact(source, order_id)
 -- dimensions: channel, campaign, country, currency, source
-SELECT source, order_id, customer_id, ordered_at, revenue, cost, refund, discount, currency, channel, campaign, country
-FROM orders_resolved
+SELECT source, order_id, ordered_at, revenue, cost, refund, discount, currency, channel, campaign, country
+FROM orders_latest
 WHERE status != 'cancelled'

@@ -11,7 +11,7 @@
 -- dimensions: channel, country
 SELECT o.customer_id AS customer_id, o.ordered_at AS ordered_at, o.channel AS channel, o.country AS country,
        toDate(o.ordered_at) > f.first_day AS is_repeat
-FROM orders AS o FINAL
+FROM orders_resolved AS o
 INNER JOIN (
     SELECT customer_id, min(toDate(ordered_at)) AS first_day
     FROM orders_resolved
