@@ -67,7 +67,7 @@ type Config struct {
 	TempDir string
 
 	// Lanes are shared by the run's metric registries, as one server's are: what a
-	// statement cost before is known to the next registry (heavy ones run one at a time).
+	// statement cost before is known to the next registry (heavy ones share the cores by what they use).
 	// Default: new ones, that know no statement.
 	Lanes *metrics.Lanes
 }

@@ -18,6 +18,15 @@ var (
 	errQuery = errors.New("code: 241, message: Query memory limit exceeded: would use 2.96 GiB, maximum: 2.94 GiB: While executing AggregatingTransform. (MEMORY_LIMIT_EXCEEDED)")
 )
 
+// peak counts one more running in c and keeps the most seen in most; the func it returns
+// counts it out.
+func peak(c, most *atomic.Int32) func() {
+	n := c.Add(1)
+	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+	}
+	return func() { c.Add(-1) }
+}
+
 // TestLoneLane: a statement stopped for lack of the store's total memory runs again, the
 // retries one at a time; one over its own limit, or failing otherwise, is not retried.
 func TestLoneLane(t *testing.T) {
@@ -115,28 +124,23 @@ func TestLoneLane(t *testing.T) {
 	close(hold)
 }
 
-// Heavy statements (HeavyStatement or more the last times) run one at a time; light ones run
-// beside them; a statement's cost is learned from its runs.
+// Heavy statements (HeavyStatement or more the last times) whose use of the cores is unknown run
+// one at a time; light ones run beside them; a statement's cost is learned from its runs.
 func TestHeavyLane(t *testing.T) {
-	l := NewLanes()
+	l := newLanes(4)
+	l.cpu = func() (time.Duration, bool) { return 0, false } // cores busy never known: heavy ones hold all
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
 	if l.isHeavy(sqlKey("SELECT heavy")) {
 		t.Fatal("a statement never run is heavy")
 	}
-	l.took(sqlKey("SELECT heavy"), 3*HeavyStatement)
-	l.took(sqlKey("SELECT heavy too"), 2*HeavyStatement)
-	l.took(sqlKey("SELECT light"), HeavyStatement/10)
+	l.took(sqlKey("SELECT heavy"), 3*HeavyStatement, 0)
+	l.took(sqlKey("SELECT heavy too"), 2*HeavyStatement, 0)
+	l.took(sqlKey("SELECT light"), HeavyStatement/10, 0)
 	if !l.isHeavy(sqlKey("SELECT heavy")) || l.isHeavy(sqlKey("SELECT light")) {
 		t.Fatal("costs not learned")
 	}
 	var heavyNow, heavyMost, all, allMost atomic.Int32
-	peak := func(c, most *atomic.Int32) func() {
-		n := c.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		return func() { c.Add(-1) }
-	}
 	var wg sync.WaitGroup
 	for i := range 6 {
 		q := []string{"SELECT heavy", "SELECT heavy too", "SELECT light"}[i%3]
@@ -172,6 +176,80 @@ func TestHeavyLane(t *testing.T) {
 	}
 }
 
+// Heavy statements hold the cores they keep busy: those that leave cores idle run side by side,
+// one that keeps them all busy runs alone; what a statement keeps busy is learned from its
+// runs with no other statement beside it.
+func TestHeavySharesCores(t *testing.T) {
+	l := newLanes(2)
+	var cpu atomic.Int64 // a CPU clock the statements below advance
+	l.cpu = func() (time.Duration, bool) { return time.Duration(cpu.Load()), true }
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+
+	// Learning: alone, a statement that used 1.5 × its wall time of CPU kept 1.5 cores busy.
+	work := func(wall time.Duration, cores float64) func() error {
+		return func() error {
+			time.Sleep(wall)
+			cpu.Add(int64(float64(wall) * cores))
+			return nil
+		}
+	}
+	if err := l.run(ctx, log, "SELECT learn", work(20*time.Millisecond, 1.5)); err != nil {
+		t.Fatal(err)
+	}
+	if b := l.busy[sqlKey("SELECT learn")]; b < 0.5 || b > 1.5 {
+		t.Errorf("learned %.2f cores busy, want about 1.5 (at most: the wall time includes the lane)", b)
+	}
+	// Two at once: neither is alone, nothing is learned.
+	var two sync.WaitGroup
+	for range 2 {
+		two.Go(func() { _ = l.run(ctx, log, "SELECT together", work(30*time.Millisecond, 1)) })
+	}
+	two.Wait()
+	if _, ok := l.busy[sqlKey("SELECT together")]; ok {
+		t.Error("cores busy learned from a statement that did not run alone")
+	}
+	if got := l.coresOf(sqlKey("SELECT never")); got != 2 {
+		t.Errorf("a statement of unknown use holds %d cores, want all 2", got)
+	}
+
+	l.took(sqlKey("SELECT one core"), 3*HeavyStatement, 1.2)
+	l.took(sqlKey("SELECT all cores"), 3*HeavyStatement, 1.9)
+	if a, b := l.coresOf(sqlKey("SELECT one core")), l.coresOf(sqlKey("SELECT all cores")); a != 1 || b != 2 {
+		t.Fatalf("cores held: %d and %d, want 1 and 2", a, b)
+	}
+	var one, all, oneMost atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		q := []string{"SELECT one core", "SELECT one core", "SELECT all cores"}[i%3]
+		wg.Go(func() {
+			err := l.run(ctx, log, q, func() error {
+				if q == "SELECT all cores" {
+					all.Add(1)
+					defer all.Add(-1)
+					if one.Load() > 0 {
+						return errors.New("a statement that keeps all cores busy ran beside another heavy one")
+					}
+				} else {
+					defer peak(&one, &oneMost)()
+					if all.Load() > 0 {
+						return errors.New("a heavy statement ran beside one that keeps all cores busy")
+					}
+				}
+				time.Sleep(40 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if oneMost.Load() != 2 {
+		t.Errorf("at most %d one-core statements ran at once, want 2 (the machine's cores)", oneMost.Load())
+	}
+}
+
 // What the lanes learned survives a restart (Save, LoadLanes); a damaged file is an error
 // naming it, and new lanes serve meanwhile.
 func TestLanesSaved(t *testing.T) {
@@ -179,9 +257,9 @@ func TestLanesSaved(t *testing.T) {
 	if l, err := LoadLanes(path); err != nil || l.isHeavy(sqlKey("SELECT heavy")) {
 		t.Fatalf("no file: %v", err)
 	}
-	l := NewLanes()
-	l.took(sqlKey("SELECT heavy"), 5*HeavyStatement)
-	l.took(sqlKey("SELECT light"), HeavyStatement/100)
+	l := newLanes(8)
+	l.took(sqlKey("SELECT heavy"), 5*HeavyStatement, 3.6)
+	l.took(sqlKey("SELECT light"), HeavyStatement/100, 0)
 	if err := l.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +270,14 @@ func TestLanesSaved(t *testing.T) {
 	if !again.isHeavy(sqlKey("SELECT heavy")) || again.isHeavy(sqlKey("SELECT light")) || again.isHeavy(sqlKey("SELECT other")) {
 		t.Error("costs not kept across Save and LoadLanes")
 	}
-	for _, bad := range []string{`{"costs": {"zz": 1}}`, `{"costs": {"1f": -1}}`, `not json`} {
+	if b := again.busy[sqlKey("SELECT heavy")]; b != 3.6 {
+		t.Errorf("cores busy %v after Save and LoadLanes, want 3.6", b)
+	}
+	if _, ok := again.busy[sqlKey("SELECT light")]; ok {
+		t.Error("cores busy invented for a statement never measured alone")
+	}
+	for _, bad := range []string{`{"costs": {"zz": 1}}`, `{"costs": {"1f": -1}}`, `not json`,
+		`{"costs": {"1f": 1}, "busy": {"2f": 1}}`, `{"costs": {"1f": 1}, "busy": {"1f": -2}}`} {
 		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -43,7 +43,7 @@ type Options struct {
 	// Lifetime, when set, ends the computations Finish keeps going when it ends (serve's
 	// lifetime: a shutdown does not wait for them).
 	Lifetime context.Context
-	// Lanes admit the registry's statements to the store (heavy ones one at a time); registries
+	// Lanes admit the registry's statements to the store (heavy ones by the cores they use); registries
 	// on one store should share them. Default: the registry's own.
 	Lanes *Lanes
 }
@@ -65,7 +65,7 @@ type Registry struct {
 
 	cache  *cache
 	flight singleflight.Group // cache key → the computation in progress (Options.Finish)
-	lanes  *Lanes             // admission of statements: heavy ones one at a time, retries alone
+	lanes  *Lanes             // admission of statements: heavy ones by the cores they use, retries alone
 	// computed counts answers computed (not from the cache), for tests.
 	computed atomic.Int64
 }
