@@ -131,8 +131,8 @@ func TestHeavyLane(t *testing.T) {
 	l.cpu = func() (time.Duration, bool) { return 0, false } // cores busy never known: heavy ones hold all
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
-	if l.isHeavy(sqlKey("SELECT heavy")) {
-		t.Fatal("a statement never run is heavy")
+	if !l.isHeavy(sqlKey("SELECT heavy")) || l.coresOf(sqlKey("SELECT heavy")) != 4 {
+		t.Fatal("a statement never run is not taken for heavy, holding every core")
 	}
 	l.took(sqlKey("SELECT heavy"), 3*HeavyStatement, 0)
 	l.took(sqlKey("SELECT heavy too"), 2*HeavyStatement, 0)
@@ -200,7 +200,8 @@ func TestHeavySharesCores(t *testing.T) {
 	if b := l.busy[sqlKey("SELECT learn")]; b < 0.5 || b > 1.5 {
 		t.Errorf("learned %.2f cores busy, want about 1.5 (at most: the wall time includes the lane)", b)
 	}
-	// Two at once: neither is alone, nothing is learned.
+	// Two at once (light, so not kept apart): neither is alone, nothing is learned.
+	l.took(sqlKey("SELECT together"), HeavyStatement/10, 0)
 	var two sync.WaitGroup
 	for range 2 {
 		two.Go(func() { _ = l.run(ctx, log, "SELECT together", work(30*time.Millisecond, 1)) })
@@ -254,7 +255,7 @@ func TestHeavySharesCores(t *testing.T) {
 // naming it, and new lanes serve meanwhile.
 func TestLanesSaved(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "costs.json")
-	if l, err := LoadLanes(path); err != nil || l.isHeavy(sqlKey("SELECT heavy")) {
+	if l, err := LoadLanes(path); err != nil || len(l.cost) != 0 {
 		t.Fatalf("no file: %v", err)
 	}
 	l := newLanes(8)
@@ -267,7 +268,7 @@ func TestLanesSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.isHeavy(sqlKey("SELECT heavy")) || again.isHeavy(sqlKey("SELECT light")) || again.isHeavy(sqlKey("SELECT other")) {
+	if !again.isHeavy(sqlKey("SELECT heavy")) || again.isHeavy(sqlKey("SELECT light")) {
 		t.Error("costs not kept across Save and LoadLanes")
 	}
 	if b := again.busy[sqlKey("SELECT heavy")]; b != 3.6 {
@@ -282,7 +283,7 @@ func TestLanesSaved(t *testing.T) {
 			t.Fatal(err)
 		}
 		l, err := LoadLanes(path)
-		if err == nil || !strings.Contains(err.Error(), path) || l == nil || l.isHeavy(sqlKey("SELECT heavy")) {
+		if err == nil || !strings.Contains(err.Error(), path) || l == nil || len(l.cost) != 0 {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
