@@ -26,10 +26,10 @@ import (
 //     it took HeavyStatement or more the last times it ran (a moving average per SQL text,
 //     whatever the bound values), or has never run: its cost unknown, it is not started beside
 //     other heavy ones (a new server's first page on the large demo took 1.35-1.45 times its
-//     statements one after another when they all started at once). When a statement runs with no other beside it, the lanes
-//     also learn how many cores it keeps busy (the process's CPU time over the wall time, a
-//     moving average): a heavy statement holds that many of the cores (rounded, at least one),
-//     or all of them while that is not known yet. So heavy statements that keep every core
+//     statements one after another when they all started at once). When a statement runs
+//     with no other beside it, the lanes also learn how many cores it keeps busy (the
+//     process's CPU time over the wall time, a moving average): a heavy statement holds that
+//     many of the cores (rounded, at least one), or all of them while that is not known yet. So heavy statements that keep every core
 //     busy run one at a time (two heavy aggregations at once on a machine with few cores take
 //     longer than one after the other, and they add up their memory), and those that leave
 //     cores idle (a single-threaded join or array step) run side by side, filling them. Light
@@ -101,8 +101,8 @@ func (l *Lanes) coresOf(k uint64) int64 {
 	return min(max(int64(math.Round(b)), 1), l.cores)
 }
 
-// took records that the statement of key k ran in d, keeping busy cores busy on average
-// when it ran alone (busy <= 0: not alone, or not measured).
+// took records that the statement of key k ran in d and, when it ran alone, kept busy cores
+// busy on average (busy <= 0: not alone, or not measured).
 func (l *Lanes) took(k uint64, d time.Duration, busy float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
