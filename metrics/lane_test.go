@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -131,12 +132,12 @@ func TestHeavyLane(t *testing.T) {
 	l.cpu = func() (time.Duration, bool) { return 0, false } // cores busy never known: heavy ones hold all
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
-	if !l.isHeavy(sqlKey("SELECT heavy")) || l.coresOf(sqlKey("SELECT heavy")) != 4 {
-		t.Fatal("a statement never run is not taken for heavy, holding every core")
+	if !l.isHeavy(sqlKey("SELECT heavy")) || l.coresOf(sqlKey("SELECT heavy")) != allFree {
+		t.Fatal("a statement never run is not taken for heavy, taking every core free")
 	}
-	l.took(sqlKey("SELECT heavy"), 3*HeavyStatement, 0)
-	l.took(sqlKey("SELECT heavy too"), 2*HeavyStatement, 0)
-	l.took(sqlKey("SELECT light"), HeavyStatement/10, 0)
+	l.took(sqlKey("SELECT heavy"), 3*HeavyStatement, notMeasured)
+	l.took(sqlKey("SELECT heavy too"), 2*HeavyStatement, notMeasured)
+	l.took(sqlKey("SELECT light"), HeavyStatement/10, notMeasured)
 	if !l.isHeavy(sqlKey("SELECT heavy")) || l.isHeavy(sqlKey("SELECT light")) {
 		t.Fatal("costs not learned")
 	}
@@ -201,7 +202,7 @@ func TestHeavySharesCores(t *testing.T) {
 		t.Errorf("learned %.2f cores busy, want about 1.5 (at most: the wall time includes the lane)", b)
 	}
 	// Two at once (light, so not kept apart): neither is alone, nothing is learned.
-	l.took(sqlKey("SELECT together"), HeavyStatement/10, 0)
+	l.took(sqlKey("SELECT together"), HeavyStatement/10, notMeasured)
 	var two sync.WaitGroup
 	for range 2 {
 		two.Go(func() { _ = l.run(ctx, log, "SELECT together", work(30*time.Millisecond, 1)) })
@@ -210,8 +211,8 @@ func TestHeavySharesCores(t *testing.T) {
 	if _, ok := l.busy[sqlKey("SELECT together")]; ok {
 		t.Error("cores busy learned from a statement that did not run alone")
 	}
-	if got := l.coresOf(sqlKey("SELECT never")); got != 2 {
-		t.Errorf("a statement of unknown use holds %d cores, want all 2", got)
+	if got := l.coresOf(sqlKey("SELECT never")); got != allFree {
+		t.Errorf("a statement of unknown use holds %d cores, want every core free", got)
 	}
 
 	l.took(sqlKey("SELECT one core"), 3*HeavyStatement, 1.2)
@@ -260,7 +261,7 @@ func TestLanesSaved(t *testing.T) {
 	}
 	l := newLanes(8)
 	l.took(sqlKey("SELECT heavy"), 5*HeavyStatement, 3.6)
-	l.took(sqlKey("SELECT light"), HeavyStatement/100, 0)
+	l.took(sqlKey("SELECT light"), HeavyStatement/100, notMeasured)
 	if err := l.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -286,5 +287,189 @@ func TestLanesSaved(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), path) || l == nil || len(l.cost) != 0 {
 			t.Errorf("%s: %v", bad, err)
 		}
+	}
+}
+
+// fakeCPU is a CPU clock for the lanes: statements say how many cores they keep busy while
+// they run, and the clock advances by that much.
+type fakeCPU struct {
+	mu   sync.Mutex
+	rate float64 // cores busy now
+	acc  time.Duration
+	at   time.Time
+}
+
+func (f *fakeCPU) now() (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acc + time.Duration(f.rate*float64(time.Since(f.at))), true
+}
+
+// busy counts cores busy from now until the func it returns is called.
+func (f *fakeCPU) busy(cores float64) func() {
+	add := func(r float64) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.at.IsZero() {
+			f.acc += time.Duration(f.rate * float64(time.Since(f.at)))
+		}
+		f.at, f.rate = time.Now(), f.rate+r
+	}
+	add(cores)
+	return func() { add(-cores) }
+}
+
+// Statements of unknown cost run one after another, each taking every core free; one that
+// leaves the cores idle gives them back after the probe, so those behind it do not wait for
+// it to end; one that failed after HeavyStatement is known as heavy, not unknown again.
+func TestUnknownStatements(t *testing.T) {
+	l := newLanes(2)
+	f := &fakeCPU{}
+	l.cpu = f.now
+	l.probeAfter = 50 * time.Millisecond
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+
+	// Four statements never run that keep both cores busy: one at a time.
+	var now, most atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			err := l.run(ctx, log, fmt.Sprintf("SELECT busy %d", i), func() error {
+				defer peak(&now, &most)()
+				defer f.busy(2)()
+				time.Sleep(120 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if most.Load() != 1 {
+		t.Errorf("%d statements of unknown cost that keep every core busy ran at once, want 1", most.Load())
+	}
+	if b := l.busy[sqlKey("SELECT busy 0")]; b < 1.5 {
+		t.Errorf("learned %.2f cores busy for a statement that kept 2 busy alone", b)
+	}
+
+	// Two that wait (keep no core busy) for 600 ms, the second not alone, so not learned from:
+	// the others, arriving after them, end long before they do.
+	var sleepers sync.WaitGroup
+	sleptUntil := make(chan time.Time, 2)
+	for i := range 2 {
+		started := make(chan struct{})
+		sleepers.Go(func() {
+			err := l.run(ctx, log, fmt.Sprintf("SELECT sleep %d", i), func() error {
+				close(started)
+				time.Sleep(600 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			sleptUntil <- time.Now()
+		})
+		<-started
+	}
+	ends := make(chan time.Time, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			err := l.run(ctx, log, fmt.Sprintf("SELECT after %d", i), func() error {
+				defer f.busy(1)()
+				time.Sleep(20 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			ends <- time.Now()
+		})
+	}
+	wg.Wait()
+	sleepers.Wait()
+	close(ends)
+	first := <-sleptUntil
+	if other := <-sleptUntil; other.Before(first) {
+		first = other
+	}
+	for end := range ends {
+		if !end.Before(first) {
+			t.Errorf("a statement waited for one that keeps no core busy to end (ended %s after it)", end.Sub(first))
+		}
+	}
+	if got := l.coresOf(sqlKey("SELECT sleep 0")); got != 0 {
+		t.Errorf("a statement that keeps no core busy holds %d cores next time, want none", got)
+	}
+	if got := l.coresOf(sqlKey("SELECT sleep 1")); got != allFree {
+		t.Errorf("a statement measured beside another is known to hold %d cores, want unknown", got)
+	}
+
+	// Failed after HeavyStatement (its time budget ran out): heavy from now on, its use of the
+	// cores measured.
+	budget := errors.New("no answer within 1s: time budget exceeded")
+	if err := l.run(ctx, log, "SELECT too long", func() error { time.Sleep(HeavyStatement); return budget }); !errors.Is(err, budget) {
+		t.Fatal(err)
+	}
+	if d, ok := l.cost[sqlKey("SELECT too long")]; !ok || d < HeavyStatement {
+		t.Errorf("a statement stopped after %s is known to cost %s (known: %v)", HeavyStatement, d, ok)
+	}
+	if got := l.coresOf(sqlKey("SELECT too long")); got != 0 {
+		t.Errorf("a statement stopped after its probe, that kept no core busy, holds %d cores next time, want none", got)
+	}
+	// Failed fast: its cost says nothing, it stays unknown.
+	_ = l.run(ctx, log, "SELECT fails", func() error { return budget })
+	if _, ok := l.cost[sqlKey("SELECT fails")]; ok {
+		t.Error("a statement that failed at once has a cost")
+	}
+}
+
+// The cores are handed out in arrival order; one that gives up waiting takes none.
+func TestCoreLane(t *testing.T) {
+	c := newCoreLane(2)
+	ctx := context.Background()
+	if got, err := c.acquire(ctx, allFree); err != nil || got != 2 {
+		t.Fatalf("every core free: got %d, %v", got, err)
+	}
+	order := make(chan string, 3)
+	var wg sync.WaitGroup
+	wait := func(name string, n int64) {
+		wg.Go(func() {
+			got, err := c.acquire(ctx, n)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- fmt.Sprintf("%s:%d", name, got)
+			time.Sleep(20 * time.Millisecond)
+			c.release(got)
+		})
+	}
+	wait("two", 2)
+	for c.waiting() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := c.acquire(cctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("gave up waiting: %v", err)
+	}
+	wait("free", allFree)
+	for c.waiting() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	c.release(2)
+	wg.Wait()
+	close(order)
+	var got []string
+	for o := range order {
+		got = append(got, o)
+	}
+	if strings.Join(got, " ") != "two:2 free:2" {
+		t.Errorf("handed out %q, want two:2 then free:2", got)
+	}
+	if c.waiting() != 0 || c.free != 2 {
+		t.Errorf("after all released: %d waiting, %d free", c.waiting(), c.free)
 	}
 }
