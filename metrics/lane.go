@@ -42,7 +42,10 @@ import (
 //     statement beside it: never fewer than it uses) and gives back the others, so one that
 //     waits on something does not hold back the statements behind it until its time budget
 //     runs out.
-//   - The cores are handed out first come, first served.
+//   - The cores are handed out first come, first served. A statement whose context has a
+//     deadline (a tile's time budget) waits for them at most half the time it has left, then
+//     runs beside those holding them: a slow heavy statement makes the others slower, not
+//     fail for having waited.
 //   - Alone: a statement the store stopped because all the queries running together wanted
 //     more memory than it has (warehouse.TotalMemoryLimit) runs again (at most loneRetries
 //     times) with nothing else: every statement holds one unit of the lane while it runs and
@@ -207,6 +210,9 @@ func (l *Lanes) run(ctx context.Context, log *slog.Logger, q string, run func() 
 			return err
 		}
 		held = got
+		if got == 0 {
+			log.Debug("metric statement waited half its time for cores: running beside the heavy statements", "statement", k)
+		}
 		if want == allFree {
 			probe = func(busy float64, alone bool) {
 				hmu.Lock()
@@ -281,7 +287,10 @@ func (c *coreLane) grant(n int64) int64 {
 }
 
 // acquire waits until n cores (allFree: every core free, at least one) are handed out to the
-// caller, after those that asked before, and says how many it got; or until ctx is done.
+// caller, after those that asked before, and says how many it got; or until ctx is done. A
+// caller whose ctx has a deadline waits at most half the time it has left: then it gets no
+// core, no error, and runs beside the statements that hold them rather than run out of time
+// waiting (its tile's time budget, the finishing bound).
 func (c *coreLane) acquire(ctx context.Context, n int64) (int64, error) {
 	c.mu.Lock()
 	if len(c.queue) == 0 && c.fits(n) {
@@ -292,21 +301,33 @@ func (c *coreLane) acquire(ctx context.Context, n int64) (int64, error) {
 	a := &coreAsk{n: n, ready: make(chan struct{})}
 	c.queue = append(c.queue, a)
 	c.mu.Unlock()
+	var patience <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(deadline) / 2)
+		defer t.Stop()
+		patience = t.C
+	}
+	var err error
 	select {
 	case <-a.ready:
 		return a.got, nil
 	case <-ctx.Done():
+		err = ctx.Err()
+	case <-patience:
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	select {
-	case <-a.ready: // handed out meanwhile: given back
+	case <-a.ready: // handed out meanwhile
+		if err == nil {
+			return a.got, nil
+		}
 		c.free += a.got
 	default:
 		c.queue = slices.DeleteFunc(c.queue, func(w *coreAsk) bool { return w == a })
 	}
 	c.serve()
-	return 0, ctx.Err()
+	return 0, err
 }
 
 // waiting is how many statements wait for cores.

@@ -425,7 +425,8 @@ func TestUnknownStatements(t *testing.T) {
 	}
 }
 
-// The cores are handed out in arrival order; one that gives up waiting takes none.
+// The cores are handed out in arrival order; one that gives up waiting takes none; one with a
+// deadline stops waiting at half the time it has left.
 func TestCoreLane(t *testing.T) {
 	c := newCoreLane(2)
 	ctx := context.Background()
@@ -450,10 +451,16 @@ func TestCoreLane(t *testing.T) {
 	for c.waiting() < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
-	defer cancel()
-	if _, err := c.acquire(cctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(30*time.Millisecond, cancel)
+	if _, err := c.acquire(cctx, 1); !errors.Is(err, context.Canceled) {
 		t.Fatalf("gave up waiting: %v", err)
+	}
+	// With a deadline: no core after half the time left, no error (it runs beside them).
+	dctx, cancelD := context.WithTimeout(ctx, 400*time.Millisecond)
+	defer cancelD()
+	if got, err := c.acquire(dctx, 1); err != nil || got != 0 || dctx.Err() != nil {
+		t.Fatalf("waited with a deadline: got %d, %v (deadline passed: %v), want 0 cores before it", got, err, dctx.Err())
 	}
 	wait("free", allFree)
 	for c.waiting() < 2 {
