@@ -3,11 +3,15 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/converge-dev/converge/warehouse"
 	"github.com/converge-dev/converge/warehouse/whtest"
@@ -385,5 +389,152 @@ func TestRFMSegments(t *testing.T) {
 	}
 	if RFMSegmentOf(5, 5) != 0 || RFMSegments[RFMSegmentOf(1, 1)].Name != "Hibernating" || RFMSegmentOf(0, 3) != -1 {
 		t.Errorf("RFMSegmentOf")
+	}
+}
+
+// TestCustomerFactsCurrentVersion: the customer 360 finds a customer's facts by the source ids
+// stored on any version of a row, then keeps only rows whose current version belongs to the
+// customer: a fact re-loaded under another customer leaves the first and joins the second,
+// in every list, as the *_resolved views see it.
+func TestCustomerFactsCurrentVersion(t *testing.T) {
+	ctx := context.Background()
+	st := customersFixture(t)
+	c := NewCustomers(st)
+	today := time.Date(2026, 4, 10, 12, 0, 0, 0, time.UTC)
+	// Newer versions: o1, e1, t2, s1 and w1 move from S1 to S2; o6 moves from S2 to S1.
+	for _, q := range []string{
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, refund, currency, status, source, loaded_at) VALUES
+		 ('o1','S2','2026-01-10 10:00:00',100,0,'EUR','completed','shop','2030-01-01 00:00:00'),
+		 ('o6','S1','2026-03-07 10:00:00',999,0,'EUR','completed','shop','2030-01-01 00:00:00')`,
+		`INSERT INTO touchpoints (event_id, customer_id, occurred_at, channel, kind, source, loaded_at) VALUES
+		 ('e1','S2','2026-01-09 10:00:00','email','open','web','2030-01-01 00:00:00')`,
+		`INSERT INTO tickets (ticket_id, customer_id, opened_at, channel, status, source, updated_at) VALUES
+		 ('t2','S2','2026-03-01 08:00:00','email','solved','shop','2030-01-01 00:00:00')`,
+		`INSERT INTO survey_responses (response_id, customer_id, answered_at, kind, score, source, loaded_at) VALUES
+		 ('s1','S2','2026-02-03 10:00:00','nps',9,'survey','2030-01-01 00:00:00')`,
+		`INSERT INTO rewards (reward_id, customer_id, granted_at, kind, amount, currency, source, loaded_at) VALUES
+		 ('w1','S2','2026-01-15 00:00:00','voucher',5,'EUR','shop','2030-01-01 00:00:00')`,
+	} {
+		if err := st.Conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	ids := func(v *Customer360) string {
+		var o, tp, tk, sv, rw []string
+		for _, r := range v.Orders.Data.Rows {
+			o = append(o, r.ID)
+		}
+		for _, r := range v.Touchpoints.Data.Rows {
+			tp = append(tp, r.Source+"/"+r.Kind)
+		}
+		for _, r := range v.Tickets.Data.Rows {
+			tk = append(tk, r.ID+"="+r.Status)
+		}
+		for _, r := range v.Surveys.Data.Rows {
+			sv = append(sv, r.Kind)
+		}
+		for _, r := range v.Rewards.Data.Rows {
+			rw = append(rw, r.ID)
+		}
+		return fmt.Sprintf("orders %v (%d, revenue %v) touchpoints %v (%d) tickets %v (%d) surveys %v (%d) rewards %v (%d, %v)",
+			o, v.Orders.Data.Total, v.Orders.Data.Revenue, tp, v.Touchpoints.Data.Total, tk, v.Tickets.Data.Total,
+			sv, v.Surveys.Data.Total, rw, v.Rewards.Data.Total, v.Rewards.Data.Amount)
+	}
+	for _, tc := range []struct{ id, want string }{
+		{"S1", "orders [o6 o4 o3 o2] (4, revenue 1099) touchpoints [crm/click] (1) tickets [t1=solved] (1) surveys [] (0) rewards [w2] (1, 10)"},
+		{"S2", "orders [o1] (1, revenue 100) touchpoints [web/open] (1) tickets [t2=solved] (1) surveys [nps] (1) rewards [w1] (1, 5)"},
+	} {
+		v, err := c.Profile360(ctx, tc.id, Profile360Options{Budget: 30 * time.Second, Today: today})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, err := range map[string]error{"orders": v.Orders.Err, "touchpoints": v.Touchpoints.Err, "tickets": v.Tickets.Err,
+			"surveys": v.Surveys.Err, "rewards": v.Rewards.Err} {
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.id, name, err)
+			}
+		}
+		if got := ids(v); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.id, got, tc.want)
+		}
+		// The same counts as the *_resolved views.
+		for _, q := range []struct {
+			view string
+			got  int
+		}{{"orders_resolved", v.Orders.Data.Total}, {"touchpoints_resolved", v.Touchpoints.Data.Total}, {"tickets_resolved", v.Tickets.Data.Total},
+			{"survey_responses_resolved", v.Surveys.Data.Total}, {"rewards_resolved", v.Rewards.Data.Total}} {
+			var n uint64
+			if err := st.Conn.QueryRow(ctx, "SELECT count() FROM "+q.view+" WHERE customer_id = {id:String}",
+				clickhouse.Named("id", tc.id)).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if int(n) != q.got {
+				t.Errorf("%s: %s has %d rows, the 360 %d", tc.id, q.view, n, q.got)
+			}
+		}
+	}
+}
+
+// TestProfilesMatchView: Profiles reads customers_resolved's SELECT over only the records that
+// can belong to the customers asked for; its answer is the view's, for every customer.
+func TestProfilesMatchView(t *testing.T) {
+	ctx := context.Background()
+	st := customersFixture(t)
+	// A record re-matched from S2 to S3, and one whose newest identity is itself again.
+	if err := st.Conn.Exec(ctx, `INSERT INTO customers (customer_id, email, first_seen_at, country, segment, source, updated_at) VALUES
+		('crm-3','s3@example.org','2024-12-01 00:00:00','BE','vip','crm','2025-02-01 00:00:00'),
+		('crm-4','four@example.org','2024-11-01 00:00:00','AT','','crm','2025-02-01 00:00:00')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Conn.Exec(ctx, `INSERT INTO identities (source, source_key, customer_id, rule, matched_at) VALUES
+		('crm','crm-3','S2','email','2025-04-01 00:00:00'), ('crm','crm-3','S3','email','2025-05-01 00:00:00'),
+		('crm','crm-4','S3','email','2025-04-01 00:00:00'), ('crm','crm-4','crm-4','source_id','2025-05-01 00:00:00')`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Conn.Query(ctx, `SELECT customer_id, email, phone, first_seen_at, acquisition_channel, acquisition_campaign, country, segment, sources, records
+		FROM customers_resolved ORDER BY customer_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]CustomerProfile{}
+	var all []string
+	for rows.Next() {
+		var (
+			p CustomerProfile
+			n uint64
+		)
+		if err := rows.Scan(&p.ID, &p.Email, &p.Phone, &p.FirstSeen, &p.AcquisitionChannel, &p.AcquisitionCampaign, &p.Country, &p.Segment, &p.Sources, &n); err != nil {
+			t.Fatal(err)
+		}
+		p.Records = int(n)
+		want[p.ID] = p
+		all = append(all, p.ID)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if strings.Join(all, ",") != "S1,S2,S3,crm-4" {
+		t.Fatalf("customers_resolved has %v", all)
+	}
+	if w := want["S3"]; w.Records != 2 || w.Segment != "vip" || w.Email != "s3@example.org" {
+		t.Fatalf("the view's S3: %+v", w)
+	}
+	c := NewCustomers(st)
+	got, err := c.Profiles(ctx, append(all, "nobody"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("profiles of %d customers, the view has %d", len(got), len(want))
+	}
+	for id, w := range want {
+		if g, ok := got[id]; !ok || !reflect.DeepEqual(g, w) {
+			t.Errorf("%s:\n got %+v\nwant %+v", id, g, w)
+		}
+		one, err := c.Profiles(ctx, []string{id})
+		if err != nil || !reflect.DeepEqual(one[id], w) || len(one) != 1 {
+			t.Errorf("%s alone: %+v %v", id, one, err)
+		}
 	}
 }
