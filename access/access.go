@@ -2,8 +2,9 @@
 // server-side sessions with idle and absolute expiry, per-session CSRF tokens, login rate
 // limiting in memory, and the audit log.
 //
-// Its state lives in the warehouse (tables users, sessions and audit_log; its queries are
-// sql/access/*.sql), so it imports warehouse and sql. This adds one package to the layering of
+// Its state lives in the warehouse (tables users, sessions and audit_log in the app database,
+// through Store.App, out of the console's reach; its queries are sql/access/*.sql), so it
+// imports warehouse and sql. This adds one package to the layering of
 // design.md: server → access → warehouse, and cmd/converge → access. server and cmd/converge
 // import it; it imports neither.
 //

@@ -51,7 +51,7 @@ func (s *Service) Audit(ctx context.Context, actor, action, target string, detai
 		}
 		d = string(b)
 	}
-	err := s.st.Conn.Exec(ctx, query("audit_insert"),
+	err := s.st.App.Exec(ctx, query("audit_insert"),
 		clickhouse.Named("at", chTime(s.now())), clickhouse.Named("actor", actor), clickhouse.Named("action", action),
 		clickhouse.Named("target", target), clickhouse.Named("detail", d), clickhouse.Named("ip", ClientIP(ctx)))
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *Service) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, int
 	if to.IsZero() {
 		to = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	rows, err := s.st.Conn.Query(ctx, query("audit_list"),
+	rows, err := s.st.App.Query(ctx, query("audit_list"),
 		clickhouse.Named("from", chTime(from)), clickhouse.Named("to", chTime(to)),
 		clickhouse.Named("actor", q.Actor), clickhouse.Named("action", q.Action), clickhouse.Named("target", q.Target),
 		clickhouse.Named("limit", fmt.Sprint(q.Limit)), clickhouse.Named("offset", fmt.Sprint(q.Offset)))
@@ -115,7 +115,7 @@ func (s *Service) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, int
 
 // AuditActions lists the actions in the audit log, for a filter.
 func (s *Service) AuditActions(ctx context.Context) ([]string, error) {
-	rows, err := s.st.Conn.Query(ctx, query("audit_actions"))
+	rows, err := s.st.App.Query(ctx, query("audit_actions"))
 	if err != nil {
 		return nil, fmt.Errorf("read audit actions: %w", err)
 	}

@@ -158,7 +158,7 @@ func (s *Service) StartSession(ctx context.Context, u User, method string, cl Cl
 	if len(ua) > 256 {
 		ua = ua[:256]
 	}
-	err := s.st.Conn.Exec(ctx, query("session_put"),
+	err := s.st.App.Exec(ctx, query("session_put"),
 		clickhouse.Named("id_hash", hashID(id)), clickhouse.Named("email", u.Email), clickhouse.Named("method", method),
 		clickhouse.Named("ip", cl.IP), clickhouse.Named("user_agent", ua), clickhouse.Named("created", chTime(now)),
 		clickhouse.Named("last_seen", chTime(now)), clickhouse.Named("revoked", nil), clickhouse.Named("updated", chTime(now)))
@@ -243,7 +243,7 @@ func (s *Service) Session(ctx context.Context, id string) (Session, error) {
 	s.sessions[h] = &snap
 	s.mu.Unlock()
 	if write {
-		if err := s.st.Conn.Exec(ctx, query("session_touch"), clickhouse.Named("id_hash", h),
+		if err := s.st.App.Exec(ctx, query("session_touch"), clickhouse.Named("id_hash", h),
 			clickhouse.Named("last_seen", chTime(now)), clickhouse.Named("updated", chTime(now))); err != nil {
 			s.log.WarnContext(ctx, "access: record session activity", "error", err)
 		}
@@ -255,7 +255,7 @@ func (s *Service) Session(ctx context.Context, id string) (Session, error) {
 func (s *Service) readSession(ctx context.Context, h string) (cachedSession, error) {
 	var c cachedSession
 	var revoked *time.Time
-	err := s.st.Conn.QueryRow(ctx, query("session_get"), clickhouse.Named("id_hash", h)).
+	err := s.st.App.QueryRow(ctx, query("session_get"), clickhouse.Named("id_hash", h)).
 		Scan(&c.email, &c.method, &c.created, &c.lastSeen, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNoSession
@@ -290,7 +290,7 @@ func (s *Service) Logout(ctx context.Context, id string) error {
 		}
 	}
 	s.forget(h)
-	if err := s.st.Conn.Exec(ctx, query("session_revoke"), clickhouse.Named("id_hash", h), clickhouse.Named("at", chTime(s.now()))); err != nil {
+	if err := s.st.App.Exec(ctx, query("session_revoke"), clickhouse.Named("id_hash", h), clickhouse.Named("at", chTime(s.now()))); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	if email != "" {
@@ -308,7 +308,7 @@ func (s *Service) RevokeSessions(ctx context.Context, email string) error {
 		}
 	}
 	s.mu.Unlock()
-	if err := s.st.Conn.Exec(ctx, query("sessions_revoke_user"), clickhouse.Named("email", email), clickhouse.Named("at", chTime(s.now()))); err != nil {
+	if err := s.st.App.Exec(ctx, query("sessions_revoke_user"), clickhouse.Named("email", email), clickhouse.Named("at", chTime(s.now()))); err != nil {
 		return fmt.Errorf("end sessions of %s: %w", email, err)
 	}
 	return nil

@@ -64,7 +64,7 @@ func ValidateEmail(e string) error {
 func (s *Service) readUser(ctx context.Context, email string) (User, error) {
 	var u User
 	var role string
-	err := s.st.Conn.QueryRow(ctx, query("user_get"), clickhouse.Named("email", email)).
+	err := s.st.App.QueryRow(ctx, query("user_get"), clickhouse.Named("email", email)).
 		Scan(&u.Email, &u.Name, &role, &u.passwordHash, &u.Disabled, &u.CreatedAt, &u.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("%w %q", ErrUnknownUser, email)
@@ -109,7 +109,7 @@ func (s *Service) User(ctx context.Context, email string) (User, error) {
 
 // Users lists every user, disabled ones included, by email.
 func (s *Service) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.st.Conn.Query(ctx, query("users_list"))
+	rows, err := s.st.App.Query(ctx, query("users_list"))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -140,7 +140,7 @@ func (s *Service) write(ctx context.Context, u User, prev time.Time) error {
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = u.UpdatedAt
 	}
-	err := s.st.Conn.Exec(ctx, query("user_put"),
+	err := s.st.App.Exec(ctx, query("user_put"),
 		clickhouse.Named("email", u.Email), clickhouse.Named("name", u.Name), clickhouse.Named("role", u.Role.String()),
 		clickhouse.Named("hash", u.passwordHash), clickhouse.Named("created", chTime(u.CreatedAt)),
 		clickhouse.Named("disabled", u.Disabled), clickhouse.Named("updated", chTime(u.UpdatedAt)))
@@ -274,7 +274,7 @@ func (s *Service) keepAnAdmin(ctx context.Context, email, what string) error {
 // CountUsers is the number of users, disabled ones included.
 func (s *Service) CountUsers(ctx context.Context) (int, error) {
 	var n uint64
-	if err := s.st.Conn.QueryRow(ctx, query("users_count")).Scan(&n); err != nil {
+	if err := s.st.App.QueryRow(ctx, query("users_count")).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return int(n), nil

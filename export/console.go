@@ -112,7 +112,7 @@ func (s *Service) Record(ctx context.Context, e HistoryEntry) error {
 		e.Kind = "run"
 	}
 	ms := min(max(e.Duration.Milliseconds(), 0), int64(^uint32(0)))
-	err := s.Store.Conn.Exec(ctx, convsql.ConsoleQuery("history_insert"),
+	err := s.Store.App.Exec(ctx, convsql.ConsoleQuery("history_insert"),
 		clickhouse.Named("user", e.User), clickhouse.Named("at", e.At.UTC().Format("2006-01-02 15:04:05.000")),
 		clickhouse.Named("query", e.Query), clickhouse.Named("kind", e.Kind),
 		clickhouse.Named("duration_ms", fmt.Sprint(ms)), clickhouse.Named("rows", fmt.Sprint(max(e.Rows, 0))),
@@ -127,7 +127,7 @@ func (s *Service) Record(ctx context.Context, e HistoryEntry) error {
 // History returns user's latest limit entries (at most MaxHistory), newest first.
 func (s *Service) History(ctx context.Context, user string, limit int) ([]HistoryEntry, error) {
 	limit = min(max(limit, 1), MaxHistory)
-	rows, err := s.Store.Conn.Query(ctx, convsql.ConsoleQuery("history_list"),
+	rows, err := s.Store.App.Query(ctx, convsql.ConsoleQuery("history_list"),
 		clickhouse.Named("user", user), clickhouse.Named("limit", fmt.Sprint(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("console history: %w", err)
@@ -152,7 +152,7 @@ var ErrNoEntry = errors.New("console history: no such entry")
 
 // Entry returns the user's history entry id, or ErrNoEntry (also for another user's entry).
 func (s *Service) Entry(ctx context.Context, user, id string) (HistoryEntry, error) {
-	rows, err := s.Store.Conn.Query(ctx, convsql.ConsoleQuery("history_get"),
+	rows, err := s.Store.App.Query(ctx, convsql.ConsoleQuery("history_get"),
 		clickhouse.Named("user", user), clickhouse.Named("id", id))
 	if err != nil {
 		return HistoryEntry{}, fmt.Errorf("console history: %w", err)

@@ -229,7 +229,7 @@ func (s *Service) record(ctx context.Context, run Run, actor string) {
 	if emailed == nil {
 		emailed = []string{}
 	}
-	err := s.st.Conn.Exec(ctx, convsql.ReportQuery("run_insert"),
+	err := s.st.App.Exec(ctx, convsql.ReportQuery("run_insert"),
 		clickhouse.Named("run_id", run.ID), clickhouse.Named("schedule", run.Schedule), clickhouse.Named("report", run.Report),
 		clickhouse.Named("trigger", run.Trigger), clickhouse.Named("period", run.Period),
 		clickhouse.Named("scheduled_at", chTime(run.ScheduledAt)), clickhouse.Named("started_at", chTime(run.StartedAt)),
@@ -257,7 +257,7 @@ func (s *Service) Runs(ctx context.Context, schedule string, limit int) ([]Run, 
 	if limit <= 0 {
 		limit = 20
 	}
-	rows, err := s.st.Conn.Query(ctx, convsql.ReportQuery("runs"), clickhouse.Named("schedule", schedule), clickhouse.Named("limit", fmt.Sprint(limit)))
+	rows, err := s.st.App.Query(ctx, convsql.ReportQuery("runs"), clickhouse.Named("schedule", schedule), clickhouse.Named("limit", fmt.Sprint(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("read report runs: %w", err)
 	}

@@ -22,7 +22,9 @@ import (
 //     unchanged, so every node has them; views read the Distributed names;
 //   - ALTER, DROP, TRUNCATE and OPTIMIZE of a sharded table act ON CLUSTER on
 //     <t>_local (and, for column changes and DROP, on the Distributed <t>);
-//   - INSERT and SELECT run once, unchanged, through the Distributed tables.
+//   - INSERT and SELECT run once, unchanged, through the Distributed tables;
+//   - a statement that concerns one of AppTables runs in the app database,
+//     so its Distributed table reads the app database's <t>_local.
 //
 // Anything else (a materialized view, CREATE … AS, RENAME, an engine with no
 // rule, a name qualified with a database, …) is refused with the statement
@@ -37,30 +39,37 @@ const localSuffix = "_local"
 type ClusterMigration struct {
 	Migration
 	Statements []string
+	// InApp[i] reports whether Statements[i] runs in the app database (it
+	// concerns one of AppTables); the others run in the main database.
+	InApp []bool
 }
 
 // clusterNameRe is what clickhouse.cluster accepts: the names remote_servers
 // gives clusters, which are XML element names.
 var clusterNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 
-// ClusterMigrations rewrites ms, in order, for cluster and database (both
-// validated names). A migration is rewritten knowing what the ones before it
-// created, so all of them are rewritten even when only the last is pending.
-func ClusterMigrations(ms []Migration, cluster, database string) ([]ClusterMigration, error) {
+// ClusterMigrations rewrites ms, in order, for cluster, database and
+// appDatabase (validated names; the app database holds AppTables). A
+// migration is rewritten knowing what the ones before it created, so all of
+// them are rewritten even when only the last is pending.
+func ClusterMigrations(ms []Migration, cluster, database, appDatabase string) ([]ClusterMigration, error) {
 	if !clusterNameRe.MatchString(cluster) {
 		return nil, fmt.Errorf("clickhouse.cluster: %q is not a cluster name (letters, digits, _, - and .)", cluster)
 	}
 	if !identRe.MatchString(database) {
 		return nil, fmt.Errorf("clickhouse.database: %q is not a valid database name (letters, digits, _)", database)
 	}
-	r := newClusterRewriter(cluster, database)
+	if !identRe.MatchString(appDatabase) {
+		return nil, fmt.Errorf("clickhouse.app_database: %q is not a valid database name (letters, digits, _)", appDatabase)
+	}
+	r := newClusterRewriter(cluster, database, appDatabase)
 	out := make([]ClusterMigration, 0, len(ms))
 	for _, m := range ms {
-		stmts, err := r.rewrite(m.SQL)
+		stmts, app, err := r.rewrite(m.SQL)
 		if err != nil {
 			return nil, fmt.Errorf("sql/schema/%04d_%s.sql: cluster mode: %w", m.Version, m.Name, err)
 		}
-		out = append(out, ClusterMigration{Migration: m, Statements: stmts})
+		out = append(out, ClusterMigration{Migration: m, Statements: stmts, InApp: app})
 	}
 	return out, nil
 }
@@ -78,12 +87,14 @@ const (
 
 type clusterRewriter struct {
 	cluster  string // as written in clickhouse.cluster
-	database string
+	database string // the database of the statement being rewritten (main or app)
+	main     string
+	app      string
 	objects  map[string]objKind // what the migrations so far created
 }
 
-func newClusterRewriter(cluster, database string) *clusterRewriter {
-	return &clusterRewriter{cluster: cluster, database: database, objects: map[string]objKind{}}
+func newClusterRewriter(cluster, database, app string) *clusterRewriter {
+	return &clusterRewriter{cluster: cluster, database: database, main: database, app: app, objects: map[string]objKind{}}
 }
 
 // onCluster is the clause added after an object's name.
@@ -103,31 +114,45 @@ var nodeLocalEngines = map[string]bool{
 	"Buffer": true, "Dictionary": true, "Merge": true, "KeeperMap": true, "GenerateRandom": true,
 }
 
-// rewrite returns the cluster statements of one migration file.
-func (r *clusterRewriter) rewrite(sql string) ([]string, error) {
+// rewrite returns the cluster statements of one migration file and, for
+// each, whether it runs in the app database.
+func (r *clusterRewriter) rewrite(sql string) ([]string, []bool, error) {
 	toks, err := tokenize(sql)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []string
+	var inAppDB []bool
 	for len(toks) > 0 {
 		end := slices.IndexFunc(toks, func(t sqlToken) bool { return t.is(";") })
 		if end < 0 {
 			end = len(toks)
 		}
 		if end > 0 {
-			stmts, err := r.statement(ddl{src: sql, toks: toks[:end]})
+			d := ddl{src: sql, toks: toks[:end]}
+			app, err := inApp(d)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
+			}
+			r.database = r.main
+			if app {
+				r.database = r.app
+			}
+			stmts, err := r.statement(d)
+			if err != nil {
+				return nil, nil, err
 			}
 			out = append(out, stmts...)
+			for range stmts {
+				inAppDB = append(inAppDB, app)
+			}
 		}
 		toks = toks[min(end+1, len(toks)):]
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no statement")
+		return nil, nil, fmt.Errorf("no statement")
 	}
-	return out, nil
+	return out, inAppDB, nil
 }
 
 // ddl is one statement: its tokens and the text they come from.

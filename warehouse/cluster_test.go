@@ -23,7 +23,11 @@ var update = flag.Bool("update", false, "rewrite testdata/cluster/*.sql")
 const (
 	goldenCluster  = "converge"
 	goldenDatabase = "converge"
+	goldenApp      = "converge_app"
 )
+
+// inAppDB marks a golden statement that runs in the app database.
+const inAppDB = "-- runs in the app database " + goldenApp + "\n"
 
 // clusterFile writes statements as a golden file: what cluster mode runs, in order.
 func clusterFile(title string, stmts []string) []byte {
@@ -45,7 +49,7 @@ func TestClusterGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cms, err := warehouse.ClusterMigrations(ms, goldenCluster, goldenDatabase)
+	cms, err := warehouse.ClusterMigrations(ms, goldenCluster, goldenDatabase, goldenApp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +63,28 @@ func TestClusterGolden(t *testing.T) {
 	titles := map[string]string{"bookkeeping.sql": "schema_migrations and the migration lock (warehouse/migrate.go)"}
 	for _, cm := range cms {
 		name := fmt.Sprintf("%04d_%s.sql", cm.Version, cm.Name)
-		files[name], titles[name] = cm.Statements, "sql/schema/"+name
+		stmts := slices.Clone(cm.Statements)
+		for i := range stmts {
+			if cm.InApp[i] {
+				stmts[i] = inAppDB + stmts[i]
+			}
+		}
+		files[name], titles[name] = stmts, "sql/schema/"+name
 	}
+	// Moving a store's AppTables from the main database (migrated before the
+	// app database existed) to the app database, every step to do.
+	m := whtest.Store(t)
+	var move []string
+	for _, table := range warehouse.AppTables {
+		st := warehouse.ClusterMove{LocalInMain: true, DistInMain: true}
+		if err := m.App.QueryRow(context.Background(), "SELECT sorting_key, comment FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+			clickhouse.Named("t", table)).Scan(&st.SortingKey, &st.Comment); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		move = append(move, warehouse.ClusterMoveStatements(goldenCluster, goldenDatabase, goldenApp, table, st)...)
+	}
+	files["app_database_move.sql"] = move
+	titles["app_database_move.sql"] = "Migrate's move of converge's own tables (warehouse.AppTables) to the app database (warehouse/appdb.go)"
 	for name, stmts := range files {
 		whtest.Golden(t, filepath.Join(dir, name), clusterFile(titles[name], stmts), *update)
 	}
@@ -100,7 +124,7 @@ func escapeParam(s string) string {
 
 var (
 	localCreate = regexp.MustCompile("(?m)^CREATE TABLE IF NOT EXISTS (\\w+)_local ON CLUSTER `converge`$")
-	distCreate  = regexp.MustCompile(`(?m)^ENGINE = Distributed\('converge', 'converge', '(\w+)_local', cityHash64\((.*)\)\)$`)
+	distCreate  = regexp.MustCompile(`(?m)^ENGINE = Distributed\('converge', '(converge|converge_app)', '(\w+)_local', cityHash64\((.*)\)\)$`)
 	replEngine  = regexp.MustCompile(`(?m)^ENGINE = Replicated(\w+)\('/clickhouse/tables/\{shard\}/\{database\}/(\w+)', '\{replica\}'`)
 )
 
@@ -114,7 +138,8 @@ func TestClusterShardsBySortingKey(t *testing.T) {
 	ctx := context.Background()
 	type table struct{ engine, key string }
 	want := map[string]table{}
-	rows, err := s.Conn.Query(ctx, "SELECT name, engine, sorting_key FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' AND name != 'schema_migrations'")
+	rows, err := s.Conn.Query(ctx, "SELECT name, engine, sorting_key FROM system.tables WHERE database IN (currentDatabase(), {app:String}) AND engine LIKE '%MergeTree' AND name != 'schema_migrations'",
+		clickhouse.Named("app", s.AppDatabase))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +156,7 @@ func TestClusterShardsBySortingKey(t *testing.T) {
 		t.Fatalf("only %d MergeTree tables on the single server", len(want))
 	}
 	ms, _ := warehouse.Migrations()
-	cms, err := warehouse.ClusterMigrations(ms, goldenCluster, goldenDatabase)
+	cms, err := warehouse.ClusterMigrations(ms, goldenCluster, goldenDatabase, goldenApp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +174,12 @@ func TestClusterShardsBySortingKey(t *testing.T) {
 				got[m[1]] = tb
 			}
 			if m := distCreate.FindStringSubmatch(q); m != nil {
-				tb := got[m[1]]
-				tb.key = m[2]
-				got[m[1]] = tb
+				if (m[1] == goldenApp) != warehouse.IsAppTable(m[2]) {
+					t.Errorf("%s: the Distributed %s reads database %s", cm.Name, m[2], m[1])
+				}
+				tb := got[m[2]]
+				tb.key = m[3]
+				got[m[2]] = tb
 			}
 		}
 	}
@@ -316,7 +344,7 @@ COMMENT 'a '' quoted; comment'`},
 			for i, q := range c.sql {
 				ms[i] = warehouse.Migration{Version: uint32(i + 1), Name: fmt.Sprintf("m%d", i+1), SQL: q}
 			}
-			cms, err := warehouse.ClusterMigrations(ms, "c1", "db")
+			cms, err := warehouse.ClusterMigrations(ms, "c1", "db", "db_app")
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want it to contain %q", err, c.err)
@@ -339,12 +367,12 @@ COMMENT 'a '' quoted; comment'`},
 
 func TestClusterNames(t *testing.T) {
 	for _, bad := range []string{"", "a b", "c'1", "1c", "`c`"} {
-		if _, err := warehouse.ClusterMigrations(nil, bad, "db"); err == nil || !strings.Contains(err.Error(), "clickhouse.cluster") {
+		if _, err := warehouse.ClusterMigrations(nil, bad, "db", "db_app"); err == nil || !strings.Contains(err.Error(), "clickhouse.cluster") {
 			t.Errorf("cluster %q: err = %v", bad, err)
 		}
 	}
 	for _, good := range []string{"converge", "prod-eu.1", "_x"} {
-		if _, err := warehouse.ClusterMigrations(nil, good, "db"); err != nil {
+		if _, err := warehouse.ClusterMigrations(nil, good, "db", "db_app"); err != nil {
 			t.Errorf("cluster %q: %v", good, err)
 		}
 	}

@@ -7,3 +7,9 @@ import "context"
 func (c Console) OpenUnchecked(ctx context.Context, st *Store, stmt string) (*ConsoleRows, error) {
 	return c.open(ctx, st, stmt)
 }
+
+// PlanError is the error planning ms for one server gives, if any.
+func PlanError(ms []Migration) error {
+	_, err := (&Store{}).migrationPlan(ms)
+	return err
+}

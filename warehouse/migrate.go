@@ -70,7 +70,10 @@ var ErrMigrationLocked = errors.New("another converge is migrating this database
 // Migrate applies every migration not applied yet, in order, and records each
 // in schema_migrations. It is safe to run again (applied ones are skipped;
 // one whose file changed since it was applied is an error) and refuses to run
-// while another Migrate holds the lock on the same database.
+// while another Migrate holds the lock on the same database. A statement that
+// concerns one of AppTables runs in the app database; before the pending
+// migrations, the lock holder moves the AppTables it finds in the main
+// database there (stores migrated before the app database existed).
 func (s *Store) Migrate(ctx context.Context) (applied []Migration, err error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -107,6 +110,9 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 			return nil, fmt.Errorf("migrate: sync schema_migrations: %w", err)
 		}
 	}
+	if _, err := s.moveAppTables(ctx); err != nil {
+		return nil, err
+	}
 
 	done := map[uint32]string{}
 	rows, err := s.Conn.Query(ctx, "SELECT version, checksum FROM schema_migrations")
@@ -135,7 +141,11 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 			continue
 		}
 		for k, q := range plan[i] {
-			if err := s.Conn.Exec(ctx, q); err != nil {
+			conn := s.Conn
+			if q.app {
+				conn = s.App
+			}
+			if err := conn.Exec(ctx, q.sql); err != nil {
 				where := ""
 				if len(plan[i]) > 1 {
 					where = fmt.Sprintf(" (cluster statement %d of %d)", k+1, len(plan[i]))
@@ -153,25 +163,38 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 	return applied, nil
 }
 
+// planned is one statement of a migration and the database it runs in.
+type planned struct {
+	sql string
+	app bool // in the app database (it concerns one of AppTables)
+}
+
 // migrationPlan is the statements of each migration: its file on one
-// server, the file rewritten for the cluster in cluster mode.
-func (s *Store) migrationPlan(ms []Migration) ([][]string, error) {
-	plan := make([][]string, len(ms))
+// server, the file rewritten for the cluster in cluster mode; each runs in
+// the main database or, if it concerns one of AppTables, the app database.
+func (s *Store) migrationPlan(ms []Migration) ([][]planned, error) {
+	plan := make([][]planned, len(ms))
 	if s.cfg.Cluster == "" {
 		for i, m := range ms {
-			plan[i] = []string{m.SQL}
+			app, err := fileInApp(m.SQL)
+			if err != nil {
+				return nil, fmt.Errorf("sql/schema/%04d_%s.sql: %w", m.Version, m.Name, err)
+			}
+			plan[i] = []planned{{sql: m.SQL, app: app}}
 		}
 		return plan, nil
 	}
 	if s.Engine != nil {
 		return nil, errors.New("clickhouse.cluster: the embedded store is a single node and never runs cluster mode")
 	}
-	cms, err := ClusterMigrations(ms, s.cfg.Cluster, s.Database)
+	cms, err := ClusterMigrations(ms, s.cfg.Cluster, s.Database, s.AppDatabase)
 	if err != nil {
 		return nil, err
 	}
 	for i, cm := range cms {
-		plan[i] = cm.Statements
+		for k, q := range cm.Statements {
+			plan[i] = append(plan[i], planned{sql: q, app: cm.InApp[k]})
+		}
 	}
 	return plan, nil
 }

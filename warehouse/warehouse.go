@@ -43,8 +43,15 @@ type Config struct {
 	Cluster       string // a cluster of the server's remote_servers: replicated, sharded tables (docs/cluster.md); empty = the server alone
 
 	Database     string        // default "converge"
+	AppDatabase  string        // converge's own tables (AppTables); default Database + "_app"
 	DialTimeout  time.Duration // default 10s
 	MaxOpenConns int           // default 8
+
+	// The console's credentials on a server (docs/cluster.md, "The console's own user"): a
+	// ClickHouse user without grants on AppDatabase that the read-only console runs as. Empty:
+	// the console runs as User, and only converge's own check (CheckBoundary) keeps it out.
+	ConsoleUser     string
+	ConsolePassword string
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -56,6 +63,19 @@ func (c *Config) Validate() error {
 	}
 	if !identRe.MatchString(c.Database) {
 		return fmt.Errorf("clickhouse.database: %q is not a valid database name (letters, digits, _)", c.Database)
+	}
+	if c.AppDatabase == "" {
+		c.AppDatabase = c.Database + "_app"
+	}
+	if !identRe.MatchString(c.AppDatabase) {
+		return fmt.Errorf("clickhouse.app_database: %q is not a valid database name (letters, digits, _)", c.AppDatabase)
+	}
+	if strings.EqualFold(c.AppDatabase, c.Database) || strings.EqualFold(c.AppDatabase, "system") ||
+		strings.EqualFold(c.AppDatabase, "information_schema") || c.AppDatabase == "default" {
+		return fmt.Errorf("clickhouse.app_database: %q must be a database of its own, not %s, system, information_schema or default: the console's boundary is that database", c.AppDatabase, c.Database)
+	}
+	if c.ConsoleUser != "" && c.Addr == "" {
+		return fmt.Errorf("clickhouse.console_user: %q is set but clickhouse.addr is not: the embedded store has no users; its console is kept out of %s by converge's own check", c.ConsoleUser, c.AppDatabase)
 	}
 	if c.Addr == "" && c.DataDir == "" {
 		return errors.New("data_dir: set a data directory for the embedded store, or clickhouse.addr for a server")
@@ -87,15 +107,21 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Store is an open warehouse.
+// Store is an open warehouse: two databases on one store. Database holds the
+// data analysts may read (facts, derived tables, ingest bookkeeping);
+// AppDatabase holds converge's own tables (AppTables: users, sessions, …),
+// which the console, the endpoint's analyst user and metric SQL never read.
 type Store struct {
-	Conn     driver.Conn
-	Engine   *embedded.Engine // nil for a remote store
-	Database string
-	cfg      Config
-	log      *slog.Logger
-	ownsEng  bool          // Close closes Engine too
-	dv       *dataVersions // embedded store: DataVersion answers to reuse
+	Conn        driver.Conn      // default database Database
+	App         driver.Conn      // default database AppDatabase: the only connection that reads or writes AppTables
+	Engine      *embedded.Engine // nil for a remote store
+	Database    string
+	AppDatabase string
+	cfg         Config
+	log         *slog.Logger
+	console     driver.Conn   // the console's reads: Conn, or a connection as Config.ConsoleUser
+	ownsEng     bool          // Close closes Engine too
+	dv          *dataVersions // embedded store: DataVersion answers to reuse
 }
 
 // Open connects to the configured store and makes sure its database exists.
@@ -106,7 +132,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{Database: cfg.Database, cfg: cfg, log: log}
+	s := &Store{Database: cfg.Database, AppDatabase: cfg.AppDatabase, cfg: cfg, log: log}
 	if cfg.Addr == "" {
 		e, err := embedded.Open(embedded.Config{
 			Path:            cfg.DataDir,
@@ -135,7 +161,7 @@ func OpenOnEngine(ctx context.Context, e *embedded.Engine, database string, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{Database: cfg.Database, cfg: cfg, log: log, Engine: e, dv: &dataVersions{}}
+	s := &Store{Database: cfg.Database, AppDatabase: cfg.AppDatabase, cfg: cfg, log: log, Engine: e, dv: &dataVersions{}}
 	return s.finishOpen(ctx)
 }
 
@@ -150,10 +176,28 @@ func (s *Store) finishOpen(ctx context.Context) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.Conn = conn
+	s.Conn, s.console = conn, conn
 	if err := conn.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("warehouse: ping %s: %w", s.Describe(), err)
+	}
+	if s.App, err = s.connect(cfg.AppDatabase); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if cfg.ConsoleUser != "" {
+		o := s.options(cfg.Database)
+		o.Auth.Username, o.Auth.Password = cfg.ConsoleUser, cfg.ConsolePassword
+		c, err := clickhouse.Open(o)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("warehouse: connect to %s as the console's user %s (clickhouse.console_user): %w", s.Describe(), cfg.ConsoleUser, err)
+		}
+		s.console = c
+		if err := c.Ping(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("warehouse: ping %s as the console's user %s (clickhouse.console_user): %w", s.Describe(), cfg.ConsoleUser, err)
+		}
 	}
 	return s, nil
 }
@@ -230,15 +274,19 @@ func (s *Store) ensureDatabase(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
-	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(s.Database)
 	if s.cfg.Cluster != "" {
 		if err := s.checkCluster(ctx, conn); err != nil {
 			return err
 		}
-		q += " ON CLUSTER " + quoteIdent(s.cfg.Cluster)
 	}
-	if err := conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("warehouse: create database %s on %s: %w", s.Database, s.Describe(), err)
+	for _, db := range []string{s.Database, s.AppDatabase} {
+		q := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db)
+		if s.cfg.Cluster != "" {
+			q += " ON CLUSTER " + quoteIdent(s.cfg.Cluster)
+		}
+		if err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("warehouse: create database %s on %s: %w", db, s.Describe(), err)
+		}
 	}
 	return nil
 }
@@ -263,8 +311,14 @@ func (s *Store) ServerVersion(ctx context.Context) (string, error) {
 // Close closes the connection and, for the embedded store, the engine.
 func (s *Store) Close() error {
 	var err error
+	if s.console != nil && s.console != s.Conn {
+		err = s.console.Close()
+	}
+	if s.App != nil {
+		err = errors.Join(err, s.App.Close())
+	}
 	if s.Conn != nil {
-		err = s.Conn.Close()
+		err = errors.Join(err, s.Conn.Close())
 	}
 	if s.Engine != nil && s.ownsEng {
 		err = errors.Join(err, s.Engine.Close())
@@ -273,8 +327,11 @@ func (s *Store) Close() error {
 }
 
 // RemoteConfig is the Config that reaches a running converge's loopback
-// ClickHouse endpoint (see cmd/converge).
-func RemoteConfig(base Config, endpoint, password string) (Config, error) {
+// ClickHouse endpoint (see cmd/converge) with its full-access password; the
+// console then runs as the endpoint's analyst user (analystUser,
+// analystPassword; none when analystUser is empty), which the endpoint keeps
+// read-only and inside the boundary too.
+func RemoteConfig(base Config, endpoint, password, analystUser, analystPassword string) (Config, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return base, fmt.Errorf("endpoint %q: %w", endpoint, err)
@@ -282,6 +339,7 @@ func RemoteConfig(base Config, endpoint, password string) (Config, error) {
 	c := base
 	c.Addr, c.Protocol, c.Secure = u.Host, "http", false
 	c.User, c.Password = "default", password
+	c.ConsoleUser, c.ConsolePassword = analystUser, analystPassword
 	c.DataDir = ""
 	return c, nil
 }

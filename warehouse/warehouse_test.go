@@ -182,3 +182,103 @@ func TestRemoteUnreachable(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestMigrateMovesAppTables: a store migrated before the app database
+// existed gets converge's own tables moved there, rows and all, by its next
+// Migrate; the main database keeps none of them; a second Migrate has
+// nothing to move; a table found in both databases stops Migrate, naming it.
+func TestMigrateMovesAppTables(t *testing.T) {
+	s := whtest.LegacyStore(t)
+	ctx := context.Background()
+	count := func(db, table string) (n uint64, exists bool) {
+		var tables uint64
+		if err := s.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+			clickhouse.Named("db", db), clickhouse.Named("t", table)).Scan(&tables); err != nil {
+			t.Fatal(err)
+		}
+		if tables == 0 {
+			return 0, false
+		}
+		if err := s.Conn.QueryRow(ctx, "SELECT count() FROM "+db+"."+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n, true
+	}
+	inserts := map[string]string{
+		"users":           "INSERT INTO users (email, role, password_hash) VALUES ('ann@x', 'admin', 'h1'), ('bob@x', 'analyst', 'h2')",
+		"sessions":        "INSERT INTO sessions (id_hash, email, created_at, last_seen) VALUES ('s1', 'ann@x', now64(3), now64(3))",
+		"api_tokens":      "INSERT INTO api_tokens (token_id, scope, hash) VALUES ('t1', 'read', 'h')",
+		"audit_log":       "INSERT INTO audit_log (actor, action) VALUES ('ann@x', 'login'), ('bob@x', 'login'), ('ann@x', 'export')",
+		"console_history": "INSERT INTO console_history (user, at, query, duration_ms, rows, ok) VALUES ('bob@x', now64(3), 'SELECT 1', 1, 1, true)",
+		"report_runs":     "INSERT INTO report_runs (run_id, schedule, report, trigger, scheduled_at, started_at, finished_at, status, attempts, emailed_to) VALUES ('r', 's', 'metric', 'manual', now64(3), now64(3), now64(3), 'ok', 1, [])",
+	}
+	want := map[string]uint64{}
+	for _, table := range warehouse.AppTables {
+		q, ok := inserts[table]
+		if !ok {
+			t.Fatalf("no rows for app table %s: add them to this test", table)
+		}
+		if err := s.Conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		want[table], _ = count(s.Database, table)
+		if _, inApp := count(s.AppDatabase, table); inApp {
+			t.Fatalf("legacy store has %s in the app database", table)
+		}
+	}
+	applied, err := s.Migrate(ctx)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("migrate: %d applied, %v", len(applied), err)
+	}
+	for _, table := range warehouse.AppTables {
+		if _, inMain := count(s.Database, table); inMain {
+			t.Errorf("%s still in the main database", table)
+		}
+		if n, ok := count(s.AppDatabase, table); !ok || n != want[table] {
+			t.Errorf("%s in the app database: %d rows (exists %v), want %d", table, n, ok, want[table])
+		}
+	}
+	// The app connection reads them where they went.
+	var hash string
+	if err := s.App.QueryRow(ctx, "SELECT password_hash FROM users FINAL WHERE email = 'bob@x'").Scan(&hash); err != nil || hash != "h2" {
+		t.Fatalf("users after the move: %q, %v", hash, err)
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	// A table in both databases is for a person to sort out.
+	if err := s.Conn.Exec(ctx, "CREATE TABLE "+s.Database+".sessions AS "+s.AppDatabase+".sessions"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Migrate(ctx)
+	if err == nil || !strings.Contains(err.Error(), "table sessions is in both "+s.Database+" and "+s.AppDatabase) {
+		t.Fatalf("table in both databases: %v", err)
+	}
+}
+
+// TestMigrationsKeepDatabasesApart: every migration statement runs in one
+// database, and none of the main database reads an app table (a view over
+// users there would put it back in the console's reach).
+func TestMigrationsKeepDatabasesApart(t *testing.T) {
+	cases := []struct{ sql, err string }{
+		{"CREATE VIEW v AS SELECT email FROM users", "reads users, one of converge's own tables"},
+		{"INSERT INTO orders SELECT * FROM audit_log", "reads audit_log, one of converge's own tables"},
+		{"INSERT INTO users SELECT * FROM orders", "reads orders from the app database"},
+		{"RENAME TABLE users TO people", "renaming an application table"},
+		{"CREATE TABLE users2 (a UInt8) ENGINE = MergeTree ORDER BY a; ALTER TABLE users ADD COLUMN x UInt8", "runs in the other"},
+	}
+	for _, c := range cases {
+		ms := []warehouse.Migration{{Version: 1, Name: "m", SQL: c.sql}}
+		err := warehouse.PlanError(ms)
+		if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), "sql/schema/0001_m.sql") {
+			t.Errorf("%q: %v, want %q", c.sql, err, c.err)
+		}
+	}
+	ms, err := warehouse.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warehouse.PlanError(ms); err != nil {
+		t.Fatal(err)
+	}
+}

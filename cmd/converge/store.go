@@ -45,11 +45,16 @@ func (a *app) saveLanes(l *metrics.Lanes) {
 	}
 }
 
+// endpoint is what the endpoint file publishes: the full-access user (other converge commands)
+// and the analyst user (read-only, kept out of the app database; for analysts' tools, and the
+// console of other converge commands).
 type endpoint struct {
-	URL      string `json:"url"`
-	User     string `json:"user"`
-	Password string `json:"password"`
-	PID      int    `json:"pid"`
+	URL             string `json:"url"`
+	User            string `json:"user"`
+	Password        string `json:"password"`
+	AnalystUser     string `json:"analyst_user,omitempty"`
+	AnalystPassword string `json:"analyst_password,omitempty"`
+	PID             int    `json:"pid"`
 }
 
 // openStore opens the configured store. When the embedded data directory is
@@ -76,7 +81,7 @@ func (a *app) openStore(ctx context.Context, create bool) (*warehouse.Store, err
 	if rerr != nil {
 		return nil, fmt.Errorf("%w; it publishes no ClickHouse endpoint (%v): stop that process, or start it with engine.http_listen set, or point this command at a server with --clickhouse-addr", err, rerr)
 	}
-	rc, rerr := warehouse.RemoteConfig(wc, ep.URL, ep.Password)
+	rc, rerr := warehouse.RemoteConfig(wc, ep.URL, ep.Password, ep.AnalystUser, ep.AnalystPassword)
 	if rerr != nil {
 		return nil, rerr
 	}

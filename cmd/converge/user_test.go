@@ -142,7 +142,7 @@ func checkUsersWhileServing(t *testing.T, dir, addr string) {
 		t.Fatalf("disabled user: %d", status)
 	}
 	out, err = run(t, ctx, "--data-dir", dir, "sql", "--format", "csv",
-		"SELECT action, actor FROM converge.audit_log WHERE target = 'ann@example.com' ORDER BY at, action")
+		"SELECT action, actor FROM converge_app.audit_log WHERE target = 'ann@example.com' ORDER BY at, action")
 	want := "action,actor\nuser.create,cli\nlogin,ann@example.com\nuser.password,cli\nlogin.failure,ann@example.com\nlogin,ann@example.com\nuser.disable,cli\nlogin.failure,ann@example.com\n"
 	if err != nil || out != want {
 		t.Fatalf("audit log: %v\n%s\nwant\n%s", err, out, want)

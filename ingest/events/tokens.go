@@ -92,7 +92,7 @@ func (t *Tokens) Create(ctx context.Context, name, scope, createdBy string, expi
 	sec := base64.RawURLEncoding.EncodeToString(secret[:])
 	now := time.Now().UTC()
 	tok := Token{ID: id, Name: name, Scope: scope, CreatedAt: now, ExpiresAt: expires}
-	err := t.st.Conn.Exec(ctx, `INSERT INTO api_tokens (token_id, name, scope, hash, created_by, created_at, expires_at, updated_at)
+	err := t.st.App.Exec(ctx, `INSERT INTO api_tokens (token_id, name, scope, hash, created_by, created_at, expires_at, updated_at)
 		VALUES ({id:String}, {name:String}, {scope:String}, {hash:String}, {by:String}, {at:DateTime64(3, 'UTC')}, {exp:Nullable(DateTime64(3, 'UTC'))}, {at:DateTime64(3, 'UTC')})`,
 		clickhouse.Named("id", id), clickhouse.Named("name", name), clickhouse.Named("scope", scope),
 		clickhouse.Named("hash", hashSecret(sec)), clickhouse.Named("by", createdBy),
@@ -106,13 +106,13 @@ func (t *Tokens) Create(ctx context.Context, name, scope, createdBy string, expi
 // Revoke marks a token revoked.
 func (t *Tokens) Revoke(ctx context.Context, id string) error {
 	var n uint64
-	if err := t.st.Conn.QueryRow(ctx, "SELECT count() FROM api_tokens FINAL WHERE token_id = {id:String} AND revoked_at IS NULL", clickhouse.Named("id", id)).Scan(&n); err != nil {
+	if err := t.st.App.QueryRow(ctx, "SELECT count() FROM api_tokens FINAL WHERE token_id = {id:String} AND revoked_at IS NULL", clickhouse.Named("id", id)).Scan(&n); err != nil {
 		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("no active token %q", id)
 	}
-	err := t.st.Conn.Exec(ctx, `INSERT INTO api_tokens (token_id, name, scope, hash, created_by, created_at, expires_at, revoked_at, updated_at)
+	err := t.st.App.Exec(ctx, `INSERT INTO api_tokens (token_id, name, scope, hash, created_by, created_at, expires_at, revoked_at, updated_at)
 		SELECT token_id, name, scope, hash, created_by, created_at, expires_at, now64(3), now64(3) FROM api_tokens FINAL WHERE token_id = {id:String}`,
 		clickhouse.Named("id", id))
 	t.mu.Lock()
@@ -123,7 +123,7 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 
 // List returns every token's public part, newest first.
 func (t *Tokens) List(ctx context.Context) ([]Token, error) {
-	rows, err := t.st.Conn.Query(ctx, "SELECT token_id, name, scope, created_at, expires_at, revoked_at FROM api_tokens FINAL ORDER BY created_at DESC")
+	rows, err := t.st.App.Query(ctx, "SELECT token_id, name, scope, created_at, expires_at, revoked_at FROM api_tokens FINAL ORDER BY created_at DESC")
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (t *Tokens) Verify(ctx context.Context, presented, scope string) (string, e
 		c = cachedToken{at: now}
 		var hash, sc string
 		var exp, rev *time.Time
-		err := t.st.Conn.QueryRow(ctx, "SELECT hash, scope, expires_at, revoked_at FROM api_tokens FINAL WHERE token_id = {id:String}",
+		err := t.st.App.QueryRow(ctx, "SELECT hash, scope, expires_at, revoked_at FROM api_tokens FINAL WHERE token_id = {id:String}",
 			clickhouse.Named("id", id)).Scan(&hash, &sc, &exp, &rev)
 		switch {
 		case err == nil:

@@ -26,7 +26,7 @@ func TestTokens(t *testing.T) {
 	}
 	// Only the hash is stored.
 	var stored string
-	if err := st.Conn.QueryRow(ctx, "SELECT hash FROM api_tokens FINAL").Scan(&stored); err != nil {
+	if err := st.App.QueryRow(ctx, "SELECT hash FROM api_tokens FINAL").Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(full, stored) || len(stored) != 64 {

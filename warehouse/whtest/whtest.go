@@ -74,7 +74,22 @@ func Store(t testing.TB) *warehouse.Store {
 	return s
 }
 
-// EmptyStore returns a Store on a fresh database with no migrations applied.
+// LegacyStore returns a Store migrated as converge did before the app
+// database existed: every migration applied, converge's own tables
+// (warehouse.AppTables) in the main database. Its next Migrate moves them.
+func LegacyStore(t testing.TB) *warehouse.Store {
+	t.Helper()
+	s := Store(t)
+	for _, table := range warehouse.AppTables {
+		if err := s.Conn.Exec(context.Background(), "RENAME TABLE "+s.AppDatabase+"."+table+" TO "+s.Database+"."+table); err != nil {
+			t.Fatalf("legacy layout: %v", err)
+		}
+	}
+	return s
+}
+
+// EmptyStore returns a Store on a fresh database (and its app database,
+// test_…_app) with no migrations applied.
 func EmptyStore(t testing.TB) *warehouse.Store {
 	t.Helper()
 	e := Engine(t)
@@ -88,6 +103,7 @@ func EmptyStore(t testing.TB) *warehouse.Store {
 	t.Cleanup(func() {
 		// Plain DROP: DROP … SYNC can hang in this chDB build (docs/engine.md).
 		_ = s.Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		_ = s.Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+s.AppDatabase)
 		s.Close()
 	})
 	return s
