@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -46,6 +47,9 @@ func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape
 	}
 	sh = &shape{cols: map[string]string{}}
 	p := sampleParams(d)
+	if err := r.checkBoundary(ctx, d, p); err != nil {
+		return nil, err
+	}
 	switch d.Kind {
 	case Simple:
 		cols, order, err := describe(ctx, conn, d.SQL, contractArgs(p))
@@ -73,7 +77,7 @@ func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape
 		}
 		// The measure over no rows: what an empty bucket is worth.
 		var v *float64
-		q := "SELECT CAST(" + d.Measure + " AS Nullable(Float64)) FROM (" + d.SQL + "\n) AS m WHERE 0"
+		q := measureQuery(d)
 		if err := conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(contractArgs(p))), q).Scan(&v); err != nil {
 			return nil, fail(d.Line("measure"), "measure: %s", chMessage(err))
 		}
@@ -101,6 +105,56 @@ func (r *Registry) checkStore(ctx context.Context, d *Definition, _ any) (*shape
 	r.checked[d.Version] = sh
 	r.mu.Unlock()
 	return sh, nil
+}
+
+// measureQuery is the measure over the model's rows, none of them.
+func measureQuery(d *Definition) string {
+	return measurePrefix + d.Measure + measureMiddle + d.SQL + "\n) AS m WHERE 0"
+}
+
+const (
+	measurePrefix = "SELECT CAST("
+	measureMiddle = " AS Nullable(Float64)) FROM ("
+)
+
+// checkBoundary refuses a definition whose SQL (a simple metric's model and
+// measure, a custom metric's query) reads outside what analysts may read
+// (warehouse.CheckBoundary): converge's own tables (users, sessions, …),
+// other databases, system tables with other sessions' queries, files, URLs.
+// It runs before anything else asks the store about the SQL, since the
+// engine's analysis folds scalar subqueries and its errors would carry what
+// they read. The error is on the line that names the table.
+func (r *Registry) checkBoundary(ctx context.Context, d *Definition, p Params) error {
+	var err error
+	sqlAt := 0 // where d.SQL starts in the statement checked
+	what := "custom SQL"
+	switch d.Kind {
+	case Simple:
+		what = "model SQL"
+		sqlAt = len(measurePrefix) + len(d.Measure) + len(measureMiddle)
+		err = r.opts.Store.CheckBoundary(ctx, measureQuery(d), contractArgs(p), "a metric")
+	case Custom:
+		err = r.opts.Store.CheckBoundary(ctx, d.SQL, customArgs(d, p), "a metric")
+	default:
+		return nil
+	}
+	var re *warehouse.RefusedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		line := d.bodyLine
+		switch off := re.Offset - sqlAt; {
+		case d.Kind == Simple && re.Offset >= len(measurePrefix) && re.Offset < sqlAt:
+			line, what = d.Line("measure"), "measure"
+		case re.Offset >= 0 && off >= 0 && off <= len(d.SQL):
+			line += strings.Count(d.SQL[:off], "\n")
+		}
+		return &Error{File: d.File, Line: line, Reason: what + ": " + re.Reason}
+	}
+	// The engine rejected the SQL (an unknown column, say) after the boundary's
+	// first steps found nothing outside it: the checks below say where.
+	return nil
 }
 
 func dimNamesList(d *Definition) []string {

@@ -17,7 +17,7 @@ import (
 
 // Console runs analysts' SQL read-only: the statement behind the SQL console
 // page, `converge sql --read-only` and `converge export sql`. Each statement
-// is checked twice:
+// is checked three times:
 //
 //  1. By the console, on tokens (strings, quoted identifiers, heredocs and
 //     nested comments are lexed as the engine lexes them, so neither can hide
@@ -35,6 +35,10 @@ import (
 //     statement, whose constraints are checked against the session before it,
 //     so readonly=1 and the limits below arrive together; a ClickHouse server
 //     does the same with the settings of an HTTP request.
+//  3. By the boundary (CheckBoundary, boundary.go), before it runs: it reads
+//     nothing of converge's own tables (the app database), other databases,
+//     or system tables that hold other sessions' queries; on a server it
+//     also runs as the console's own user (Config.ConsoleUser), if one is set.
 //
 // Limits: max_execution_time (Timeout, also the context's deadline),
 // max_memory_usage (MaxMemory), and MaxRows rows: a longer result is cut at
@@ -58,8 +62,16 @@ const (
 )
 
 // RefusedError is a statement the console does not run. Reason names the
-// offending statement, function, setting or clause.
-type RefusedError struct{ Reason string }
+// offending statement, function, setting, clause or table.
+type RefusedError struct {
+	Reason string
+	// Table is set when the statement reads outside the boundary (see
+	// CheckBoundary): the table (database.name) or table function. Offset
+	// is where the statement names it (or the view it is read through), in
+	// bytes, or -1 when only the engine's analysis found it.
+	Table  string
+	Offset int
+}
 
 func (e *RefusedError) Error() string { return "read-only console: " + e.Reason }
 
@@ -84,7 +96,11 @@ var allowedStatements = []string{"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "
 
 // CheckReadOnly checks sql as the console does before running it and returns
 // the statement to run (without a trailing semicolon), or a *RefusedError.
-func CheckReadOnly(sql string) (string, error) {
+func CheckReadOnly(sql string) (string, error) { return checkReadOnly(sql, false) }
+
+// checkReadOnly is CheckReadOnly; allowFormat lets the statement end with a
+// FORMAT clause (the endpoint's analyst user: tools choose their format).
+func checkReadOnly(sql string, allowFormat bool) (string, error) {
 	toks, err := tokenize(sql)
 	if err != nil {
 		return "", refuse("cannot read the statement: %v", err)
@@ -123,7 +139,7 @@ func CheckReadOnly(sql string) (string, error) {
 			return "", refuse("SETTINGS clause (%s = …) is not allowed: the console's settings and limits cannot be overridden", n1.name())
 		case t.is("INTO") && ok1 && n1.is("OUTFILE"):
 			return "", refuse("INTO OUTFILE is not allowed: the console writes no files")
-		case t.is("FORMAT") && ok1 && n1.kind == tokWord && !slices.ContainsFunc([]string{"ASC", "DESC", "ASCENDING", "DESCENDING"}, n1.is) &&
+		case !allowFormat && t.is("FORMAT") && ok1 && n1.kind == tokWord && !slices.ContainsFunc([]string{"ASC", "DESC", "ASCENDING", "DESCENDING"}, n1.is) &&
 			(!ok2 || n2.is(")")):
 			return "", refuse("FORMAT %s is not allowed: the console chooses the output format", n1.text)
 		}
@@ -147,7 +163,21 @@ func checkKind(toks []sqlToken) error {
 	if kind != "EXPLAIN" {
 		return nil
 	}
-	// EXPLAIN [AST|SYNTAX|QUERY TREE|PLAN|PIPELINE|ESTIMATE|TABLE OVERRIDE] [name = value, …] query
+	j := explainedQuery(toks, i)
+	if j >= len(toks) || !toks[j].is("SELECT") && !toks[j].is("WITH") {
+		what := "nothing"
+		if j < len(toks) {
+			what = strings.ToUpper(toks[j].text)
+		}
+		return refuse("EXPLAIN %s is not allowed: only queries (SELECT, WITH) can be explained", what)
+	}
+	return nil
+}
+
+// explainedQuery is the index of the token that starts what the EXPLAIN at
+// toks[i] explains: EXPLAIN [AST|SYNTAX|QUERY TREE|PLAN|PIPELINE|ESTIMATE|TABLE
+// OVERRIDE] [name = value, …] query.
+func explainedQuery(toks []sqlToken, i int) int {
 	explainWords := []string{"AST", "SYNTAX", "QUERY", "TREE", "PLAN", "PIPELINE", "ESTIMATE", "TABLE", "OVERRIDE"}
 	j := i + 1
 	for skip := true; skip && j < len(toks); {
@@ -160,14 +190,7 @@ func checkKind(toks []sqlToken) error {
 			skip = false
 		}
 	}
-	if j >= len(toks) || !toks[j].is("SELECT") && !toks[j].is("WITH") {
-		what := "nothing"
-		if j < len(toks) {
-			what = strings.ToUpper(toks[j].text)
-		}
-		return refuse("EXPLAIN %s is not allowed: only queries (SELECT, WITH) can be explained", what)
-	}
-	return nil
+	return j
 }
 
 // blockedFunction says why a function (or table function) may not be called
@@ -305,6 +328,9 @@ func (c Console) Open(ctx context.Context, st *Store, sql string) (*ConsoleRows,
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkBoundary(ctx, st, stmt); err != nil {
+		return nil, err
+	}
 	return c.open(ctx, st, stmt)
 }
 
@@ -332,7 +358,7 @@ func (c Console) open(ctx context.Context, st *Store, stmt string) (*ConsoleRows
 	// 5 s when there is one: the query gets a context that is cancelled at
 	// the limit (and with ctx) but reports no deadline.
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout+2*time.Second)
-	rows, err := st.Conn.Query(clickhouse.Context(noDeadline{ctx}, clickhouse.WithSettings(settings)), stmt)
+	rows, err := st.console.Query(clickhouse.Context(noDeadline{ctx}, clickhouse.WithSettings(settings)), stmt)
 	if err != nil {
 		cancel()
 		return nil, c.queryError(err)

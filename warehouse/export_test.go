@@ -8,6 +8,17 @@ func (c Console) OpenUnchecked(ctx context.Context, st *Store, stmt string) (*Co
 	return c.open(ctx, st, stmt)
 }
 
+// AnalyzeBoundary runs only the second step of CheckBoundary, the
+// analyzer's list of tables, on stmt (a SELECT).
+func (s *Store) AnalyzeBoundary(ctx context.Context, stmt string) error {
+	toks, err := tokenize(stmt)
+	if err != nil {
+		return err
+	}
+	b := &boundary{st: s, conn: s.Conn, who: "the console", settings: nil}
+	return b.analyze(ctx, stmt, toks, nil, 0)
+}
+
 // PlanError is the error planning ms for one server gives, if any.
 func PlanError(ms []Migration) error {
 	_, err := (&Store{}).migrationPlan(ms)

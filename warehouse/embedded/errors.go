@@ -42,6 +42,10 @@ func parseException(msg string) *Exception {
 	return e
 }
 
+// NewException is an Exception with ClickHouse's message layout, for a hook
+// of the bridge (Analyst.Check) that reports an engine error it met.
+func NewException(code int, name, text string) *Exception { return newException(code, name, text) }
+
 func newException(code int, name, text string) *Exception {
 	return &Exception{Code: code, Name: name, Message: "Code: " + strconv.Itoa(code) + ". DB::Exception: " + text + ". (" + name + ")"}
 }
