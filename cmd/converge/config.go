@@ -36,6 +36,8 @@ type Config struct {
 	EngineMaxQueryMemory  int64  // engine.max_query_memory: per query; 0 = half of the above
 	EngineHTTPListen      string // engine.http_listen: loopback ClickHouse HTTP endpoint while serving; "" = off
 	EngineHTTPPassword    string // engine.http_password: its password; "" = a random one per start, in the endpoint file
+	EngineAnalystUser     string // engine.analyst_user: the endpoint's read-only user, kept out of converge's own tables; "" = none
+	EngineAnalystPassword string // engine.analyst_password: its password; "" = a random one per start, in the endpoint file
 
 	ClickHouse warehouse.Config // clickhouse.*: a ClickHouse server instead of the embedded store
 
@@ -87,6 +89,8 @@ var defaults = map[string]any{
 	"engine.max_query_memory":         "0",
 	"engine.http_listen":              "127.0.0.1:8124",
 	"engine.http_password":            "",
+	"engine.analyst_user":             "analyst",
+	"engine.analyst_password":         "",
 	"clickhouse.addr":                 "",
 	"clickhouse.protocol":             "http",
 	"clickhouse.secure":               false,
@@ -94,6 +98,9 @@ var defaults = map[string]any{
 	"clickhouse.user":                 "default",
 	"clickhouse.password":             "",
 	"clickhouse.database":             "converge",
+	"clickhouse.app_database":         "",
+	"clickhouse.console_user":         "",
+	"clickhouse.console_password":     "",
 	"server.addr":                     ":8080",
 	"server.tile_timeout":             "8s",
 	"server.finish_timeout":           "10m",
@@ -201,17 +208,19 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 
 func decodeConfig(v *viper.Viper) (*Config, error) {
 	c := &Config{
-		DataDir:            v.GetString("data_dir"),
-		LogLevel:           v.GetString("log.level"),
-		LogFormat:          v.GetString("log.format"),
-		EngineLib:          v.GetString("engine.lib"),
-		EngineHTTPListen:   v.GetString("engine.http_listen"),
-		EngineHTTPPassword: v.GetString("engine.http_password"),
-		ServerAddr:         v.GetString("server.addr"),
-		ServerMetricsAddr:  strings.TrimSpace(v.GetString("server.metrics_addr")),
-		MetricsDir:         v.GetString("metrics.dir"),
-		IdentityRules:      identity.Rules{SourcePriority: splitList(v.GetString("identity.source_priority"))},
-		ReportCurrency:     strings.ToUpper(v.GetString("report.currency")),
+		DataDir:               v.GetString("data_dir"),
+		LogLevel:              v.GetString("log.level"),
+		LogFormat:             v.GetString("log.format"),
+		EngineLib:             v.GetString("engine.lib"),
+		EngineHTTPListen:      v.GetString("engine.http_listen"),
+		EngineHTTPPassword:    v.GetString("engine.http_password"),
+		EngineAnalystUser:     strings.TrimSpace(v.GetString("engine.analyst_user")),
+		EngineAnalystPassword: v.GetString("engine.analyst_password"),
+		ServerAddr:            v.GetString("server.addr"),
+		ServerMetricsAddr:     strings.TrimSpace(v.GetString("server.metrics_addr")),
+		MetricsDir:            v.GetString("metrics.dir"),
+		IdentityRules:         identity.Rules{SourcePriority: splitList(v.GetString("identity.source_priority"))},
+		ReportCurrency:        strings.ToUpper(v.GetString("report.currency")),
 		ClickHouse: warehouse.Config{
 			Addr:     v.GetString("clickhouse.addr"),
 			Protocol: v.GetString("clickhouse.protocol"),
@@ -219,6 +228,10 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 			Password: v.GetString("clickhouse.password"),
 			Database: v.GetString("clickhouse.database"),
 			Cluster:  strings.TrimSpace(v.GetString("clickhouse.cluster")),
+
+			AppDatabase:     strings.TrimSpace(v.GetString("clickhouse.app_database")),
+			ConsoleUser:     strings.TrimSpace(v.GetString("clickhouse.console_user")),
+			ConsolePassword: v.GetString("clickhouse.console_password"),
 		},
 	}
 	var errs []error
@@ -358,6 +371,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("engine.http_listen: %q is not a loopback address; the embedded endpoint is for this machine only (use a ClickHouse server to share the store)", c.EngineHTTPListen)
 		}
 	}
+	if u := c.EngineAnalystUser; u != "" && (u == "default" || !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`).MatchString(u)) {
+		return fmt.Errorf("engine.analyst_user: %q is not a user name other than default (letters, digits, _, ., -)", u)
+	}
 	if !regexp.MustCompile(`^[A-Z]{3}$`).MatchString(c.ReportCurrency) {
 		return fmt.Errorf("report.currency: %q is not an ISO 4217 code (e.g. EUR)", c.ReportCurrency)
 	}
@@ -408,6 +424,7 @@ func (c *Config) warehouseConfig() warehouse.Config {
 		w.MaxServerMemory = c.EngineMaxServerMemory
 		w.MaxQueryMemory = c.EngineMaxQueryMemory
 		w.User, w.Password = "", ""
+		w.ConsoleUser, w.ConsolePassword = "", "" // no users: the boundary is converge's check
 	}
 	return w
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/converge-dev/converge/reports"
 	"github.com/converge-dev/converge/server"
 	"github.com/converge-dev/converge/warehouse"
+	"github.com/converge-dev/converge/warehouse/embedded"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -143,22 +144,34 @@ func (a *app) serve(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("engine.http_listen %s: %w (set another address, or \"\" to turn the endpoint off)", a.cfg.EngineHTTPListen, err)
 		}
-		password := a.cfg.EngineHTTPPassword
-		if password == "" {
+		random := func() string {
 			var b [16]byte
 			_, _ = rand.Read(b[:])
-			password = hex.EncodeToString(b[:])
+			return hex.EncodeToString(b[:])
+		}
+		password := a.cfg.EngineHTTPPassword
+		if password == "" {
+			password = random()
 		}
 		ep := endpoint{URL: "http://" + eln.Addr().String(), User: "default", Password: password, PID: os.Getpid()}
+		epAccess := embedded.Access{Password: password}
+		if u := a.cfg.EngineAnalystUser; u != "" {
+			// Analysts' tools: read-only, the main database, the console's checks.
+			ep.AnalystUser, ep.AnalystPassword = u, a.cfg.EngineAnalystPassword
+			if ep.AnalystPassword == "" {
+				ep.AnalystPassword = random()
+			}
+			epAccess.Analyst = &embedded.Analyst{User: u, Password: ep.AnalystPassword, Database: st.Database, Check: st.AnalystCheck}
+		}
 		if err := writeEndpoint(a.cfg.DataDir, ep); err != nil {
 			eln.Close()
 			ln.Close()
 			return fmt.Errorf("publish endpoint in %s: %w", a.cfg.DataDir, err)
 		}
 		defer os.Remove(filepath.Join(a.cfg.DataDir, endpointFile))
-		g.Go(func() error { return st.Engine.Serve(gctx, eln, password) })
-		a.log.Info("ClickHouse HTTP endpoint for this machine", "url", ep.URL, "user", "default",
-			"password_in", filepath.Join(a.cfg.DataDir, endpointFile))
+		g.Go(func() error { return st.Engine.ServeAccess(gctx, eln, epAccess) })
+		a.log.Info("ClickHouse HTTP endpoint for this machine", "url", ep.URL, "user", "default", "analyst_user", ep.AnalystUser,
+			"passwords_in", filepath.Join(a.cfg.DataDir, endpointFile))
 	}
 	// The dashboard answers /readyz only once the endpoint other commands use is published.
 	g.Go(func() error { return srv.Run(gctx, ln) })

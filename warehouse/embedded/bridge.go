@@ -46,13 +46,55 @@ const maxQueryText = 64 << 20
 // not empty, is required (basic auth, X-ClickHouse-Key or the password
 // parameter, as ClickHouse accepts it).
 func (e *Engine) Handler(password string) http.Handler {
-	return &bridge{e: e, password: password}
+	return e.HandlerFor(Access{Password: password})
+}
+
+// Access is who may use an endpoint of the engine.
+type Access struct {
+	// Password of the full-access user (any user name but the analyst's);
+	// "" requires none (the in-process transport).
+	Password string
+	// Analyst, when set, is a second, read-only user.
+	Analyst *Analyst
+}
+
+// Analyst is an endpoint's read-only user, for analysts' own tools. Its
+// requests run with readonly=1 (and the settings that decide how a query is
+// parsed and analysed at the engine's defaults, whatever the request asks),
+// in Database only, no INSERT is read, and each statement is first passed to
+// Check, which may refuse it: the bridge knows no tables, so the caller
+// (package warehouse) says what the analyst may read.
+type Analyst struct {
+	User, Password string
+	Database       string // the database its requests run in; a request for another is refused
+	// Check is called with each statement and its query parameters (name →
+	// value) before it runs; an error refuses it: an *Exception is answered
+	// as it is, any other error as ACCESS_DENIED with its text.
+	Check func(ctx context.Context, sql string, params map[string]string) error
+}
+
+// HandlerFor serves the ClickHouse HTTP interface over the engine to the
+// users of a.
+func (e *Engine) HandlerFor(a Access) http.Handler {
+	return &bridge{e: e, password: a.Password, analyst: a.Analyst}
 }
 
 type bridge struct {
 	e        *Engine
 	password string
+	analyst  *Analyst
 }
+
+// analystSettings are forced on the analyst's requests: read-only, and
+// parsed and analysed as the analyst's Check analysed them (the ClickHouse
+// dialect, the analyzer, no query cache shared with converge's own queries).
+var analystSettings = map[string]string{
+	"readonly": "1", "dialect": "clickhouse", "enable_analyzer": "1", "use_query_cache": "0",
+}
+
+// analystOverrides are request settings dropped for the analyst: aliases of
+// analystSettings.
+var analystOverrides = []string{"allow_experimental_analyzer"}
 
 func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -65,7 +107,12 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeException(w, newException(codeBadArguments, "BAD_ARGUMENTS", "there is no handler for "+r.URL.Path))
 		return
 	}
-	if b.password != "" && !b.authorised(r) {
+	analyst := b.analyst != nil && b.namesAnalyst(r)
+	switch {
+	case analyst && !b.authorised(r, b.analyst.Password):
+		writeException(w, newException(516, "AUTHENTICATION_FAILED", b.analyst.User+": Authentication failed: password is incorrect, or there is no user with such name"))
+		return
+	case !analyst && b.password != "" && !b.authorised(r, b.password):
 		writeException(w, newException(516, "AUTHENTICATION_FAILED", "default: Authentication failed: password is incorrect, or there is no user with such name"))
 		return
 	}
@@ -74,7 +121,11 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "Ok.\n")
 		return
 	}
-	req, err := b.e.parseRequest(r)
+	var a *Analyst
+	if analyst {
+		a = b.analyst
+	}
+	req, err := b.e.parseRequest(r, a)
 	if req != nil && req.spool != "" {
 		defer os.Remove(req.spool)
 	}
@@ -82,10 +133,38 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeException(w, asException(err))
 		return
 	}
+	if a != nil && a.Check != nil {
+		params := make(map[string]string, len(req.params))
+		for _, p := range req.params {
+			params[p.name] = p.value
+		}
+		if err := a.Check(r.Context(), req.sql, params); err != nil {
+			ex := &Exception{}
+			if !errors.As(err, &ex) {
+				ex = newException(497, "ACCESS_DENIED", a.User+": "+err.Error())
+			}
+			writeException(w, ex)
+			return
+		}
+	}
 	b.e.serve(r.Context(), req, w)
 }
 
-func (b *bridge) authorised(r *http.Request) bool {
+// namesAnalyst reports whether any of the ways a request names its user
+// (basic auth, X-ClickHouse-User, the user parameter) names the analyst: a
+// request that claims the analyst is one, whatever else it says, so that
+// claiming it can only take rights away.
+func (b *bridge) namesAnalyst(r *http.Request) bool {
+	u, _, _ := r.BasicAuth()
+	for _, name := range []string{u, r.Header.Get("X-ClickHouse-User"), r.URL.Query().Get("user")} {
+		if name == b.analyst.User {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *bridge) authorised(r *http.Request, password string) bool {
 	got := r.Header.Get("X-ClickHouse-Key")
 	if _, p, ok := r.BasicAuth(); ok {
 		got = p
@@ -93,7 +172,7 @@ func (b *bridge) authorised(r *http.Request) bool {
 	if p := r.URL.Query().Get("password"); p != "" {
 		got = p
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(b.password)) == 1
+	return subtle.ConstantTimeCompare([]byte(got), []byte(password)) == 1
 }
 
 // request is one parsed HTTP query.
@@ -122,7 +201,9 @@ func asException(err error) *Exception {
 	return newException(1001, "STD_EXCEPTION", err.Error())
 }
 
-func (e *Engine) parseRequest(r *http.Request) (*request, error) {
+// parseRequest reads a request; for the analyst (a non-nil), in its
+// database, with analystSettings, and refusing INSERT before its data is read.
+func (e *Engine) parseRequest(r *http.Request, a *Analyst) (*request, error) {
 	q := r.URL.Query()
 	req := &request{
 		format:   q.Get("default_format"),
@@ -141,6 +222,12 @@ func (e *Engine) parseRequest(r *http.Request) (*request, error) {
 	}
 	if req.database != "" && !identRe.MatchString(req.database) {
 		return req, newException(codeBadArguments, "BAD_ARGUMENTS", fmt.Sprintf("invalid database name %q", req.database))
+	}
+	if a != nil {
+		if req.database != "" && req.database != a.Database {
+			return req, newException(497, "ACCESS_DENIED", fmt.Sprintf("%s: database %s is not open to this user, which reads database %s", a.User, req.database, a.Database))
+		}
+		req.database = a.Database
 	}
 	if req.tag == "" {
 		req.tag = randomTag()
@@ -162,6 +249,15 @@ func (e *Engine) parseRequest(r *http.Request) (*request, error) {
 				return req, newException(codeUnknownSetting, "UNKNOWN_SETTING", fmt.Sprintf("invalid setting name %q", k))
 			}
 			req.settings[k] = vs[0]
+		}
+	}
+
+	if a != nil {
+		for _, k := range analystOverrides {
+			delete(req.settings, k)
+		}
+		for k, v := range analystSettings {
+			req.settings[k] = v
 		}
 	}
 
@@ -219,6 +315,9 @@ func (e *Engine) parseRequest(r *http.Request) (*request, error) {
 	}
 	if req.st.kind == "INSERT" && req.st.format != "" && !identRe.MatchString(req.st.format) {
 		return req, newException(codeSyntaxError, "SYNTAX_ERROR", "invalid format name "+strconv.Quote(req.st.format))
+	}
+	if a != nil && (dataFollows || req.st.kind == "INSERT") {
+		return req, newException(164, "READONLY", a.User+": Cannot execute query in readonly mode")
 	}
 	if dataFollows {
 		if err := e.spoolInsert(req, br); err != nil {

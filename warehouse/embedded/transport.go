@@ -106,8 +106,14 @@ func (w *pipeWriter) Flush() {}
 // analysts' tools and for other converge processes. password, when set, is
 // required of every request.
 func (e *Engine) Serve(ctx context.Context, ln net.Listener, password string) error {
+	return e.ServeAccess(ctx, ln, Access{Password: password})
+}
+
+// ServeAccess serves the ClickHouse HTTP interface on ln to the users of a
+// (see Access) until ctx ends.
+func (e *Engine) ServeAccess(ctx context.Context, ln net.Listener, a Access) error {
 	srv := &http.Server{
-		Handler:           e.Handler(password),
+		Handler:           e.HandlerFor(a),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
