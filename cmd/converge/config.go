@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/identity"
 	"github.com/converge-dev/converge/reports"
 	"github.com/converge-dev/converge/warehouse"
@@ -358,8 +359,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("engine.http_listen: %q is not a loopback address; the embedded endpoint is for this machine only (use a ClickHouse server to share the store)", c.EngineHTTPListen)
 		}
 	}
-	if !regexp.MustCompile(`^[A-Z]{3}$`).MatchString(c.ReportCurrency) {
-		return fmt.Errorf("report.currency: %q is not an ISO 4217 code (e.g. EUR)", c.ReportCurrency)
+	if !ingest.IsCurrency(c.ReportCurrency) {
+		return fmt.Errorf("report.currency: %q is not an ISO 4217 currency code (e.g. EUR)", c.ReportCurrency)
 	}
 	if _, _, err := net.SplitHostPort(c.ServerAddr); err != nil {
 		return fmt.Errorf("server.addr: %q is not host:port: %v", c.ServerAddr, err)
