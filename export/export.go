@@ -79,6 +79,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/converge-dev/converge/metrics"
 )
 
 // Format is the file format.
@@ -185,23 +187,26 @@ func (e *TruncatedError) Is(target error) bool { return target == ErrTruncated }
 
 // Manifest describes one export: what produced the file and its checksum.
 type Manifest struct {
-	Converge    string          `json:"converge,omitempty"` // converge's version
-	Kind        string          `json:"kind"`               // "metric" or "sql"
-	File        string          `json:"file,omitempty"`     // the data file's name (set by the caller)
-	Format      Format          `json:"format"`
-	SHA256      string          `json:"sha256"` // of the file's bytes, hex
-	Bytes       int64           `json:"bytes"`
-	Rows        int             `json:"rows"` // data rows (not the header or the limit note)
-	Truncated   bool            `json:"truncated"`
-	RowLimit    int             `json:"row_limit,omitempty"` // the limit in force (0: none)
-	Metrics     []MetricVersion `json:"metrics,omitempty"`
-	Query       string          `json:"query,omitempty"`          // sql: the statement run
-	Params      url.Values      `json:"params,omitempty"`         // metric: the query parameters, as metrics.ParseParams reads them
-	Margin      float64         `json:"default_margin,omitempty"` // metric: gross margin assumed where an order's cost is unknown (report.default_margin)
-	TimeZone    string          `json:"time_zone"`
-	Options     ManifestOptions `json:"options"`
-	Sources     []Watermark     `json:"sources"`
-	GeneratedAt time.Time       `json:"generated_at"`
+	Converge  string          `json:"converge,omitempty"` // converge's version
+	Kind      string          `json:"kind"`               // "metric" or "sql"
+	File      string          `json:"file,omitempty"`     // the data file's name (set by the caller)
+	Format    Format          `json:"format"`
+	SHA256    string          `json:"sha256"` // of the file's bytes, hex
+	Bytes     int64           `json:"bytes"`
+	Rows      int             `json:"rows"` // data rows (not the header or the limit note)
+	Truncated bool            `json:"truncated"`
+	RowLimit  int             `json:"row_limit,omitempty"` // the limit in force (0: none)
+	Metrics   []MetricVersion `json:"metrics,omitempty"`
+	Query     string          `json:"query,omitempty"`          // sql: the statement run
+	Params    url.Values      `json:"params,omitempty"`         // metric: the query parameters, as metrics.ParseParams reads them
+	Margin    float64         `json:"default_margin,omitempty"` // metric: gross margin assumed where an order's cost is unknown (report.default_margin)
+	TimeZone  string          `json:"time_zone"`
+	Options   ManifestOptions `json:"options"`
+	Sources   []Watermark     `json:"sources"`
+	// Warnings name the rows the metric's values leave out (rows in a currency that cannot be
+	// converted to the report currency), as the metrics layer gives them.
+	Warnings    []metrics.Warning `json:"warnings,omitempty"`
+	GeneratedAt time.Time         `json:"generated_at"`
 }
 
 // MetricVersion names a metric definition and its version (a hash of its file).

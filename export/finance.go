@@ -154,6 +154,15 @@ type packData struct {
 	byChan map[string]map[string]*float64 // metric → channel → value in the month
 	defs   map[string]*metrics.Definition
 	params map[string]url.Values // table → the query parameters of its metrics
+	// warnings are the metrics' warnings (rows left out), each message once, sorted.
+	warnings []string
+}
+
+func resultWarnings(res *metrics.Result) []metrics.Warning {
+	if res == nil {
+		return nil
+	}
+	return res.Warnings
 }
 
 func (d *packData) total(name string) *float64 {
@@ -238,6 +247,18 @@ func financeData(ctx context.Context, reg *metrics.Registry, pp PackParams) (*pa
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	seen := map[string]bool{}
+	for _, a := range answers {
+		for _, res := range []*metrics.Result{a.trend, a.month} {
+			for _, w := range resultWarnings(res) {
+				if !seen[w.Message] {
+					seen[w.Message] = true
+					d.warnings = append(d.warnings, w.Message)
+				}
+			}
+		}
+	}
+	slices.Sort(d.warnings)
 	chans := map[string]bool{}
 	for i, pm := range financeMetrics {
 		vals := make([]*float64, len(d.months))

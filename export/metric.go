@@ -50,7 +50,7 @@ func Metric(ctx context.Context, reg *metrics.Registry, st *warehouse.Store, nam
 		return nil, err
 	}
 	m := &Manifest{Kind: "metric", Converge: o.Version, TimeZone: res.TZ, Params: ParamValues(p), Sources: before,
-		Metrics: metricVersions(reg, d, nil), Margin: p.Margin}
+		Metrics: metricVersions(reg, d, nil), Margin: p.Margin, Warnings: res.Warnings}
 	cols, rows := metricTable(res, d, p, &o)
 	err = write(w, cols, &sliceSource{rows: rows}, &o, m)
 	m.GeneratedAt = time.Now().UTC()

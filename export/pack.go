@@ -48,10 +48,13 @@ type PackManifest struct {
 	Sources []Watermark     `json:"sources"`
 	// Reconciled is whether every check of the reconciliation table holds; Unreconciled
 	// lists the metrics whose check failed.
-	Reconciled   bool      `json:"reconciled"`
-	Unreconciled []string  `json:"unreconciled,omitempty"`
-	Took         string    `json:"took,omitempty"` // wall time of the computation (outside the zip)
-	GeneratedAt  time.Time `json:"generated_at,omitzero"`
+	Reconciled   bool     `json:"reconciled"`
+	Unreconciled []string `json:"unreconciled,omitempty"`
+	// Warnings name the rows the pack's values leave out (rows in a currency that cannot be
+	// converted to the report currency), once each, sorted.
+	Warnings    []string  `json:"warnings,omitempty"`
+	Took        string    `json:"took,omitempty"` // wall time of the computation (outside the zip)
+	GeneratedAt time.Time `json:"generated_at,omitzero"`
 }
 
 // PackFile is one table of a pack.
@@ -126,7 +129,8 @@ func FinancePack(ctx context.Context, reg *metrics.Registry, st *warehouse.Store
 	tables, failed := financeTables(d, pp, &o)
 	m := &PackManifest{Converge: o.Version, Kind: "report", Report: FinanceMonthly, Month: pp.Month.String(), Format: PackFormat(o),
 		TimeZone: pp.TZ.String(), Currency: o.Currency, Margin: pp.Margin, Params: d.params, Metrics: financeVersions(reg, d),
-		Options: o.manifest(), Sources: before, Reconciled: len(failed) == 0, Unreconciled: failed, Files: []PackFile{}}
+		Options: o.manifest(), Sources: before, Reconciled: len(failed) == 0, Unreconciled: failed, Files: []PackFile{},
+		Warnings: d.warnings}
 	if m.Margin == 0 {
 		m.Margin = metrics.DefaultMargin
 	}

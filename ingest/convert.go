@@ -38,7 +38,8 @@ type fieldSpec struct {
 	other    *string
 	fallback int // column read when col is empty, -1 for none
 	def      string
-	mapped   bool // the source provides it (column, template or value)
+	mapped   bool       // the source provides it (column, template or value)
+	textOf   *fieldSpec // Field.TextOf: the field whose source text this one keeps
 
 	canon      bool // the canonical string is needed (key fields); else the raw value is hashed
 	lastRaw    string
@@ -194,6 +195,12 @@ func compile(m *Mapping, ent *Entity, cols *columns, tz *time.Location) (*conver
 		}
 		c.specs = append(c.specs, sp)
 	}
+	for _, sp := range c.specs {
+		if sp.f.TextOf != "" {
+			_, i, _ := ent.field(sp.f.TextOf)
+			sp.textOf = c.specs[i]
+		}
+	}
 	return c, nil
 }
 
@@ -249,8 +256,18 @@ func parseTemplate(s string, cols *columns) ([]tmplPart, error) {
 }
 
 // raw returns the field's source value after null handling, transforms, map
-// and default, as a string.
+// and default, as a string; a TextOf field left empty takes its field's source text.
 func (c *converter) raw(sp *fieldSpec, rec []string) (string, *FieldError) {
+	v, fe := c.transform(sp, c.pick(sp, rec))
+	if v == "" && sp.textOf != nil && fe == nil {
+		v = c.pick(sp.textOf, rec)
+	}
+	return v, fe
+}
+
+// pick returns the field's source text: its column (or fallback column), template or
+// constant, trimmed, empty for a null value.
+func (c *converter) pick(sp *fieldSpec, rec []string) string {
 	var v string
 	switch {
 	case sp.col >= 0:
@@ -280,6 +297,11 @@ func (c *converter) raw(sp *fieldSpec, rec []string) (string, *FieldError) {
 	if c.isNull(v) {
 		v = ""
 	}
+	return v
+}
+
+// transform applies the field's transforms, map and default to its source text.
+func (c *converter) transform(sp *fieldSpec, v string) (string, *FieldError) {
 	for _, tr := range sp.trs {
 		if v == "" {
 			break
@@ -379,6 +401,11 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 			return nil, "", nil
 		}
 	}
+	if v != "" && f.Shape != ShapeText {
+		if fe := checkShape(f, v); fe != nil {
+			return nil, "", fe
+		}
+	}
 	switch f.Kind {
 	case KString:
 		switch f.Norm {
@@ -386,6 +413,19 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 			v = strings.ToLower(v)
 		case "upper":
 			v = strings.ToUpper(v)
+		}
+		if v != "" {
+			switch {
+			case f.Currency:
+				if fe := checkCurrency(f.Name, v); fe != nil {
+					return nil, "", fe
+				}
+			case f.Ref != nil:
+				var fe *FieldError
+				if v, fe = f.Ref.check(f.Name, v); fe != nil {
+					return nil, "", fe
+				}
+			}
 		}
 		return nil, v, nil // string values live in strs only (no boxing)
 	case KTime:
@@ -434,6 +474,9 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 		}
 		if d.Abs().GreaterThanOrEqual(maxDecimal) {
 			return nil, "", ferr(f.Name, "out_of_range", "%s does not fit Decimal(18, 4)", v)
+		}
+		if f.NonNeg != "" && d.Sign() < 0 {
+			return nil, "", ferr(f.Name, "negative_amount", "%s is negative: %s", v, f.NonNeg)
 		}
 		if !sp.canon {
 			return d, v, nil
@@ -484,6 +527,9 @@ func (c *converter) value(sp *fieldSpec, v string) (any, string, *FieldError) {
 		fl, err := strconv.ParseFloat(c.normNumber(v), 64)
 		if err != nil || math.IsNaN(fl) || math.IsInf(fl, 0) {
 			return nil, "", ferr(f.Name, "bad_number", "%q is not a finite number", v)
+		}
+		if f.NonNeg != "" && fl < 0 {
+			return nil, "", ferr(f.Name, "negative_amount", "%s is negative: %s", v, f.NonNeg)
 		}
 		return fl, strconv.FormatFloat(fl, 'g', -1, 64), nil
 	case KBool:

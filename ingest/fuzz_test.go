@@ -170,7 +170,8 @@ func dryLoad(t *testing.T, c loadChoice, format string, data []byte) (Summary, e
 // Field-level reject codes name the field; record-level ones (the record could not be split
 // into fields) may not.
 var (
-	fieldCodes  = []string{"missing_field", "bad_time", "bad_date", "bad_number", "out_of_range", "bad_bool", "bad_value", "bad_encoding", "too_long", "conflicting_duplicate"}
+	fieldCodes = []string{"missing_field", "bad_time", "bad_date", "bad_number", "out_of_range", "bad_bool", "bad_value", "bad_encoding", "too_long", "conflicting_duplicate",
+		"bad_currency", "not_scalar", "negative_amount"}
 	recordCodes = []string{"bad_csv", "bad_json", "field_count", "too_long", "bad_encoding"}
 )
 
@@ -266,6 +267,7 @@ var fieldKinds = []Field{
 	{Name: "t", Kind: KTime}, {Name: "d", Kind: KDate}, {Name: "dec", Kind: KDecimal}, {Name: "i", Kind: KInt},
 	{Name: "i16", Kind: KInt, Bits: 16}, {Name: "u", Kind: KUInt}, {Name: "u32", Kind: KUInt, Bits: 32},
 	{Name: "u8", Kind: KUInt, Bits: 8, Max: 5, Nullable: true}, {Name: "fl", Kind: KFloat}, {Name: "b", Kind: KBool},
+	cur("currency"), ref(lower(s("status")), ticketStatus), nonNeg(dec("revenue"), whyRevenue), s("id"),
 }
 
 // FuzzFieldValue converts one value to each field kind, under a decimal comma and a thousands
@@ -285,6 +287,8 @@ func FuzzFieldValue(f *testing.F) {
 		{2, "1e-3", false, ""}, {2, "+12", false, ""}, {3, "-9223372036854775808", false, ""}, {3, "3.0", false, ""},
 		{4, "32768", false, ""}, {5, "-1", false, ""}, {6, "4294967296", false, ""}, {7, "5", false, ""}, {7, "6", false, ""},
 		{8, "0.5", false, ""}, {8, "NaN", false, ""}, {8, "1e308", false, ""}, {9, "Opt-In", false, ""}, {9, "maybe", false, ""},
+		{10, "usd", false, ""}, {10, "€URO", false, ""}, {10, "XX", false, ""}, {11, "Solved", false, ""}, {11, "any", false, ""},
+		{12, "-0.01", false, ""}, {12, "-0", false, ""}, {13, `{"a":1}`, false, ""}, {13, "[1,2]", false, ""}, {2, `{"x":2}`, false, ""},
 	} {
 		f.Add(s.kind, s.v, s.comma, s.thousands)
 	}

@@ -300,6 +300,9 @@ func (m *Mapping) validate() error {
 				return fmt.Errorf("fields.%s.transform: %w", name, err)
 			}
 		}
+		if err := m.checkValues(e, name, f); err != nil {
+			return err
+		}
 	}
 	for _, k := range m.Key {
 		if !m.hasField(e, k) {
@@ -307,6 +310,64 @@ func (m *Mapping) validate() error {
 		}
 	}
 	return nil
+}
+
+// checkValues refuses a mapping whose own values (value, map, other, default) are not what the
+// field holds: a status outside its list, a currency that is not ISO 4217. A value read from
+// the source is checked per record; these are checked once, when the mapping is read, so a
+// typo in a preset fails its load instead of quarantining every record.
+func (m *Mapping) checkValues(e *Entity, name string, fm FieldMap) error {
+	fd, _, ok := e.field(name)
+	if !ok && m.Lines != nil {
+		fd, _, ok = entities["order_lines"].field(name)
+	}
+	if !ok || (fd.Ref == nil && !fd.Currency) {
+		return nil
+	}
+	check := func(where, v string) error {
+		switch fd.Norm {
+		case "lower":
+			v = strings.ToLower(v)
+		case "upper":
+			v = strings.ToUpper(v)
+		}
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return nil
+		}
+		var fe *FieldError
+		if fd.Currency {
+			fe = checkCurrency(name, v)
+		} else {
+			_, fe = fd.Ref.check(name, v)
+		}
+		if fe != nil {
+			return fmt.Errorf("fields.%s.%s: %s", name, where, fe.Reason)
+		}
+		return nil
+	}
+	// A constant goes through the transforms and the map: checked when it reaches the field as is.
+	if fm.Value != nil && fm.Map == nil && len(fm.Transform) == 0 {
+		if err := check("value", *fm.Value); err != nil {
+			return err
+		}
+	}
+	keys := make([]string, 0, len(fm.Map))
+	for k := range fm.Map {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := check("map."+k, fm.Map[k]); err != nil {
+			return err
+		}
+	}
+	if fm.Other != nil {
+		if err := check("other", *fm.Other); err != nil {
+			return err
+		}
+	}
+	return check("default", fm.Default)
 }
 
 func (m *Mapping) hasField(e *Entity, name string) bool {

@@ -63,6 +63,8 @@ func TestPresets(t *testing.T) {
 		{"zendesk_tickets", 3, []check{
 			{"SELECT groupArray(concat(ticket_id, ':', status, ':', channel, ':', ifNull(toString(csat), 'null'), ':', ifNull(toString(resolved_at), 'open'))) FROM (SELECT * FROM tickets FINAL ORDER BY ticket_id)",
 				"['4101:resolved:web:5:2024-03-02 14:30:00.000','4102:closed:email:1:2024-03-05 16:00:00.000','4103:open:chat:null:open']"},
+			// The help desk's own word is kept for display (as sent), the normalised state for metrics.
+			{"SELECT groupArray(concat(status_text, '>', status)) FROM (SELECT * FROM tickets FINAL ORDER BY ticket_id)", "['Solved>resolved','Closed>closed','Open>open']"},
 		}},
 		{"typeform_nps", 4, []check{
 			{"SELECT round(100 * (countIf(score >= 9) - countIf(score <= 6)) / count()) FROM survey_responses FINAL WHERE kind = 'nps'", "0"},

@@ -130,10 +130,12 @@ type Touchpoint struct {
 	Source, Channel, Campaign, Kind, UTMSource, UTMMedium string
 }
 
-// Ticket is one service ticket in its current state.
+// Ticket is one service ticket in its current state. Status is the normalised state (open,
+// pending, resolved, closed), StatusText the help desk's own word for it as sent.
 type Ticket struct {
 	OpenedAt                                     time.Time
 	Source, ID, Channel, Status, Priority, Topic string
+	StatusText                                   string
 	FirstResponseAt, ResolvedAt                  *time.Time
 	CSAT                                         *uint8 // 1–5, nil when not rated
 }
@@ -620,7 +622,7 @@ func (c *Customers) touchpoints(ctx context.Context, p clickhouse.Parameters) (L
 
 func (c *Customers) tickets(ctx context.Context, p clickhouse.Parameters) (List[Ticket], error) {
 	return list(ctx, c, "customer_tickets", p, func(t *Ticket) []any {
-		return []any{&t.OpenedAt, &t.Source, &t.ID, &t.Channel, &t.Status, &t.Priority, &t.Topic, &t.FirstResponseAt, &t.ResolvedAt, &t.CSAT}
+		return []any{&t.OpenedAt, &t.Source, &t.ID, &t.Channel, &t.Status, &t.StatusText, &t.Priority, &t.Topic, &t.FirstResponseAt, &t.ResolvedAt, &t.CSAT}
 	})
 }
 

@@ -51,6 +51,14 @@ type Params struct {
 	// is unknown (kpi-definitions.md pitfall 5); 0 means DefaultMargin.
 	// Bound to every query as {default_margin:Float64}.
 	Margin float64
+	// Currency is the report currency (ISO 4217) amounts are answered in; rows in any other
+	// currency are left out and named in Result.Warnings (see currency.go). "" means the
+	// registry's Defaults.Currency, else DefaultCurrency.
+	Currency string
+
+	// sameCurrency: the metric is an input of a derived one that combines amounts, so its rows
+	// are restricted to the report currency whatever its unit (set by the planner).
+	sameCurrency bool
 }
 
 // DefaultMargin is the gross margin assumed when none is configured.
@@ -66,7 +74,8 @@ func (p Params) margin() float64 {
 // Key is a canonical text of p, for cache keys.
 func (p Params) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d|%d|%s|%s|%d|%d|%s|%s|%g", p.From.UnixMilli(), p.To.UnixMilli(), p.Grain, p.TZ, p.WeekStart, p.FiscalYearStart, p.Compare, p.By, p.margin())
+	fmt.Fprintf(&b, "%d|%d|%s|%s|%d|%d|%s|%s|%g|%s|%t", p.From.UnixMilli(), p.To.UnixMilli(), p.Grain, p.TZ, p.WeekStart, p.FiscalYearStart, p.Compare, p.By, p.margin(),
+		p.currency(), p.sameCurrency)
 	fs := slices.Clone(p.Filters)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Dim+"\x00"+fs[i].Value < fs[j].Dim+"\x00"+fs[j].Value })
 	for _, f := range fs {
@@ -90,6 +99,7 @@ type Defaults struct {
 	FiscalYearStart time.Month     // default January
 	Grain           Grain          // default month
 	Margin          float64        // gross margin assumed where cost is unknown; default DefaultMargin
+	Currency        string         // report currency amounts are answered in (ISO 4217); default DefaultCurrency
 }
 
 // ParamError is a malformed or out-of-range query parameter.

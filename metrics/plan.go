@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,50 +336,25 @@ func planSimple(d *Definition, sh *shape, p Params) (string, clickhouse.Paramete
 		where = append(where, "toString(m."+x.Column+") = {"+name+":String}")
 		args[name] = paramText(f.Value)
 	}
-	extra := ""
-	if currencyGuard(d, p) {
-		x, _ := d.Dimension("currency")
-		extra = ", arrayStringConcat(arraySort(groupUniqArrayIf(5)(toString(m." + x.Column + "), toString(m." + x.Column + ") != '')), ',') AS currencies"
+	extra, sets := "", "(bucket, dim), (dim)"
+	if restricted(d, p) {
+		extra, sets = plannedCurrency(d, p)
 	}
 	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + d.Measure + " AS Nullable(Float64)) AS value, toBool(grouping(bucket)) AS whole" + extra + "\n" +
 		"FROM (\n" + d.SQL + "\n) AS m\nWHERE " + strings.Join(where, "\n  AND ") +
-		"\nGROUP BY GROUPING SETS ((bucket, dim), (dim))\nORDER BY whole, bucket, dim"
+		"\nGROUP BY GROUPING SETS (" + sets + ")\nORDER BY whole, bucket, dim"
 	return q, args
 }
 
-// currencyGuard tells whether the total query of d must check that it adds
-// amounts of one currency only: a currency metric with a currency dimension
-// that is neither filtered nor broken down by.
-func currencyGuard(d *Definition, p Params) bool {
-	if d.Unit != "currency" || p.By == "currency" {
-		return false
-	}
-	if _, ok := d.Dimension("currency"); !ok {
-		return false
-	}
-	return !slices.ContainsFunc(p.Filters, func(f Filter) bool { return f.Dim == "currency" })
-}
-
-// CurrencyError is returned instead of a sum of amounts in several
-// currencies (kpi-definitions.md pitfall 6): filter by one currency or break
-// down by currency.
-type CurrencyError struct {
-	Metric     string
-	Currencies []string // up to 5
-}
-
-func (e *CurrencyError) Error() string {
-	return fmt.Sprintf("%s: the amounts are in several currencies (%s) and are never added: filter by one (filter=currency=%s) or break down by currency",
-		e.Metric, strings.Join(e.Currencies, ", "), e.Currencies[0])
-}
-
 // raw is a metric's values over one range: dim → bucket day → value, the
-// total per dim, or a table for a custom metric of another shape.
+// total per dim, or a table for a custom metric of another shape; left is what
+// the values leave out (rows in other currencies), its inputs' for a derived one.
 type raw struct {
 	vals   map[string]map[string]*float64
 	totals map[string]*float64
 	empty  *float64 // value of a bucket with no rows
 	table  *Table
+	left   []leftOut
 }
 
 // add stores a row of a planned series query: a whole-range total, or a bucket's value.
@@ -484,13 +458,18 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		names := d.Inputs()
 		results := make([]*raw, len(names))
 		errs := make([]error, len(names))
+		same := r.restrictsInputs(d, p) // the inputs in the report currency: d combines amounts
 		var wg sync.WaitGroup
 		for i, name := range names {
 			dep, ok := r.Get(name)
 			if !ok {
 				return nil, fmt.Errorf("%s: input %s is not defined", d.Name, name)
 			}
-			wg.Go(func() { results[i], errs[i] = r.computeWith(ctx, m, dep, p) })
+			ip := p
+			// An amount is in the report currency anyway: the same parameters (and shared
+			// value) as when it is asked alone.
+			ip.sameCurrency = same && dep.Unit != "currency"
+			wg.Go(func() { results[i], errs[i] = r.computeWith(ctx, m, dep, ip) })
 		}
 		wg.Wait()
 		ins := map[string]*raw{}
@@ -505,6 +484,12 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 			}
 		}
 		out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}}
+		for _, name := range names {
+			for _, l := range ins[name].left {
+				l.amount = nil // in an input's units, not the derived metric's
+				out.left = append(out.left, l)
+			}
+		}
 		for _, b := range buckets(p) {
 			day := b.Format(time.DateOnly)
 			months := periodMonths(p, b, nextBucket(p.Grain, b, 1))
@@ -538,20 +523,18 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		}
 		// One statement: the buckets and the whole range's total (planSimple).
 		out := &raw{vals: map[string]map[string]*float64{}, totals: map[string]*float64{}, empty: sh.empty}
-		var mixed []string
+		restrict := restricted(d, p)
+		left := map[string]*leftOut{}
 		q, args := planSimple(d, sh, p)
 		err = r.scan(ctx, q, args, func(x row) {
-			if cs := strings.Split(x.currencies, ","); x.whole && len(cs) > 1 {
-				mixed = cs
+			if !restrict || collectLeftOut(d, p, x, left) {
+				out.add(x)
 			}
-			out.add(x)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
 		}
-		if mixed != nil {
-			return nil, &CurrencyError{Metric: d.Name, Currencies: mixed}
-		}
+		out.left = sortedLeftOut(left)
 		return out, nil
 	default:
 		sh, err := r.checkStore(ctx, d, nil)
@@ -586,14 +569,17 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 }
 
 // row is one row of a planned series query: bucket, dim, value, and the optional columns
-// whole (a whole-range total: of a simple metric, or of a custom series) and currencies
-// (String, of a simple metric's total).
+// whole (a whole-range total: of a simple metric, or of a custom series), and, of a simple
+// metric restricted to the report currency (plannedCurrency), currency, rows (the model rows
+// counted) and alldims (a total over every value of the breakdown dimension).
 type row struct {
-	bucket     time.Time
-	dim        string
-	value      *float64
-	currencies string
-	whole      bool
+	bucket   time.Time
+	dim      string
+	value    *float64
+	whole    bool
+	currency string
+	rows     uint64
+	alldims  bool
 }
 
 func (r *Registry) scan(ctx context.Context, q string, args clickhouse.Parameters, f func(row)) error {
@@ -616,8 +602,12 @@ func (r *Registry) scanOnce(ctx context.Context, q string, f func(row)) error {
 			switch c {
 			case "whole":
 				dest = append(dest, &x.whole)
-			case "currencies":
-				dest = append(dest, &x.currencies)
+			case "currency":
+				dest = append(dest, &x.currency)
+			case "rows":
+				dest = append(dest, &x.rows)
+			case "alldims":
+				dest = append(dest, &x.alldims)
 			}
 		}
 		if err := rows.Scan(dest...); err != nil {

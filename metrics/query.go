@@ -41,27 +41,31 @@ type Series struct {
 // Result is what Query returns. A custom metric that is not a series has
 // Table instead of Series.
 type Result struct {
-	Metric    string            `json:"metric"`
-	Title     string            `json:"title"`
-	Unit      string            `json:"unit"`
-	Format    string            `json:"format,omitempty"`
-	Polarity  string            `json:"polarity"`
-	Owner     string            `json:"owner"`
-	Version   string            `json:"version"`
-	From      time.Time         `json:"from"`
-	To        time.Time         `json:"to"`
-	Grain     Grain             `json:"grain"`
-	TZ        string            `json:"tz"`
-	Compare   string            `json:"compare,omitempty"`
-	By        string            `json:"by,omitempty"`
-	Filters   []Filter          `json:"filters,omitempty"`
-	Args      map[string]string `json:"args,omitempty"`
-	Target    *float64          `json:"target,omitempty"`
-	Series    []Series          `json:"series,omitempty"`
-	Table     *Table            `json:"table,omitempty"`
-	Sources   []string          `json:"sources"`   // tables the metric reads
-	Freshness time.Time         `json:"freshness"` // last change (insert, merge, drop) of those tables; zero when empty
-	Cached    bool              `json:"cached"`
+	Metric   string            `json:"metric"`
+	Title    string            `json:"title"`
+	Unit     string            `json:"unit"`
+	Format   string            `json:"format,omitempty"`
+	Polarity string            `json:"polarity"`
+	Owner    string            `json:"owner"`
+	Version  string            `json:"version"`
+	From     time.Time         `json:"from"`
+	To       time.Time         `json:"to"`
+	Grain    Grain             `json:"grain"`
+	TZ       string            `json:"tz"`
+	Compare  string            `json:"compare,omitempty"`
+	By       string            `json:"by,omitempty"`
+	Filters  []Filter          `json:"filters,omitempty"`
+	Args     map[string]string `json:"args,omitempty"`
+	Target   *float64          `json:"target,omitempty"`
+	Series   []Series          `json:"series,omitempty"`
+	Table    *Table            `json:"table,omitempty"`
+	Currency string            `json:"currency,omitempty"` // the report currency amounts are in (unit currency)
+	// Warnings name the rows the answer leaves out (rows in a currency it cannot convert), in the
+	// period and in the comparison period; the answer holds every other row.
+	Warnings  []Warning `json:"warnings,omitempty"`
+	Sources   []string  `json:"sources"`   // tables the metric reads
+	Freshness time.Time `json:"freshness"` // last change (insert, merge, drop) of those tables; zero when empty
+	Cached    bool      `json:"cached"`
 }
 
 // Cache outcomes of a Query (QueryStats.Cache).
@@ -121,6 +125,10 @@ func (r *Registry) query(ctx context.Context, d *Definition, p Params, cache *st
 	if p.Margin == 0 {
 		p.Margin = r.opts.Defaults.Margin
 	}
+	if p.Currency == "" {
+		p.Currency = r.opts.Defaults.Currency
+	}
+	p.sameCurrency = false // the planner's, for inputs
 	if p.TZ == nil || p.Grain == "" || !p.From.Before(p.To) {
 		return nil, &ParamError{Param: "params", Reason: "from, to, grain and tz are required and from must be before to (use ParseParams)"}
 	}
@@ -214,6 +222,13 @@ func (r *Registry) answer(ctx context.Context, d *Definition, p Params, key stri
 	}
 	if cmpErr != nil {
 		return nil, fmt.Errorf("comparison period: %w", cmpErr)
+	}
+	if d.Unit == "currency" {
+		res.Currency = answerCurrency(p)
+	}
+	res.Warnings = warnings(cur.left, PeriodCurrent, p.currency())
+	if cmp != nil {
+		res.Warnings = append(res.Warnings, warnings(cmp.left, PeriodComparison, p.currency())...)
 	}
 	bs := buckets(p)
 	for _, dim := range cur.dims() {

@@ -133,6 +133,18 @@ type resultJSON struct {
 	Target       *float64     `json:"target,omitempty"`
 	Series       []seriesJSON `json:"series"`
 	Freshness    *string      `json:"freshness"` // last ingest of its sources, RFC 3339; null if unknown
+	// Warnings name the rows the answer leaves out (e.g. orders in a currency that cannot be
+	// converted to the report currency); always a list, empty when nothing is left out.
+	Warnings []warningJSON `json:"warnings"`
+}
+
+type warningJSON struct {
+	Code     string `json:"code"`
+	Metric   string `json:"metric"`
+	Period   string `json:"period"`   // current | comparison
+	Currency string `json:"currency"` // of the rows left out; "" when they have none
+	Rows     int64  `json:"rows"`
+	Message  string `json:"message"`
 }
 
 // apiMetric answers GET /api/v1/metrics/:name with the dashboard's URL parameters, as JSON, or
@@ -151,7 +163,10 @@ func (s *Server) apiMetric(c *gin.Context) error {
 	}
 	info, res, err := s.queryForExport(c.Request.Context(), c.Param("name"), f)
 	if err != nil {
-		return err
+		return exportError(err) // a bad parameter of the metrics layer is a 400 naming it
+	}
+	if res.Currency != "" && info.Unit == "currency" {
+		info.Currency = res.Currency
 	}
 	q := f.Query(info.Dimensions, f.By)
 	out := resultJSON{
@@ -159,7 +174,10 @@ func (s *Server) apiMetric(c *gin.Context) error {
 		Query: queryJSON{Range: f.Range, From: q.From.Format(time.RFC3339), To: q.To.Format(time.RFC3339),
 			Grain: q.Grain, TZ: q.TZ, Compare: f.Compare, By: q.By, Filters: q.Filters},
 		Total: res.Total, CompareTotal: res.CompareTotal, Target: res.Target,
-		Series: []seriesJSON{},
+		Series: []seriesJSON{}, Warnings: []warningJSON{},
+	}
+	for _, w := range res.Warnings {
+		out.Warnings = append(out.Warnings, warningJSON{Code: w.Code, Metric: w.Metric, Period: w.Period, Currency: w.Currency, Rows: w.Rows, Message: w.Message})
 	}
 	if !res.Freshness.IsZero() {
 		fr := res.Freshness.In(f.Loc).Format(time.RFC3339)

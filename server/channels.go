@@ -15,6 +15,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/views"
 )
@@ -393,7 +394,7 @@ func rowFiltered(f Filters, p channelsParams) bool {
 func keyCells(key string, p channelsParams) []string {
 	channel, campaign := splitKey(key, p)
 	if channel == "" {
-		channel = "(no channel)"
+		channel = ingest.NoChannel // the bucket touchpoints without a channel are stored in, as the funnel shows it
 	}
 	if p.Level != levelCampaign {
 		return []string{channel}

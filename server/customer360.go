@@ -114,6 +114,22 @@ func orDash(s string) string {
 	return s
 }
 
+// statusCell shows a ticket's state in the help desk's words, with the normalised state metrics
+// count it under when that reads differently ("On-hold", pending).
+func statusCell(status, text string) views.Cell {
+	if text == "" || strings.EqualFold(text, status) {
+		return views.Cell{Text: orDash(orText(text, status))}
+	}
+	return views.Cell{Text: text, Sub: status}
+}
+
+func orText(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // sumText is a total over amounts in currencies: the sum when there is one currency.
 func sumText(v float64, currencies []string) string {
 	switch len(currencies) {
@@ -271,7 +287,7 @@ func ticketsSection(tk metrics.Section[metrics.List[metrics.Ticket]], t timeForm
 		if r.CSAT != nil {
 			csat = fmt.Sprintf("%d / 5", *r.CSAT)
 		}
-		lt.Rows = append(lt.Rows, []views.Cell{{Text: t.at(r.OpenedAt)}, {Text: r.ID, Sub: r.Source}, {Text: orDash(r.Channel)}, {Text: orDash(r.Status)},
+		lt.Rows = append(lt.Rows, []views.Cell{{Text: t.at(r.OpenedAt)}, {Text: r.ID, Sub: r.Source}, {Text: orDash(r.Channel)}, statusCell(r.Status, r.StatusText),
 			{Text: orDash(r.Priority)}, {Text: orDash(r.Topic)}, {Text: afterText(r.OpenedAt, r.FirstResponseAt)}, {Text: afterText(r.OpenedAt, r.ResolvedAt)}, {Text: csat}})
 	}
 	sec.Table = lt

@@ -160,6 +160,12 @@ func (s *Server) tileView(info MetricInfo, f Filters, res *MetricResult, err err
 		return t
 	}
 	t.Value, t.Compare, t.Target = res.Total, res.CompareTotal, res.Target
+	if res.Currency != "" && info.Unit == "currency" {
+		t.Currency = res.Currency
+	}
+	for _, w := range res.Warnings {
+		t.Warnings = append(t.Warnings, w.Message)
+	}
 	if !res.Freshness.IsZero() {
 		t.Freshness = res.Freshness.In(f.Loc).Format("2 Jan 2006 15:04 MST")
 	}

@@ -121,6 +121,9 @@ func (s *Server) kpi(c *gin.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if total != nil && total.Currency != "" && info.Unit == "currency" {
+			info.Currency, v.Def.Currency = total.Currency, total.Currency // filtered on a currency: shown in it
+		}
 	}
 	v.Headline = s.tileView(info, f, total, totalErr)
 	v.Headline.Href = c.Request.URL.RequestURI()

@@ -71,6 +71,22 @@ type MetricResult struct {
 	Total, CompareTotal, Target *float64 // over the whole range
 	Series                      []MetricSeries
 	Freshness                   time.Time // last ingest of the sources it reads
+	// Currency is the currency the amounts are in, when the answer says (the one filtered on,
+	// else the report currency); "" leaves Info.Currency.
+	Currency string
+	// Warnings name rows of the data the answer leaves out; the answer holds all the others.
+	Warnings []MetricWarning
+}
+
+// MetricWarning names rows a result leaves out, such as orders in a currency that cannot be
+// converted to the report currency ("3 orders in currency XX left out: …").
+type MetricWarning struct {
+	Code     string // not_convertible
+	Metric   string // the metric whose rows they are (an input of a derived one)
+	Period   string // current | comparison
+	Currency string // their currency as stored ("" when they have none)
+	Rows     int64
+	Message  string // the sentence shown to people
 }
 
 // Metrics is what the server needs of the metrics layer. Implementations honour ctx

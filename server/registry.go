@@ -14,8 +14,8 @@ import (
 
 // RegistryConfig adapts a metrics.Registry to the dashboard.
 type RegistryConfig struct {
-	// Currency is the ISO code shown for currency metrics (amounts are
-	// never converted: the metrics layer refuses to add currencies).
+	// Currency is the report currency: currency metrics are answered and shown in it (amounts
+	// are never converted: rows in other currencies are left out and named in warnings).
 	Currency        string
 	WeekStart       time.Weekday
 	FiscalYearStart time.Month
@@ -144,6 +144,7 @@ func (m *registryMetrics) run(ctx context.Context, name string, q MetricQuery) (
 	if err != nil {
 		return nil, err
 	}
+	p.Currency = m.cfg.Currency // the currency amounts are shown in is the one they are answered in
 	return m.r.Query(ctx, name, p)
 }
 
@@ -206,7 +207,11 @@ func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery)
 		x := *v / 100
 		return &x
 	}
-	out := &MetricResult{Info: m.info(d), Target: scale(res.Target), Freshness: res.Freshness}
+	out := &MetricResult{Info: m.info(d), Target: scale(res.Target), Freshness: res.Freshness, Currency: res.Currency}
+	for _, w := range res.Warnings {
+		out.Warnings = append(out.Warnings, MetricWarning{Code: w.Code, Metric: w.Metric, Period: w.Period, Currency: w.Currency,
+			Rows: w.Rows, Message: w.Message})
+	}
 	for _, s := range res.Series {
 		ms := MetricSeries{Key: s.Dim, Total: scale(s.Total), CompareTotal: scale(s.CompareTotal)}
 		for _, pt := range s.Points {

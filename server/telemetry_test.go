@@ -123,7 +123,7 @@ func TestTelemetrySeriesMove(t *testing.T) {
 	body := strings.Join([]string{
 		`{"event_id":"t1","customer_id":"C1","occurred_at":"2026-03-01T10:00:00Z","channel":"email","kind":"open"}`,
 		`{"event_id":"t1","customer_id":"C1","occurred_at":"2026-03-01T10:00:00Z","channel":"email","kind":"open"}`,
-		`{"event_id":"t2","customer_id":"C2","occurred_at":"2026-03-01T11:00:00Z","kind":"open"}`, // no channel: rejected
+		`{"event_id":"t2","customer_id":"C2","occurred_at":"2026-03-01T11:00:00Z","channel":"email"}`, // no kind: rejected
 	}, "\n")
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/events/touchpoints", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)

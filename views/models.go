@@ -130,6 +130,9 @@ type TileView struct {
 	CompareLabel string
 	// Error is why the tile has no value (failed query, time budget exceeded).
 	Error string
+	// Warnings name rows of the data the value leaves out ("2 orders in currency XX left out:
+	// not convertible to EUR …"); the value holds all the others.
+	Warnings []string
 	// Freshness is when its sources were last loaded, formatted in the report zone.
 	Freshness string
 	// NotFiltered lists dimension filters this KPI cannot apply.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/converge-dev/converge/ingest"
 	"github.com/converge-dev/converge/ingest/identity"
 	"github.com/converge-dev/converge/reports"
 	"github.com/converge-dev/converge/warehouse"
@@ -374,8 +375,8 @@ func (c *Config) validate() error {
 	if u := c.EngineAnalystUser; u != "" && (u == "default" || !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`).MatchString(u)) {
 		return fmt.Errorf("engine.analyst_user: %q is not a user name other than default (letters, digits, _, ., -)", u)
 	}
-	if !regexp.MustCompile(`^[A-Z]{3}$`).MatchString(c.ReportCurrency) {
-		return fmt.Errorf("report.currency: %q is not an ISO 4217 code (e.g. EUR)", c.ReportCurrency)
+	if !ingest.IsCurrency(c.ReportCurrency) {
+		return fmt.Errorf("report.currency: %q is not an ISO 4217 currency code (e.g. EUR)", c.ReportCurrency)
 	}
 	if _, _, err := net.SplitHostPort(c.ServerAddr); err != nil {
 		return fmt.Errorf("server.addr: %q is not host:port: %v", c.ServerAddr, err)

@@ -58,6 +58,7 @@ func TestConfigErrors(t *testing.T) {
 		{"console timeout", map[string]string{"CONVERGE_CONSOLE_TIMEOUT": "soon"}, []string{"config", "keys"}, "console.timeout"},
 		{"console memory", map[string]string{"CONVERGE_CONSOLE_MAX_MEMORY": "0"}, []string{"config", "keys"}, "console.max_memory"},
 		{"export rows", map[string]string{"CONVERGE_EXPORT_MAX_ROWS": "-1"}, []string{"config", "keys"}, "export.max_rows"},
+		{"report currency", map[string]string{"CONVERGE_REPORT_CURRENCY": "XX"}, []string{"config", "keys"}, `report.currency: "XX" is not an ISO 4217 currency code`},
 		{"server addr", nil, []string{"serve", "--addr", "8080"}, "server.addr"},
 		{"sql format", nil, []string{"--data-dir", dir, "sql", "--format", "xml", "SELECT 1"}, "--format"},
 		{"missing store", nil, []string{"--data-dir", filepath.Join(dir, "nope"), "sql", "SELECT 1"}, "no store at"},

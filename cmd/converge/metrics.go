@@ -194,7 +194,7 @@ func (a *app) metricsRegistry(ctx context.Context, dir string, withStore bool) (
 	}
 	r, err := metrics.New(ctx, metrics.Options{Store: st, Dir: dir, Log: a.log, Lanes: a.lanes(), Defaults: metrics.Defaults{
 		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart,
-		Margin: a.cfg.ReportDefaultMargin}})
+		Margin: a.cfg.ReportDefaultMargin, Currency: a.cfg.ReportCurrency}})
 	if err != nil {
 		if st != nil {
 			st.Close()

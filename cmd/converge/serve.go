@@ -85,7 +85,8 @@ func (a *app) serve(ctx context.Context) error {
 	lanes := a.lanes()
 	defer a.saveLanes(lanes)
 	reg, err := metrics.New(ctx, metrics.Options{Store: st, Dir: a.cfg.MetricsDir, Log: a.log, OnQuery: tel.ObserveQuery, Finish: a.cfg.ServerFinish, Lifetime: ctx, Lanes: lanes, Defaults: metrics.Defaults{
-		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart, Margin: a.cfg.ReportDefaultMargin}})
+		TZ: a.cfg.ReportTZ, SundayWeeks: a.cfg.ReportWeekStart == time.Sunday, FiscalYearStart: a.cfg.ReportFiscalYearStart, Margin: a.cfg.ReportDefaultMargin,
+		Currency: a.cfg.ReportCurrency}})
 	if err != nil {
 		ln.Close()
 		return err

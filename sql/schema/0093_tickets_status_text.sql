@@ -1,0 +1,2 @@
+-- tickets.status_text: the ticket's state in the help desk's own words, as sent ("Solved", "On-hold"), for display; status is the normalised state metrics read (open | pending | resolved | closed, ingest/refvalues.go). Rows stored before this column read their status (already lower-cased: the source's text is gone).
+ALTER TABLE tickets ADD COLUMN IF NOT EXISTS status_text String DEFAULT status COMMENT 'state as the source sent it (display); status is the normalised one' AFTER status
