@@ -114,6 +114,7 @@ func TestMetricCSV(t *testing.T) {
 		o    Options
 	}{
 		{"aov_raw.csv", Options{Raw: true}},
+		{"aov_csv_raw.csv", Options{Raw: true, CSVRaw: true}}, // for programs: "+promo…" as stored
 		{"aov_formatted.csv", Options{}},
 		{"aov_excel.csv", Options{Preset: "excel"}},
 		{"aov_excel_de.csv", Options{Preset: "excel", Delimiter: ';', Decimal: ','}},
@@ -283,6 +284,11 @@ func TestSQLExport(t *testing.T) {
 		want string
 	}{
 		{Options{Raw: true, TZ: berlin}, "order_id,ordered_at,revenue,cost,channel,day,cancelled,a\n" +
+			"o1,2026-01-05T11:00:00.000+01:00,100.0000,60.0000,ads,2026-01-05,0,\"[1,2]\"\n" +
+			"o5,2026-02-15T13:00:00.000+01:00,3000.0000,2000.0000,ads,2026-02-15,0,\"[1,2]\"\n" +
+			"o8,2026-03-12T13:00:00.000+01:00,20.0000,10.0000,\"'+promo, \"\"spring\"\"\",2026-03-12,0,\"[1,2]\"\n"},
+		// Raw CSV for programs: the text as stored.
+		{Options{Raw: true, CSVRaw: true, TZ: berlin}, "order_id,ordered_at,revenue,cost,channel,day,cancelled,a\n" +
 			"o1,2026-01-05T11:00:00.000+01:00,100.0000,60.0000,ads,2026-01-05,0,\"[1,2]\"\n" +
 			"o5,2026-02-15T13:00:00.000+01:00,3000.0000,2000.0000,ads,2026-02-15,0,\"[1,2]\"\n" +
 			"o8,2026-03-12T13:00:00.000+01:00,20.0000,10.0000,\"+promo, \"\"spring\"\"\",2026-03-12,0,\"[1,2]\"\n"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
 )
@@ -147,6 +148,7 @@ func (a *app) metricsCmd() *cobra.Command {
 
 	var (
 		format string
+		csvRaw bool
 		q      metricQueryFlags
 	)
 	query := &cobra.Command{
@@ -159,6 +161,9 @@ func (a *app) metricsCmd() *cobra.Command {
 			default:
 				return usageError{fmt.Errorf("--format: %q is not one of table, csv, json", format)}
 			}
+			if csvRaw && format != "csv" {
+				return usageError{fmt.Errorf("--csv-raw: goes with --format csv, not %s", format)}
+			}
 			r, st, p, err := a.openMetricQuery(cmd, dir, args[0], &q)
 			if err != nil {
 				return err
@@ -168,11 +173,12 @@ func (a *app) metricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeResult(cmd.OutOrStdout(), format, res)
+			return writeResult(cmd.OutOrStdout(), format, res, !csvRaw)
 		},
 	}
 	q.register(query)
 	query.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	query.Flags().BoolVar(&csvRaw, "csv-raw", false, "CSV for programs: text cells as stored; by default a text cell a spreadsheet would run as a formula (starting with = + - @ tab CR) gets a leading '")
 
 	cmd.AddCommand(list, check, show, query)
 	return cmd
@@ -281,8 +287,9 @@ func paramUsage(cmd *cobra.Command, err error) error {
 }
 
 // writeResult prints a metric result. CSV carries raw values and the
-// report time zone on every row.
-func writeResult(w io.Writer, format string, res *metrics.Result) error {
+// report time zone on every row; with guard, its text cells (not its
+// numbers) are formula-safe for spreadsheets (export.GuardText).
+func writeResult(w io.Writer, format string, res *metrics.Result, guard bool) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -290,6 +297,12 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 	}
 	var header []string
 	var rows [][]string
+	text := func(s string) string {
+		if guard && format == "csv" {
+			return export.GuardText(s)
+		}
+		return s
+	}
 	num := func(v *float64) string {
 		if v == nil {
 			return ""
@@ -303,7 +316,9 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 		return strconv.FormatFloat(*v, 'f', 2, 64)
 	}
 	if res.Table != nil {
-		header = res.Table.Columns
+		for _, c := range res.Table.Columns {
+			header = append(header, text(c))
+		}
 		for _, row := range res.Table.Rows {
 			cells := make([]string, len(row))
 			for i, c := range row {
@@ -312,6 +327,8 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 					cells[i] = ""
 				case float64:
 					cells[i] = num(&x)
+				case string:
+					cells[i] = text(x)
 				default:
 					cells[i] = fmt.Sprint(x)
 				}
@@ -333,7 +350,7 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 			add := func(bucket string, v, c, target *float64, cb string) {
 				row := []string{bucket}
 				if withDim {
-					row = append(row, s.Dim)
+					row = append(row, text(s.Dim))
 				}
 				row = append(row, num(v))
 				if res.Compare != "" {
@@ -358,7 +375,7 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 		cw := csv.NewWriter(w)
 		_ = cw.Write(append([]string{"metric", "tz"}, header...))
 		for _, r := range rows {
-			_ = cw.Write(append([]string{res.Metric, res.TZ}, r...))
+			_ = cw.Write(append([]string{text(res.Metric), text(res.TZ)}, r...))
 		}
 		cw.Flush()
 		return cw.Error()

@@ -71,7 +71,7 @@ func TestWriteResult(t *testing.T) {
 			{Bucket: "2026-02-01", Value: nil, CompareBucket: "2025-02-01", Compare: f(80)},
 		}, Total: f(106.25), CompareTotal: f(90)}}}
 	var b bytes.Buffer
-	if err := writeResult(&b, "csv", res); err != nil {
+	if err := writeResult(&b, "csv", res, true); err != nil {
 		t.Fatal(err)
 	}
 	want := "metric,tz,bucket,value,compare_bucket,compare,change_pct,target\n" +
@@ -82,11 +82,45 @@ func TestWriteResult(t *testing.T) {
 		t.Errorf("csv:\n%s\nwant:\n%s", b.String(), want)
 	}
 	b.Reset()
-	if err := writeResult(&b, "table", res); err != nil {
+	if err := writeResult(&b, "table", res, true); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "2026-01-01 00:00 … 2026-03-01 00:00 by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// The CSV of metrics query guards its text cells (a dimension value, a table's text column)
+// against being run as a formula, not its numbers (-12.5 stays a number); --csv-raw writes the
+// text as stored.
+func TestWriteResultFormulaGuard(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	series := &metrics.Result{Metric: "revenue_gross", TZ: "UTC", By: "channel",
+		Series: []metrics.Series{{Dim: "=HYPERLINK(\"https://evil.example\")", Points: []metrics.Point{{Bucket: "2026-01-01", Value: f(-12.5)}}}}}
+	table := &metrics.Result{Metric: "rfm_segments", TZ: "UTC", Table: &metrics.Table{Columns: []string{"segment", "@customers", "net"},
+		Rows: [][]any{{"+cmd|' /C calc'!A0", int64(-3), -12.5}, {"-12.5", int64(1), 2.0}}}}
+	cases := []struct {
+		res   *metrics.Result
+		guard bool
+		want  string
+	}{
+		{series, true, "metric,tz,bucket,dim,value,target\nrevenue_gross,UTC,2026-01-01,\"'=HYPERLINK(\"\"https://evil.example\"\")\",-12.5,\n"},
+		{series, false, "metric,tz,bucket,dim,value,target\nrevenue_gross,UTC,2026-01-01,\"=HYPERLINK(\"\"https://evil.example\"\")\",-12.5,\n"},
+		{table, true, "metric,tz,segment,'@customers,net\nrfm_segments,UTC,'+cmd|' /C calc'!A0,-3,-12.5\nrfm_segments,UTC,'-12.5,1,2\n"},
+		{table, false, "metric,tz,segment,@customers,net\nrfm_segments,UTC,+cmd|' /C calc'!A0,-3,-12.5\nrfm_segments,UTC,-12.5,1,2\n"},
+	}
+	for i, c := range cases {
+		var b bytes.Buffer
+		if err := writeResult(&b, "csv", c.res, c.guard); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != c.want {
+			t.Errorf("case %d:\n%s\nwant:\n%s", i, b.String(), c.want)
+		}
+	}
+	_, err := run(t, context.Background(), "metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--csv-raw")
+	if err == nil || !strings.Contains(err.Error(), "--csv-raw: goes with --format csv") {
+		t.Errorf("--csv-raw with the table format: %v", err)
 	}
 }
 
