@@ -331,7 +331,7 @@ func FuzzParseParams(f *testing.F) {
 					i = j
 				}
 			}
-			if i < 0 || checkParamValue(d.Params[i], a) != nil {
+			if i < 0 || d.Params[i].Check(a) != nil {
 				t.Fatalf("%s?%s: arg %s=%q", d.Name, q, k, a)
 			}
 		}

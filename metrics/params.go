@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -213,7 +215,7 @@ func ParseParams(d *Definition, v url.Values, def Defaults) (Params, error) {
 		if i < 0 {
 			return p, perr("arg", "%s has no parameter %q", d.Name, k)
 		}
-		if err := checkParamValue(d.Params[i], val); err != nil {
+		if err := d.Params[i].Check(val); err != nil {
 			return p, perr(k, "%v", err)
 		}
 		p.Args[k] = val
@@ -330,4 +332,117 @@ func shiftLocal(t time.Time, g Grain, n int) time.Time {
 		return t.AddDate(n, 0, 0).UTC()
 	}
 	return t.AddDate(0, 0, n).UTC()
+}
+
+// parseParam parses a param header: "name Type = default", then optionally "| allowed, …"
+// (the values it may take) or "| min..max" (a number's or a date's inclusive bounds; "1.."
+// or "..365" bound one side).
+func parseParam(s string) (Param, error) {
+	var p Param
+	decl, allowed, hasAllowed := strings.Cut(s, "|")
+	decl, def, hasDef := strings.Cut(decl, "=")
+	f := strings.Fields(decl)
+	if len(f) != 2 || !identRe.MatchString(f[0]) || !typeRe.MatchString(f[1]) {
+		return p, fmt.Errorf("%q: want \"name Type = default | allowed, …\" or \"name Type = default | min..max\" with Type one of String, Int64, Int32, UInt8, Float64, Date", s)
+	}
+	p.Name, p.Type = f[0], f[1]
+	if !hasDef {
+		return p, fmt.Errorf("%s: a default value is required", p.Name)
+	}
+	p.Default = strings.TrimSpace(def)
+	if lo, hi, isRange := strings.Cut(strings.TrimSpace(allowed), ".."); hasAllowed && isRange {
+		if p.Type == "String" {
+			return p, fmt.Errorf("%s: a range min..max bounds a number or a date, not a String (list the values instead)", p.Name)
+		}
+		p.Min, p.Max = strings.TrimSpace(lo), strings.TrimSpace(hi)
+		for _, b := range []string{p.Min, p.Max} {
+			if _, err := p.parse(b); b != "" && err != nil {
+				return p, fmt.Errorf("%s: bound %q is not a %s", p.Name, b, p.Type)
+			}
+		}
+		if p.Min == "" && p.Max == "" {
+			return p, fmt.Errorf("%s: the range %q has no bound", p.Name, strings.TrimSpace(allowed))
+		}
+		if p.Min != "" && p.Max != "" && p.compare(p.Min, p.Max) > 0 {
+			return p, fmt.Errorf("%s: the range %s..%s is empty (min above max)", p.Name, p.Min, p.Max)
+		}
+	} else {
+		p.Allowed = splitList(allowed)
+	}
+	if err := p.Check(p.Default); err != nil {
+		return p, fmt.Errorf("default: %w", err)
+	}
+	return p, nil
+}
+
+// Check validates v as a value of the param: its type, one of its allowed values, within its
+// bounds. It is the one check every caller's value goes through (ParseParams for the CLI, the
+// API and report schedules; Registry.Query for the pages and exports, which build Params
+// themselves); the error says what the param takes.
+func (p Param) Check(v string) error {
+	if len(p.Allowed) > 0 && !slices.Contains(p.Allowed, v) {
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(p.Allowed, ", "))
+	}
+	if _, err := p.parse(v); err != nil {
+		return fmt.Errorf("%q is not a %s", v, p.Type)
+	}
+	below := p.Min != "" && p.compare(v, p.Min) < 0
+	above := p.Max != "" && p.compare(v, p.Max) > 0
+	if below || above {
+		return fmt.Errorf("%s is out of range: %s takes %s", v, p.Name, p.Range())
+	}
+	return nil
+}
+
+// Range says what the param's bounds allow: "1 to 365", "at least 1", "at most 365"; "" when
+// it has none.
+func (p Param) Range() string {
+	switch {
+	case p.Min != "" && p.Max != "":
+		return p.Min + " to " + p.Max
+	case p.Min != "":
+		return "at least " + p.Min
+	case p.Max != "":
+		return "at most " + p.Max
+	}
+	return ""
+}
+
+// parse reads v as a value of the param's type: a number as float64 or int64/uint64, a date
+// as a time; a String as itself.
+func (p Param) parse(v string) (any, error) {
+	switch p.Type {
+	case "Int64":
+		return strconv.ParseInt(v, 10, 64)
+	case "Int32":
+		return strconv.ParseInt(v, 10, 32)
+	case "UInt8":
+		return strconv.ParseUint(v, 10, 8)
+	case "Float64":
+		f, err := strconv.ParseFloat(v, 64)
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			err = fmt.Errorf("not finite")
+		}
+		return f, err
+	case "Date":
+		return time.Parse(time.DateOnly, v)
+	}
+	return v, nil
+}
+
+// compare orders two valid values of the param's type (-1, 0, 1).
+func (p Param) compare(a, b string) int {
+	x, _ := p.parse(a)
+	y, _ := p.parse(b)
+	switch x := x.(type) {
+	case int64:
+		return cmp.Compare(x, y.(int64))
+	case uint64:
+		return cmp.Compare(x, y.(uint64))
+	case float64:
+		return cmp.Compare(x, y.(float64))
+	case time.Time:
+		return x.Compare(y.(time.Time))
+	}
+	return strings.Compare(a, b)
 }

@@ -225,6 +225,9 @@ func TestExportMetricErrors(t *testing.T) {
 		{"/api/v1/export/metric/aov?by=country", 200, ""},
 		{"/api/v1/export/metric/aov?by=colour", 400, "by"},
 		{"/api/v1/export/metric/nope", 404, ""},
+		// A custom metric's param, by the metric's own bounds (as the funnel page and the CLI).
+		{"/api/v1/export/metric/funnel_conversion?arg.window_days=100000", 400, "window_days"},
+		{"/api/v1/export/metric/funnel_conversion?arg.window_days=365", 200, ""},
 	} {
 		rec := get(t, srv, tc.target)
 		var body apiError

@@ -134,6 +134,9 @@ func (a *app) metricsCmd() *cobra.Command {
 				if len(p.Allowed) > 0 {
 					s += " | " + strings.Join(p.Allowed, ", ")
 				}
+				if r := p.Range(); r != "" {
+					s += " | " + r
+				}
 				field("param", s)
 			}
 			field("roles", strings.Join(d.Roles, ", "))

@@ -29,6 +29,10 @@ func TestMetricsCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "formula:     revenue_gross / orders") {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
+	out, err = run(t, context.Background(), "metrics", "show", "funnel_conversion")
+	if err != nil || !strings.Contains(out, "param:       window_days Int64 = 30 | 1 to 365") {
+		t.Fatalf("show funnel_conversion: %v\n%s", err, out)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -41,6 +45,11 @@ func TestMetricsCommands(t *testing.T) {
 		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--filter", "colour=red"}, `--filter: aov has no dimension "colour"`},
 		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "model=magic"}, `--arg model: "magic" is not one of`},
 		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--fiscal-year-start", "0"}, "--fiscal-year-start:"},
+		// The metric's own bounds (1..365, as the funnel page), whichever way the param is given.
+		{[]string{"metrics", "query", "funnel_conversion", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "window_days=100000"},
+			"--arg window_days: 100000 is out of range: window_days takes 1 to 365"},
+		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "half_life_days=0"},
+			"--arg half_life_days: 0 is out of range: half_life_days takes 0.1 to 365"},
 		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--format", "xml"}, "--format"},
 	}
 	for _, c := range cases {
