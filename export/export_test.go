@@ -66,7 +66,7 @@ func fixture(t testing.TB) (*warehouse.Store, *metrics.Registry) {
 	return st, reg
 }
 
-const aovQuery = "from=2026-01-01&to=2026-04-01&grain=month&tz=Europe/Berlin&compare=previous&by=channel"
+const aovQuery = "from=2026-01-01&to=2026-03-31&grain=month&tz=Europe/Berlin&compare=previous&by=channel"
 
 func params(t testing.TB, reg *metrics.Registry, name, query string) metrics.Params {
 	t.Helper()
@@ -155,7 +155,7 @@ func TestMetricCSV(t *testing.T) {
 				t.Errorf("manifest sources %v, want orders", tables)
 			}
 			if got := strings.Join(m.Params["by"], ","); got != "channel" || m.Params.Get("compare") != "previous" ||
-				m.Params.Get("from") != "2025-12-31T23:00:00Z" || m.Params.Get("tz") != "Europe/Berlin" {
+				m.Params.Get("from") != "2026-01-01" || m.Params.Get("to") != "2026-03-31" || m.Params.Get("tz") != "Europe/Berlin" {
 				t.Errorf("manifest params %v", m.Params)
 			}
 		})
@@ -408,7 +408,7 @@ func TestNumberText(t *testing.T) {
 // 3080: 33.766… %, against December's 48 / 110: 43.6 %, −9.9 pp.
 func TestMetricPercent(t *testing.T) {
 	st, reg := fixture(t)
-	p := params(t, reg, "gross_margin_pct", "from=2026-01-01&to=2026-03-01&grain=month&tz=Europe/Berlin&compare=previous")
+	p := params(t, reg, "gross_margin_pct", "from=2026-01-01&to=2026-02-28&grain=month&tz=Europe/Berlin&compare=previous")
 	cases := []struct {
 		raw  bool
 		want []string

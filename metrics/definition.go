@@ -42,8 +42,10 @@
 // max and clamped: deterministic, bounded and monotone in every component.
 //
 // Custom: the body is a whole query under the parameter contract
-// {from:DateTime64(3,'UTC')} (inclusive), {to:DateTime64(3,'UTC')}
-// (exclusive), {tz:String} (IANA report zone), {grain:String} (day, week,
+// {from:DateTime64(3,'UTC')} (the range's first instant, included),
+// {to:DateTime64(3,'UTC')} (the first instant after it, not included: a
+// user's to=2025-12-31 binds 2026-01-01 00:00 in tz, so `< {to}` keeps all
+// of 31 December), {tz:String} (IANA report zone), {grain:String} (day, week,
 // month, quarter, year), {week_mode:UInt8} (toStartOfWeek mode: 0 Sunday,
 // 1 Monday), {fy_shift:Int32} (fiscal-year start month − 1) and each
 // declared param. If it returns columns bucket (Date) and value (number),

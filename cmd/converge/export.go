@@ -138,7 +138,7 @@ func (a *app) exportCmd() *cobra.Command {
 	)
 	metric := &cobra.Command{
 		Use:   "metric NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--format csv|xlsx] [--preset excel] [--raw] --out FILE",
-		Short: "Export a metric's values by bucket (with breakdown, comparison, target and totals)",
+		Short: "Export a metric's values by bucket (with breakdown, comparison, target and totals), --from to --to, both days included",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := mf.options(a)

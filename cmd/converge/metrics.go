@@ -156,8 +156,13 @@ func (a *app) metricsCmd() *cobra.Command {
 	)
 	query := &cobra.Command{
 		Use:   "query NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--tz Z] [--arg NAME=V ...] [--format table|csv|json]",
-		Short: "Compute a metric over [from, to) at a grain in the report time zone",
-		Args:  cobra.ExactArgs(1),
+		Short: "Compute a metric from --from to --to, both days included, at a grain in the report time zone",
+		Long: `Compute a metric from --from to --to at a grain in the report time zone (--tz, default report.tz).
+Both ends are included, as on the dashboard: --from 2025-01-01 --to 2025-12-31 is the whole year 2025,
+31 December too; --from 2026-03-01 --to 2026-03-01 is one day. An RFC 3339 instant is itself:
+--to 2026-01-01T00:00:00+01:00 includes that millisecond. A snapshot metric (its SQL does not read
+{from}: rfm_segments, rfm_best_customers, consented_audience) is as of the end of --to and needs no --from.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
 			case "table", "csv", "json":
@@ -223,8 +228,8 @@ type metricQueryFlags struct {
 
 func (q *metricQueryFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&q.from, "from", "", "first day (YYYY-MM-DD, midnight in --tz) or RFC 3339 instant, inclusive")
-	f.StringVar(&q.to, "to", "", "end, exclusive, like --from")
+	f.StringVar(&q.from, "from", "", "first day, included (YYYY-MM-DD, from midnight in --tz), or an RFC 3339 instant; a snapshot metric needs none")
+	f.StringVar(&q.to, "to", "", "last day, included (YYYY-MM-DD: the whole day in --tz, 2025-12-31 holds 31 December), or the last RFC 3339 instant included")
 	f.StringVar(&q.grain, "grain", "", "day, week, month (default), quarter or year")
 	f.StringVar(&q.by, "by", "", "break down by this dimension")
 	f.StringArrayVar(&q.filters, "filter", nil, "DIM=VALUE, repeatable (all must hold)")
@@ -289,14 +294,25 @@ func paramUsage(cmd *cobra.Command, err error) error {
 	return usageError{fmt.Errorf("--arg %s: %s", pe.Param, pe.Reason)}
 }
 
+// resultJSON is a result as `metrics query --format json` prints it: from and to as --from
+// and --to take them (both included), and the instants [start, end) they stand for.
+type resultJSON struct {
+	*metrics.Result
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"` // the first instant not included
+}
+
 // writeResult prints a metric result. CSV carries raw values and the
 // report time zone on every row; with guard, its text cells (not its
 // numbers) are formula-safe for spreadsheets (export.GuardText).
 func writeResult(w io.Writer, format string, res *metrics.Result, guard bool) error {
+	from, to := metrics.RangeValues(res.From, res.To, loc(res.TZ))
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(resultJSON{Result: res, From: from, To: to, Start: res.From, End: res.To})
 	}
 	var header []string
 	var rows [][]string
@@ -383,8 +399,7 @@ func writeResult(w io.Writer, format string, res *metrics.Result, guard bool) er
 		cw.Flush()
 		return cw.Error()
 	}
-	fmt.Fprintf(w, "%s (%s, %s) %s … %s by %s, time zone %s\n", res.Title, res.Metric, res.Unit,
-		res.From.In(loc(res.TZ)).Format("2006-01-02 15:04"), res.To.In(loc(res.TZ)).Format("2006-01-02 15:04"), res.Grain, res.TZ)
+	fmt.Fprintf(w, "%s (%s, %s) %s to %s (both included) by %s, time zone %s\n", res.Title, res.Metric, res.Unit, from, to, res.Grain, res.TZ)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
 	for _, r := range rows {

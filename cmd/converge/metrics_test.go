@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,19 +39,19 @@ func TestMetricsCommands(t *testing.T) {
 		want string
 	}{
 		{[]string{"metrics", "show", "nope"}, `unknown metric "nope"`},
-		{[]string{"metrics", "query", "nope", "--from", "2026-01-01", "--to", "2026-02-01"}, `unknown metric "nope"`},
-		{[]string{"metrics", "query", "aov", "--from", "2026-02-01", "--to", "2026-01-01"}, "--from: 2026-02-01 is not before to 2026-01-01"},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--grain", "decade"}, "--grain:"},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--by", "colour"}, `--by: aov has no dimension "colour"`},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--filter", "colour=red"}, `--filter: aov has no dimension "colour"`},
-		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "model=magic"}, `--arg model: "magic" is not one of`},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--fiscal-year-start", "0"}, "--fiscal-year-start:"},
+		{[]string{"metrics", "query", "nope", "--from", "2026-01-01", "--to", "2026-01-31"}, `unknown metric "nope"`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-02-01", "--to", "2025-12-31"}, "--from: 2026-02-01 is after to 2025-12-31 (both are included"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--grain", "decade"}, "--grain:"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--by", "colour"}, `--by: aov has no dimension "colour"`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--filter", "colour=red"}, `--filter: aov has no dimension "colour"`},
+		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-01-31", "--arg", "model=magic"}, `--arg model: "magic" is not one of`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--fiscal-year-start", "0"}, "--fiscal-year-start:"},
 		// The metric's own bounds (1..365, as the funnel page), whichever way the param is given.
-		{[]string{"metrics", "query", "funnel_conversion", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "window_days=100000"},
+		{[]string{"metrics", "query", "funnel_conversion", "--from", "2026-01-01", "--to", "2026-01-31", "--arg", "window_days=100000"},
 			"--arg window_days: 100000 is out of range: window_days takes 1 to 365"},
-		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "half_life_days=0"},
+		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-01-31", "--arg", "half_life_days=0"},
 			"--arg half_life_days: 0 is out of range: half_life_days takes 0.1 to 365"},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--format", "xml"}, "--format"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--format", "xml"}, "--format"},
 	}
 	for _, c := range cases {
 		_, err := run(t, context.Background(), c.args...)
@@ -94,8 +95,22 @@ func TestWriteResult(t *testing.T) {
 	if err := writeResult(&b, "table", res, true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "2026-01-01 00:00 … 2026-03-01 00:00 by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
+	if !strings.Contains(b.String(), "2026-01-01 to 2026-02-28 (both included) by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
 		t.Errorf("table:\n%s", b.String())
+	}
+	// JSON: from and to as --from and --to take them, and the instants they stand for.
+	b.Reset()
+	if err := writeResult(&b, "json", res, true); err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		From, To   string
+		Start, End time.Time
+		Metric     string
+	}
+	if err := json.Unmarshal(b.Bytes(), &j); err != nil || j.From != "2026-01-01" || j.To != "2026-02-28" || j.Metric != "aov" ||
+		!j.Start.Equal(res.From) || !j.End.Equal(res.To) {
+		t.Errorf("json %+v %v:\n%s", j, err, b.String())
 	}
 }
 
@@ -138,7 +153,7 @@ func TestWriteResultFormulaGuard(t *testing.T) {
 // is a value: the metrics layer binds it, see server's TestInjectionValuesRoundTrip, which
 // runs the same ParseParams and Registry.Query as this command.)
 func TestMetricsQueryInjection(t *testing.T) {
-	base := []string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01"}
+	base := []string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-01-31"}
 	flags := []struct{ flag, prefix string }{
 		{"--from", ""}, {"--to", ""}, {"--grain", ""}, {"--by", ""}, {"--compare", ""}, {"--tz", ""},
 		{"--week-start", ""}, {"--fiscal-year-start", ""}, {"--format", ""},
