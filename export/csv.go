@@ -16,7 +16,7 @@ type csvSink struct {
 	dec    byte
 	thou   byte // thousands separator of formatted numbers
 	eol    string
-	safe   bool // escape text Excel would read as a formula
+	guard  bool // prefix text a spreadsheet would run as a formula (see FormulaRisk)
 	line   []byte
 	field  []byte
 	num    []byte
@@ -24,7 +24,7 @@ type csvSink struct {
 }
 
 func newCSVSink(w io.Writer, o *Options) *csvSink {
-	s := &csvSink{w: bufio.NewWriterSize(w, 256<<10), o: o, delim: byte(o.Delimiter), dec: byte(o.Decimal), eol: "\n", safe: o.Preset == "excel"}
+	s := &csvSink{w: bufio.NewWriterSize(w, 256<<10), o: o, delim: byte(o.Delimiter), dec: byte(o.Decimal), eol: "\n", guard: !o.CSVRaw}
 	if !o.Raw {
 		s.thou = o.thousands()
 	}
@@ -44,7 +44,8 @@ func (s *csvSink) header(cols []column) error {
 		if i > 0 {
 			s.line = append(s.line, s.delim)
 		}
-		s.line = s.appendField(s.line, append(s.field[:0], c.name...))
+		s.field = s.appendText(s.field[:0], c.name)
+		s.line = s.appendField(s.line, s.field)
 		s.layout = append(s.layout, timeLayout(s.o.Raw, c.prec))
 	}
 	s.line = append(s.line, s.eol...)
@@ -81,13 +82,10 @@ func (s *csvSink) appendValue(b []byte, col *column, c *cell, i int) []byte {
 	case kNull:
 		return b
 	case kText:
-		if s.safe && c.s != "" {
-			switch c.s[0] {
-			case '=', '+', '-', '@', '\t', '\r':
-				b = append(b, '\'')
-			}
+		if col.numText { // a column of numbers as the page formats them (-12.5, -€3.20): not text
+			return append(b, c.s...)
 		}
-		return append(b, c.s...)
+		return s.appendText(b, c.s)
 	case kInt: // no thousands separators: integers are often ids or years
 		return strconv.AppendInt(b, c.i, 10)
 	case kUint:
@@ -120,6 +118,42 @@ func (s *csvSink) appendValue(b []byte, col *column, c *cell, i int) []byte {
 		return c.t.In(s.o.TZ).AppendFormat(b, s.layout[i])
 	}
 	return b
+}
+
+// appendText appends a text cell: with the guard, one a spreadsheet would run as a formula
+// gets a leading apostrophe.
+func (s *csvSink) appendText(b []byte, text string) []byte {
+	if s.guard && FormulaRisk(text) {
+		b = append(b, '\'')
+	}
+	return append(b, text...)
+}
+
+// FormulaRisk tells whether a spreadsheet opening a CSV would take text as a formula: it
+// starts with = + - @, a tab or a carriage return (OWASP, CSV Injection). Such a text cell is
+// written with a leading apostrophe (GuardText) unless the export is raw CSV for programs
+// (Options.CSVRaw). Only text cells are guarded: numbers, dates and instants are written as
+// they are (-12.5 stays a number), whatever their text looks like; which cells are text is
+// decided by the column's type, never by the value.
+func FormulaRisk(text string) bool {
+	if text == "" {
+		return false
+	}
+	switch text[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
+}
+
+// GuardText is text as a CSV meant for spreadsheets holds it: with a leading apostrophe when
+// FormulaRisk says a spreadsheet would run it. For CSV writers outside this package (the CLI's
+// text output), applied to text cells only.
+func GuardText(text string) string {
+	if FormulaRisk(text) {
+		return "'" + text
+	}
+	return text
 }
 
 // appendMetricNumber formats a metric value by its display format.

@@ -25,8 +25,18 @@
 //	           with '.'); the decimal separator may not be the delimiter
 //	BOM        a UTF-8 byte order mark first, so Excel reads UTF-8
 //	Preset     "excel": BOM + CRLF + the configured delimiter and decimal
-//	           separator, and text cells that Excel would run as a formula
-//	           (starting with = + - @ tab CR) get a leading apostrophe
+//	           separator
+//	CSVRaw     CSV for programs: text cells byte for byte, without the
+//	           formula guard below
+//
+// CSV is meant for spreadsheets unless CSVRaw says otherwise, so a text cell
+// a spreadsheet would run as a formula (starting with = + - @ tab or CR, as
+// OWASP's CSV Injection page lists them: =HYPERLINK(…), +cmd|…) gets a
+// leading apostrophe, in every CSV (metric, query, table, report pack) and in
+// the header. Which cells are text is decided by the column's type, never by
+// the value: numbers, Decimals, dates and instants are written as they are
+// (-12.5 stays a number), a String column's "-12.5" is text and guarded. XLSX
+// cells are typed (text is never a formula) and are not changed.
 //
 // Excel opens a CSV with the list separator and decimal symbol of the
 // computer's region. In en-US, en-GB, en-AU, ja-JP, zh-CN … that is comma and
@@ -100,7 +110,8 @@ type Options struct {
 	Decimal   rune           // decimal separator: '.' (default) or ','
 	BOM       bool           // CSV: UTF-8 byte order mark first
 	CRLF      bool           // CSV: lines end in CR LF
-	Preset    string         // "" or "excel" (BOM, CRLF, formula-safe text)
+	Preset    string         // "" or "excel" (BOM, CRLF)
+	CSVRaw    bool           // CSV for programs: text cells as they are, without the formula guard (see the package doc)
 	MaxRows   int            // data rows at most; 0 means no limit
 	Currency  string         // ISO code shown for currency metrics (report.currency); default EUR
 	TZ        *time.Location // zone instants of SQL results are written in; default UTC (metric exports use the query's zone)
@@ -126,6 +137,12 @@ func (o *Options) Validate() error {
 		o.BOM, o.CRLF = true, true
 	default:
 		return fmt.Errorf("preset: %q is not excel", o.Preset)
+	}
+	if o.CSVRaw && o.Format != CSV {
+		return fmt.Errorf("csv_raw: only for CSV (%s cells are typed: text is never run as a formula)", o.Format)
+	}
+	if o.CSVRaw && o.Preset == "excel" {
+		return errors.New("csv_raw: raw CSV is for programs, the excel preset for Excel (which needs its text formula-safe): choose one")
 	}
 	if o.Delimiter == 0 {
 		o.Delimiter = ','
@@ -226,6 +243,7 @@ type ManifestOptions struct {
 	BOM       bool   `json:"bom,omitempty"`
 	CRLF      bool   `json:"crlf,omitempty"`
 	Preset    string `json:"preset,omitempty"`
+	CSVRaw    bool   `json:"csv_raw,omitempty"` // text cells unguarded (CSV for programs)
 	Currency  string `json:"currency,omitempty"`
 	MaxRows   int    `json:"max_rows,omitempty"`
 }
@@ -233,7 +251,7 @@ type ManifestOptions struct {
 func (o *Options) manifest() ManifestOptions {
 	m := ManifestOptions{Raw: o.Raw, Decimal: string(o.Decimal), Preset: o.Preset, Currency: o.Currency, MaxRows: o.MaxRows}
 	if o.Format == CSV {
-		m.Delimiter, m.BOM, m.CRLF = string(o.Delimiter), o.BOM, o.CRLF
+		m.Delimiter, m.BOM, m.CRLF, m.CSVRaw = string(o.Delimiter), o.BOM, o.CRLF, o.CSVRaw
 	}
 	return m
 }

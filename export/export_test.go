@@ -66,7 +66,7 @@ func fixture(t testing.TB) (*warehouse.Store, *metrics.Registry) {
 	return st, reg
 }
 
-const aovQuery = "from=2026-01-01&to=2026-04-01&grain=month&tz=Europe/Berlin&compare=previous&by=channel"
+const aovQuery = "from=2026-01-01&to=2026-03-31&grain=month&tz=Europe/Berlin&compare=previous&by=channel"
 
 func params(t testing.TB, reg *metrics.Registry, name, query string) metrics.Params {
 	t.Helper()
@@ -114,6 +114,7 @@ func TestMetricCSV(t *testing.T) {
 		o    Options
 	}{
 		{"aov_raw.csv", Options{Raw: true}},
+		{"aov_csv_raw.csv", Options{Raw: true, CSVRaw: true}}, // for programs: "+promo…" as stored
 		{"aov_formatted.csv", Options{}},
 		{"aov_excel.csv", Options{Preset: "excel"}},
 		{"aov_excel_de.csv", Options{Preset: "excel", Delimiter: ';', Decimal: ','}},
@@ -154,7 +155,7 @@ func TestMetricCSV(t *testing.T) {
 				t.Errorf("manifest sources %v, want orders", tables)
 			}
 			if got := strings.Join(m.Params["by"], ","); got != "channel" || m.Params.Get("compare") != "previous" ||
-				m.Params.Get("from") != "2025-12-31T23:00:00Z" || m.Params.Get("tz") != "Europe/Berlin" {
+				m.Params.Get("from") != "2026-01-01" || m.Params.Get("to") != "2026-03-31" || m.Params.Get("tz") != "Europe/Berlin" {
 				t.Errorf("manifest params %v", m.Params)
 			}
 		})
@@ -285,6 +286,11 @@ func TestSQLExport(t *testing.T) {
 		{Options{Raw: true, TZ: berlin}, "order_id,ordered_at,revenue,cost,channel,day,cancelled,a\n" +
 			"o1,2026-01-05T11:00:00.000+01:00,100.0000,60.0000,ads,2026-01-05,0,\"[1,2]\"\n" +
 			"o5,2026-02-15T13:00:00.000+01:00,3000.0000,2000.0000,ads,2026-02-15,0,\"[1,2]\"\n" +
+			"o8,2026-03-12T13:00:00.000+01:00,20.0000,10.0000,\"'+promo, \"\"spring\"\"\",2026-03-12,0,\"[1,2]\"\n"},
+		// Raw CSV for programs: the text as stored.
+		{Options{Raw: true, CSVRaw: true, TZ: berlin}, "order_id,ordered_at,revenue,cost,channel,day,cancelled,a\n" +
+			"o1,2026-01-05T11:00:00.000+01:00,100.0000,60.0000,ads,2026-01-05,0,\"[1,2]\"\n" +
+			"o5,2026-02-15T13:00:00.000+01:00,3000.0000,2000.0000,ads,2026-02-15,0,\"[1,2]\"\n" +
 			"o8,2026-03-12T13:00:00.000+01:00,20.0000,10.0000,\"+promo, \"\"spring\"\"\",2026-03-12,0,\"[1,2]\"\n"},
 		{Options{TZ: berlin, Preset: "excel", Delimiter: ';', Decimal: ','}, "\ufefforder_id;ordered_at (Europe/Berlin);revenue;cost;channel;day;cancelled;a\r\n" +
 			"o1;2026-01-05 11:00:00.000;100,0000;60,0000;ads;2026-01-05;0;[1,2]\r\n" +
@@ -402,7 +408,7 @@ func TestNumberText(t *testing.T) {
 // 3080: 33.766… %, against December's 48 / 110: 43.6 %, −9.9 pp.
 func TestMetricPercent(t *testing.T) {
 	st, reg := fixture(t)
-	p := params(t, reg, "gross_margin_pct", "from=2026-01-01&to=2026-03-01&grain=month&tz=Europe/Berlin&compare=previous")
+	p := params(t, reg, "gross_margin_pct", "from=2026-01-01&to=2026-02-28&grain=month&tz=Europe/Berlin&compare=previous")
 	cases := []struct {
 		raw  bool
 		want []string

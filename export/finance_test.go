@@ -136,9 +136,16 @@ func TestFinancePackZip(t *testing.T) {
 		if inner.SHA256 != "" || !inner.GeneratedAt.IsZero() || inner.Took != "" || len(inner.Files) != 4 || inner.Files[1] != m.Files[1] {
 			t.Errorf("manifest.json must describe the tables, not the zip: %+v", inner)
 		}
-		if p := inner.Params["by_month"]; p.Get("from") != "2025-04-30T22:00:00Z" || p.Get("to") != "2026-05-31T22:00:00Z" || p.Get("grain") != "month" ||
+		// The periods as finance reads them, both days included, in the pack's zone.
+		if p := inner.Params["by_month"]; p.Get("from") != "2025-05-01" || p.Get("to") != "2026-05-31" || p.Get("tz") != "Europe/Berlin" || p.Get("grain") != "month" ||
+			inner.Params["by_channel"].Get("from") != "2026-05-01" || inner.Params["by_channel"].Get("to") != "2026-05-31" ||
 			inner.Params["by_channel"].Get("by") != "channel" || inner.Params["roas"].Get("arg") != "level=channel" {
 			t.Errorf("manifest params %v", inner.Params)
+		}
+		// Read back, they are the month's instants: [2026-05-01 00:00, 2026-06-01 00:00) in Berlin.
+		if p, err := reg.ParseParams("revenue_gross", inner.Params["by_channel"]); err != nil ||
+			!p.From.Equal(time.Date(2026, 4, 30, 22, 0, 0, 0, time.UTC)) || !p.To.Equal(time.Date(2026, 5, 31, 22, 0, 0, 0, time.UTC)) {
+			t.Errorf("by_channel params read back: %v %v", p, err)
 		}
 		var metricNames, tables []string
 		for _, v := range inner.Metrics {

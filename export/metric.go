@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -72,41 +71,10 @@ func metricVersions(reg *metrics.Registry, d *metrics.Definition, seen []MetricV
 }
 
 // ParamValues writes p as the URL values metrics.ParseParams reads back to
-// the same Params (from and to as RFC 3339 instants in UTC). Margin is not a
-// query parameter: it is the registry's setting.
-func ParamValues(p metrics.Params) url.Values {
-	v := url.Values{}
-	v.Set("from", p.From.UTC().Format(time.RFC3339Nano))
-	v.Set("to", p.To.UTC().Format(time.RFC3339Nano))
-	v.Set("grain", string(p.Grain))
-	tz := "UTC"
-	if p.TZ != nil {
-		tz = p.TZ.String()
-	}
-	v.Set("tz", tz)
-	v.Set("week_start", "monday")
-	if p.WeekStart == time.Sunday {
-		v.Set("week_start", "sunday")
-	}
-	fy := p.FiscalYearStart
-	if fy == 0 {
-		fy = time.January
-	}
-	v.Set("fiscal_year_start", strconv.Itoa(int(fy)))
-	if p.Compare != "" {
-		v.Set("compare", p.Compare)
-	}
-	if p.By != "" {
-		v.Set("by", p.By)
-	}
-	for _, f := range p.Filters {
-		v.Add("filter", f.Dim+"="+f.Value)
-	}
-	for _, k := range slices.Sorted(maps.Keys(p.Args)) {
-		v.Add("arg", k+"="+p.Args[k])
-	}
-	return v
-}
+// the same Params (see metrics.Params.Values: from and to both included,
+// as days when the range is whole days in its zone). Margin is not a query
+// parameter: it is the registry's setting.
+func ParamValues(p metrics.Params) url.Values { return p.Values() }
 
 // metricTable lays a result out as columns and rows of cells.
 func metricTable(res *metrics.Result, d *metrics.Definition, p metrics.Params, o *Options) ([]column, [][]cell) {

@@ -53,6 +53,7 @@ type column struct {
 	date    bool       // holds dates (kDate)
 	instant bool       // holds instants (kTime)
 	prec    int        // instants: fractional second digits (DateTime64)
+	numText bool       // text cells that are numbers as a page formats them (Text's numeric columns): not formula-guarded
 }
 
 // sink is a file format: a header, rows, an optional limit note.

@@ -11,14 +11,18 @@ import (
 // they come from rows. With o.MaxRows (or past an XLSX sheet's size) the file is cut and says
 // so, as every export does; the error is then a *TruncatedError, after the file is complete.
 // A row shorter than head is padded with empty cells, a longer one cut to head's length.
+// numeric[i] says that column i holds numbers as the page formats them (1,234.50, -12.5%,
+// -€3.20): in CSV those cells are written as they are, while every other cell is text and a
+// text a spreadsheet would run as a formula gets a leading apostrophe (see FormulaRisk; the
+// header too), unless o.CSVRaw. A column past numeric's length is text.
 // The manifest is of kind "table" and names no query: the caller sets what produced it.
-func Text(w io.Writer, head []string, rows iter.Seq2[[]string, error], o Options) (*Manifest, error) {
+func Text(w io.Writer, head []string, numeric []bool, rows iter.Seq2[[]string, error], o Options) (*Manifest, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	cols := make([]column, len(head))
 	for i, h := range head {
-		cols[i] = column{name: h}
+		cols[i] = column{name: h, numText: i < len(numeric) && numeric[i]}
 	}
 	next, stop := iter.Pull2(rows)
 	defer stop()

@@ -143,7 +143,7 @@ func TestAttributionTotals(t *testing.T) {
 		{
 			// The comparison period has its own total: February against January.
 			name: "roas w_shaped february vs january", metric: "roas",
-			query: "model=w_shaped&from=2026-02-01&to=2026-03-01&compare=previous",
+			query: "model=w_shaped&from=2026-02-01&to=2026-02-28&compare=previous",
 			want: map[string]want{
 				"social": {200. / 300, []float64{200. / 300}},
 				"":       {200. / 600, []float64{200. / 600}},
@@ -153,7 +153,7 @@ func TestAttributionTotals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, _ := url.ParseQuery("from=2026-01-01&to=2026-03-01&grain=month&" + c.query)
+			v, _ := url.ParseQuery("from=2026-01-01&to=2026-02-28&grain=month&" + c.query)
 			for k, x := range v { // the case's own from/to win
 				v[k] = x[len(x)-1:]
 			}

@@ -153,7 +153,7 @@ func TestFitCLVFromStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pp, _ := r.ParseParams("clv_predicted", map[string][]string{"from": {"2026-06-01"}, "to": {"2026-07-01"}})
+	pp, _ := r.ParseParams("clv_predicted", map[string][]string{"from": {"2026-06-01"}, "to": {"2026-06-30"}})
 	res, err := r.Query(ctx, "clv_predicted", pp)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@
 //	dimensions   comma separated "name" or "name=column" of the model (simple) or names shared by all inputs (derived)
 //	formula      derived/ratio: arithmetic over other metric names, numbers, + - * / and parentheses
 //	component    score: "metric weight=W min=A max=B" (repeatable): the metric's value mapped from [A, B] to [0, 100]
-//	param        custom: "name Type = default | allowed1, allowed2" an extra bound parameter (repeatable)
+//	param        custom: "name Type = default | allowed1, allowed2" or "name Type = default | min..max" (a number's or a date's bounds, inclusive; either may be left out) an extra bound parameter (repeatable)
 //	roles        comma separated roles that see it: executive, finance, analyst, admin (optional; absent = everyone; admin always sees it)
 //
 // Simple: the body is a SELECT (the model) whose rows carry the time
@@ -42,8 +42,10 @@
 // max and clamped: deterministic, bounded and monotone in every component.
 //
 // Custom: the body is a whole query under the parameter contract
-// {from:DateTime64(3,'UTC')} (inclusive), {to:DateTime64(3,'UTC')}
-// (exclusive), {tz:String} (IANA report zone), {grain:String} (day, week,
+// {from:DateTime64(3,'UTC')} (the range's first instant, included),
+// {to:DateTime64(3,'UTC')} (the first instant after it, not included: a
+// user's to=2025-12-31 binds 2026-01-01 00:00 in tz, so `< {to}` keeps all
+// of 31 December), {tz:String} (IANA report zone), {grain:String} (day, week,
 // month, quarter, year), {week_mode:UInt8} (toStartOfWeek mode: 0 Sunday,
 // 1 Monday), {fy_shift:Int32} (fiscal-year start month − 1) and each
 // declared param. If it returns columns bucket (Date) and value (number),
@@ -114,10 +116,13 @@ type Dimension struct {
 // Param is an extra bound parameter of a custom metric.
 type Param struct {
 	Name    string
-	Type    string // ClickHouse type of the bound parameter: String, Int64, Float64, Date
+	Type    string // ClickHouse type of the bound parameter: String, Int64, Int32, UInt8, Float64, Date
 	Default string
 	Allowed []string // empty: any value of Type
-	Line    int
+	// Min and Max bound a number or a date, inclusive ("" for no bound): the header's
+	// "| 1..365". Every caller's value is checked against them (Param.Check, params.go).
+	Min, Max string
+	Line     int
 }
 
 // Target is a metric's goal: a constant, or a value per bucket start.
@@ -551,46 +556,4 @@ func (d *Definition) scoreOf(get func(string) *float64) *float64 {
 	}
 	v := sum / w
 	return &v
-}
-
-// parseParam parses "name Type = default | allowed, allowed".
-func parseParam(s string) (Param, error) {
-	var p Param
-	decl, allowed, _ := strings.Cut(s, "|")
-	decl, def, hasDef := strings.Cut(decl, "=")
-	f := strings.Fields(decl)
-	if len(f) != 2 || !identRe.MatchString(f[0]) || !typeRe.MatchString(f[1]) {
-		return p, fmt.Errorf("%q: want \"name Type = default | allowed, …\" with Type one of String, Int64, Int32, UInt8, Float64, Date", s)
-	}
-	p.Name, p.Type = f[0], f[1]
-	if !hasDef {
-		return p, fmt.Errorf("%s: a default value is required", p.Name)
-	}
-	p.Default = strings.TrimSpace(def)
-	p.Allowed = splitList(allowed)
-	if err := checkParamValue(p, p.Default); err != nil {
-		return p, fmt.Errorf("default: %w", err)
-	}
-	return p, nil
-}
-
-func checkParamValue(p Param, v string) error {
-	if len(p.Allowed) > 0 && !slices.Contains(p.Allowed, v) {
-		return fmt.Errorf("%q is not one of %s", v, strings.Join(p.Allowed, ", "))
-	}
-	var err error
-	switch p.Type {
-	case "Int64", "Int32":
-		_, err = strconv.ParseInt(v, 10, 64)
-	case "UInt8":
-		_, err = strconv.ParseUint(v, 10, 8)
-	case "Float64":
-		_, err = strconv.ParseFloat(v, 64)
-	case "Date":
-		_, err = time.Parse(time.DateOnly, v)
-	}
-	if err != nil {
-		return fmt.Errorf("%q is not a %s", v, p.Type)
-	}
-	return nil
 }

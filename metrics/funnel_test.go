@@ -78,7 +78,7 @@ func TestFunnelByChannel(t *testing.T) {
 	// funnel renders the table as "channel: people/prev%/start% …" per line.
 	funnel := func(query string) string {
 		t.Helper()
-		tab := run("from=2026-03-01&to=2026-04-01&" + query)
+		tab := run("from=2026-03-01&to=2026-03-31&" + query)
 		if got := strings.Join(tab.Columns, ","); got != "stage,name,people,rate_from_previous_pct,rate_from_start_pct,channel" {
 			t.Fatalf("columns %s", got)
 		}
@@ -122,7 +122,7 @@ social: touched 1/100.0/100.0 signed_up 1/100.0/100.0 first_order 1/100.0/100.0 
 
 	// No touch in the range: the overall funnel is four stages of nobody, the breakdown is empty.
 	for query, want := range map[string]int{"breakdown=none": 4, "breakdown=channel": 0} {
-		tab := run("from=2025-01-01&to=2025-02-01&" + query)
+		tab := run("from=2025-01-01&to=2025-01-31&" + query)
 		if len(tab.Rows) != want {
 			t.Errorf("empty range, %s: %d rows %v, want %d", query, len(tab.Rows), tab.Rows, want)
 		}
@@ -134,7 +134,7 @@ social: touched 1/100.0/100.0 signed_up 1/100.0/100.0 first_order 1/100.0/100.0 
 	}
 
 	// An unknown breakdown names the parameter and what it allows.
-	_, err = r.ParseParams("funnel_conversion", mustQuery("from=2026-03-01&to=2026-04-01&breakdown=country"))
+	_, err = r.ParseParams("funnel_conversion", mustQuery("from=2026-03-01&to=2026-03-31&breakdown=country"))
 	if err == nil || !strings.Contains(err.Error(), "breakdown") || !strings.Contains(err.Error(), "none, channel") {
 		t.Errorf("breakdown=country: %v", err)
 	}

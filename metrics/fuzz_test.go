@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	convsql "github.com/converge-dev/converge/sql"
 )
@@ -54,6 +53,7 @@ func FuzzParseDefinition(f *testing.F) {
 		head + "-- kind: ratio\n-- formula: (revenue_gross - -orders) / 2.5e0 * orders\n-- dimensions: channel\n",
 		head + "-- kind: score\n-- component: nps weight=2 min=-100 max=100\n-- component: csat weight=0.5 min=5 max=1\n",
 		head + "-- kind: custom\n-- param: n Int64 = 3 | 1, 2, 3\n-- param: d Date = 2026-01-01\n-- roles: cfo, ceo\nSELECT {n:Int64} AS value, {d:Date} AS bucket WHERE {from:DateTime64(3, 'UTC')} < now()",
+		head + "-- kind: custom\n-- param: w Int64 = 30 | 1..365\n-- param: h Float64 = 7 | 0.1..\n-- param: d Date = 2026-01-01 | ..2199-12-31\nSELECT {w:Int64} + {h:Float64} AS value, {d:Date} AS bucket",
 		"-- name: x\r\n-- colour: red\r\n", "-- name: x-y\n", head + "-- kind: simple\nSELECT 1", head + "-- kind: ratio\n-- formula: a / (b\n",
 		"", "--\n-- just a comment\nSELECT 1;;\n", head + "-- kind: custom\n-- param: s String = a=b | a=b, c\nSELECT {s:String} ;\n;",
 		head + "-- description: more\n-- format:\n-- kind: custom\n-- target: -0\n\n   \n--\nSELECT 1 -- x;",
@@ -152,6 +152,9 @@ func formatDefinition(d *Definition) string {
 		v := p.Name + " " + p.Type + " = " + p.Default
 		if len(p.Allowed) > 0 {
 			v += " | " + strings.Join(p.Allowed, ", ")
+		}
+		if p.Min != "" || p.Max != "" {
+			v += " | " + p.Min + ".." + p.Max
 		}
 		h("param", v)
 	}
@@ -287,14 +290,14 @@ func FuzzParseParams(f *testing.F) {
 		return 0
 	}
 	for _, s := range []struct{ metric, q string }{
-		{"orders", "from=2026-01-01&to=2026-02-01&grain=fortnight"},
-		{"orders", "from=2026-02-01&to=2026-01-01"},
-		{"orders", "from=2020-01-01&to=2026-01-01&grain=day"},
-		{"revenue_gross", "from=2026-01-01&to=2026-04-01&grain=week&tz=Europe/Berlin&week_start=sunday&compare=previous&by=channel&filter=country=DE&filter=currency=EUR"},
+		{"orders", "from=2026-01-01&to=2026-01-31&grain=fortnight"},
+		{"orders", "from=2026-02-01&to=2025-12-31"},
+		{"orders", "from=2020-01-01&to=2025-12-31&grain=day"},
+		{"revenue_gross", "from=2026-01-01&to=2026-03-31&grain=week&tz=Europe/Berlin&week_start=sunday&compare=previous&by=channel&filter=country=DE&filter=currency=EUR"},
 		{"revenue_gross", "from=2025-03-01T00:00:00%2B01:00&to=2026-03-01T00:00:00Z&grain=quarter&fiscal_year_start=4&compare=year&filter=channel=%27%3B+DROP+TABLE+orders%3B+--"},
-		{"roas", "from=2026-01-01&to=2026-02-01&model=linear&arg=level=campaign&lookback_days=14&half_life_days=3.5"},
-		{"churn_rate", "from=2026-01-01&to=2026-02-01&window_days=soon"},
-		{"orders", "from=2026-01-01&to=2026-02-01&colour=red&format=csv"},
+		{"roas", "from=2026-01-01&to=2026-01-31&model=linear&arg=level=campaign&lookback_days=14&half_life_days=3.5"},
+		{"churn_rate", "from=2026-01-01&to=2026-01-31&window_days=soon"},
+		{"orders", "from=2026-01-01&to=2026-01-31&colour=red&format=csv"},
 	} {
 		f.Add(idx(s.metric), s.q)
 	}
@@ -331,11 +334,11 @@ func FuzzParseParams(f *testing.F) {
 					i = j
 				}
 			}
-			if i < 0 || checkParamValue(d.Params[i], a) != nil {
+			if i < 0 || d.Params[i].Check(a) != nil {
 				t.Fatalf("%s?%s: arg %s=%q", d.Name, q, k, a)
 			}
 		}
-		back := paramValues(p)
+		back := p.Values()
 		p2, err := ParseParams(d, back, Defaults{})
 		if err != nil {
 			t.Fatalf("%s?%s: written back as %s it is rejected: %v", d.Name, q, back.Encode(), err)
@@ -362,28 +365,4 @@ func hasParam(d *Definition, name string) bool {
 		}
 	}
 	return false
-}
-
-// paramValues writes p as the URL parameters ParseParams reads.
-func paramValues(p Params) url.Values {
-	v := url.Values{}
-	v.Set("from", p.From.Format(time.RFC3339Nano))
-	v.Set("to", p.To.Format(time.RFC3339Nano))
-	v.Set("grain", string(p.Grain))
-	v.Set("tz", p.TZ.String())
-	v.Set("week_start", strings.ToLower(p.WeekStart.String()))
-	v.Set("fiscal_year_start", strconv.Itoa(int(p.FiscalYearStart)))
-	if p.Compare != "" {
-		v.Set("compare", p.Compare)
-	}
-	if p.By != "" {
-		v.Set("by", p.By)
-	}
-	for _, fl := range p.Filters {
-		v.Add("filter", fl.Dim+"="+fl.Value)
-	}
-	for k, a := range p.Args {
-		v.Add("arg", k+"="+a)
-	}
-	return v
 }

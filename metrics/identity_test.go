@@ -31,7 +31,7 @@ func TestKPIsUseCanonicalCustomers(t *testing.T) {
 	}
 	// hd-9's order (03-05) is C1's second purchase, after o1 (03-01): a repeat purchase of C1.
 	for metric, want := range map[string]float64{"active_customers": 2, "new_customers": 2, "orders": 3, "repeat_purchase_rate": 50, "revenue_gross": 110} {
-		p, err := r.ParseParams(metric, url.Values{"from": {"2025-03-01"}, "to": {"2025-04-01"}, "grain": {"month"}})
+		p, err := r.ParseParams(metric, url.Values{"from": {"2025-03-01"}, "to": {"2025-03-31"}, "grain": {"month"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,7 @@ func TestDefaultMarginSetting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := r.ParseParams("cogs", url.Values{"from": {"2025-03-01"}, "to": {"2025-04-01"}, "grain": {"month"}})
+		p, err := r.ParseParams("cogs", url.Values{"from": {"2025-03-01"}, "to": {"2025-03-31"}, "grain": {"month"}})
 		if err != nil {
 			t.Fatal(err)
 		}

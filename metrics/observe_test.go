@@ -28,7 +28,7 @@ func TestOnQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := url.ParseQuery("from=2026-01-01&to=2026-04-01&grain=month")
+	v, _ := url.ParseQuery("from=2026-01-01&to=2026-03-31&grain=month")
 	p, err := r.ParseParams("revenue_gross", v)
 	if err != nil {
 		t.Fatal(err)

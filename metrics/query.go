@@ -137,7 +137,7 @@ func (r *Registry) query(ctx context.Context, d *Definition, p Params, cache *st
 		if i < 0 {
 			return nil, perr("arg", "%s has no parameter %q", d.Name, k)
 		}
-		if err := checkParamValue(d.Params[i], val); err != nil {
+		if err := d.Params[i].Check(val); err != nil {
 			return nil, perr(k, "%v", err)
 		}
 	}

@@ -135,7 +135,7 @@ func TestHotReload(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let the watcher start
 	v0 := mustGet(t, r, "big_orders").Version
 	query := func() float64 {
-		v, _ := url.ParseQuery("from=2026-01-01&to=2026-04-01&grain=quarter")
+		v, _ := url.ParseQuery("from=2026-01-01&to=2026-03-31&grain=quarter")
 		p, err := r.ParseParams("big_orders", v)
 		if err != nil {
 			t.Fatal(err)
@@ -199,22 +199,22 @@ func TestParamErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct{ metric, query, want string }{
-		{"orders", "from=2026-01-01&to=2026-02-01&grain=fortnight", `grain: "fortnight" is not one of day, week, month, quarter, year`},
-		{"orders", "from=2026-02-01&to=2026-01-01", "from: 2026-02-01 is not before to 2026-01-01"},
-		{"orders", "from=2026-13-01&to=2027-01-01", `from: "2026-13-01" is not a date`},
-		{"orders", "to=2027-01-01", "from: required"},
-		{"orders", "from=2020-01-01&to=2026-01-01&grain=day", "to: range too large: more than 1200 day buckets"},
-		{"orders", "from=2026-01-01&to=2026-02-01&by=colour", `by: orders has no dimension "colour" (one of channel, campaign, country, currency, source)`},
-		{"orders", "from=2026-01-01&to=2026-02-01&filter=colour=red", `filter: orders has no dimension "colour"`},
-		{"orders", "from=2026-01-01&to=2026-02-01&filter=channel", `filter: "channel" is not DIM=VALUE`},
-		{"orders", "from=2026-01-01&to=2026-02-01&compare=lastweek", `compare: "lastweek" is not previous or year`},
-		{"orders", "from=2026-01-01&to=2026-02-01&tz=Mars/Olympus", `tz: "Mars/Olympus" is not an IANA time zone`},
-		{"orders", "from=2026-01-01&to=2026-02-01&fiscal_year_start=13", "fiscal_year_start"},
-		{"orders", "from=2026-01-01&to=2026-02-01&week_start=friday", "week_start"},
-		{"orders", "from=2026-01-01&to=2026-02-01&colour=red", "colour: unknown parameter"},
-		{"roas", "from=2026-01-01&to=2026-02-01&model=magic", `model: "magic" is not one of first_touch`},
-		{"churn_rate", "from=2026-01-01&to=2026-02-01&window_days=soon", `window_days: "soon" is not a Int64`},
-		{"nothing", "from=2026-01-01&to=2026-02-01", `metric: unknown metric "nothing"`},
+		{"orders", "from=2026-01-01&to=2026-01-31&grain=fortnight", `grain: "fortnight" is not one of day, week, month, quarter, year`},
+		{"orders", "from=2026-02-01&to=2025-12-31", "from: 2026-02-01 is after to 2025-12-31 (both are included: from=to is one day)"},
+		{"orders", "from=2026-13-01&to=2026-12-31", `from: "2026-13-01" is not a date`},
+		{"orders", "to=2026-12-31", "from: required"},
+		{"orders", "from=2020-01-01&to=2025-12-31&grain=day", "to: range too large: more than 1200 day buckets"},
+		{"orders", "from=2026-01-01&to=2026-01-31&by=colour", `by: orders has no dimension "colour" (one of channel, campaign, country, currency, source)`},
+		{"orders", "from=2026-01-01&to=2026-01-31&filter=colour=red", `filter: orders has no dimension "colour"`},
+		{"orders", "from=2026-01-01&to=2026-01-31&filter=channel", `filter: "channel" is not DIM=VALUE`},
+		{"orders", "from=2026-01-01&to=2026-01-31&compare=lastweek", `compare: "lastweek" is not previous or year`},
+		{"orders", "from=2026-01-01&to=2026-01-31&tz=Mars/Olympus", `tz: "Mars/Olympus" is not an IANA time zone`},
+		{"orders", "from=2026-01-01&to=2026-01-31&fiscal_year_start=13", "fiscal_year_start"},
+		{"orders", "from=2026-01-01&to=2026-01-31&week_start=friday", "week_start"},
+		{"orders", "from=2026-01-01&to=2026-01-31&colour=red", "colour: unknown parameter"},
+		{"roas", "from=2026-01-01&to=2026-01-31&model=magic", `model: "magic" is not one of first_touch`},
+		{"churn_rate", "from=2026-01-01&to=2026-01-31&window_days=soon", `window_days: "soon" is not a Int64`},
+		{"nothing", "from=2026-01-01&to=2026-01-31", `metric: unknown metric "nothing"`},
 	}
 	for _, c := range cases {
 		v, _ := url.ParseQuery(c.query)
@@ -261,7 +261,7 @@ func TestSQLBucketsAgree(t *testing.T) {
 	}
 	for _, g := range Grains {
 		for _, ws := range []string{"monday", "sunday"} {
-			v := url.Values{"from": {"2025-12-20"}, "to": {"2026-04-10"}, "grain": {string(g)}, "week_start": {ws}, "fiscal_year_start": {"4"}, "tz": {"America/New_York"}}
+			v := url.Values{"from": {"2025-12-20"}, "to": {"2026-04-09"}, "grain": {string(g)}, "week_start": {ws}, "fiscal_year_start": {"4"}, "tz": {"America/New_York"}}
 			p, err := r.ParseParams("orders", v)
 			if err != nil {
 				t.Fatal(err)
@@ -292,7 +292,7 @@ func TestCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := url.ParseQuery("from=2026-01-01&to=2026-04-01&grain=month")
+	v, _ := url.ParseQuery("from=2026-01-01&to=2026-03-31&grain=month")
 	p, _ := r.ParseParams("revenue_gross", v)
 	a, err := r.Query(ctx, "revenue_gross", p)
 	if err != nil {
@@ -334,7 +334,7 @@ func TestCache(t *testing.T) {
 	if res, _ := r.Query(ctx, "revenue_gross", p); res == nil || *res.Series[0].Total != 851 {
 		t.Errorf("revenue_gross with a USD order: %+v, want the EUR orders' 851", res)
 	}
-	v2, _ := url.ParseQuery("from=2026-01-01&to=2026-04-01&grain=month&filter=currency=USD")
+	v2, _ := url.ParseQuery("from=2026-01-01&to=2026-03-31&grain=month&filter=currency=USD")
 	p2, _ := r.ParseParams("revenue_net", v2)
 	if res, err := r.Query(ctx, "revenue_net", p2); err != nil || *res.Series[0].Total != 7 {
 		t.Errorf("revenue_net in USD: %v %v, want 7", err, res)

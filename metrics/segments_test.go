@@ -52,7 +52,7 @@ func TestRFMAndEngagement(t *testing.T) {
 		}
 		return res
 	}
-	best := q("rfm_best_customers", "from=2026-01-01&to=2026-04-01")
+	best := q("rfm_best_customers", "from=2026-01-01&to=2026-03-31")
 	var ids []string
 	for _, row := range best.Table.Rows {
 		ids = append(ids, row[0].(string))
@@ -60,13 +60,13 @@ func TestRFMAndEngagement(t *testing.T) {
 	if strings.Join(ids, ",") != "k10,k09" {
 		t.Errorf("best customers %v, want k10,k09", ids)
 	}
-	seg := q("rfm_segments", "from=2026-01-01&to=2026-04-01")
+	seg := q("rfm_segments", "from=2026-01-01&to=2026-03-31")
 	if seg.Table.Rows[0][0] != "555" || seg.Table.Rows[0][4] != int64(2) {
 		t.Errorf("first segment %v, want 555 with 2 customers", seg.Table.Rows[0])
 	}
 
 	score := func() map[string]float64 {
-		res := q("engagement_score", "from=2025-01-01&to=2026-04-01")
+		res := q("engagement_score", "from=2025-01-01&to=2026-03-31")
 		out := map[string]float64{}
 		for _, row := range res.Table.Rows {
 			s := row[1].(float64)

@@ -18,7 +18,7 @@ func TestSharedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := r.ParseParams("revenue_net", url.Values{"from": {"2026-01-01"}, "to": {"2026-04-01"}, "grain": {"month"}, "tz": {"Europe/Berlin"}})
+	p, err := r.ParseParams("revenue_net", url.Values{"from": {"2026-01-01"}, "to": {"2026-03-31"}, "grain": {"month"}, "tz": {"Europe/Berlin"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestSharedValueAfterTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := r.ParseParams("revenue_gross", url.Values{"from": {"2026-01-01"}, "to": {"2026-04-01"}, "grain": {"month"}, "tz": {"Europe/Berlin"}})
+	p, err := r.ParseParams("revenue_gross", url.Values{"from": {"2026-01-01"}, "to": {"2026-03-31"}, "grain": {"month"}, "tz": {"Europe/Berlin"}})
 	if err != nil {
 		t.Fatal(err)
 	}

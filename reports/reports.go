@@ -405,7 +405,7 @@ func (s *Service) metricParams(sc *Schedule, at time.Time) (metrics.Params, stri
 		v[k] = slices.Clone(vs)
 	}
 	v.Set("from", from.Format(time.DateOnly))
-	v.Set("to", to.Format(time.DateOnly))
+	v.Set("to", to.AddDate(0, 0, -1).Format(time.DateOnly)) // the period's last day: to is inclusive
 	v.Set("tz", sc.TZ.String())
 	if v.Get("grain") == "" {
 		v.Set("grain", "day")

@@ -625,6 +625,21 @@ func TestMetricSchedules(t *testing.T) {
 		if p.TZ.String() != "Europe/Berlin" || (name == "q" || name == "y") != (p.Grain == metrics.Month) {
 			t.Errorf("%s: zone %s grain %s", name, p.TZ, p.Grain)
 		}
+		// The whole period, its last day included: [first day 00:00, the day after the last 00:00) in Berlin.
+		first, last, _ := strings.Cut(want, "..")
+		if last == "" {
+			last = first
+		}
+		if len(first) == 7 { // a month
+			first += "-01"
+			m, _ := time.ParseInLocation("2006-01-02", first, berlin)
+			last = m.AddDate(0, 1, -1).Format(time.DateOnly)
+		}
+		f, _ := time.ParseInLocation(time.DateOnly, first, berlin)
+		l, _ := time.ParseInLocation(time.DateOnly, last, berlin)
+		if !p.From.Equal(f) || !p.To.Equal(l.AddDate(0, 0, 1)) {
+			t.Errorf("%s: [%v, %v), want [%v, %v): the period's last day included", name, p.From, p.To, f, l.AddDate(0, 0, 1))
+		}
 	}
 }
 

@@ -101,10 +101,16 @@ func (s *Server) apiCatalog(c *gin.Context) error {
 	return nil
 }
 
+// queryJSON is the query an answer is for. from and to are the range as the request's from
+// and to take them: days in the report zone, both included (to=2025-12-31 holds 31 December),
+// so they can be sent back as they are; start and end are the instants they stand for, RFC
+// 3339 in the report zone, end the first instant not included.
 type queryJSON struct {
 	Range   string            `json:"range"`
-	From    string            `json:"from"` // inclusive, RFC 3339 in the report zone
-	To      string            `json:"to"`   // exclusive
+	From    string            `json:"from"`  // first day, included (YYYY-MM-DD)
+	To      string            `json:"to"`    // last day, included (YYYY-MM-DD)
+	Start   string            `json:"start"` // from's midnight, RFC 3339
+	End     string            `json:"end"`   // the midnight after to, RFC 3339: not included
 	Grain   string            `json:"grain"`
 	TZ      string            `json:"tz"`
 	Compare string            `json:"compare"`
@@ -171,7 +177,8 @@ func (s *Server) apiMetric(c *gin.Context) error {
 	q := f.Query(info.Dimensions, f.By)
 	out := resultJSON{
 		Metric: toMetricJSON(info),
-		Query: queryJSON{Range: f.Range, From: q.From.Format(time.RFC3339), To: q.To.Format(time.RFC3339),
+		Query: queryJSON{Range: f.Range, From: f.From.Format(dateLayout), To: f.InclusiveTo().Format(dateLayout),
+			Start: q.From.Format(time.RFC3339), End: q.To.Format(time.RFC3339),
 			Grain: q.Grain, TZ: q.TZ, Compare: f.Compare, By: q.By, Filters: q.Filters},
 		Total: res.Total, CompareTotal: res.CompareTotal, Target: res.Target,
 		Series: []seriesJSON{}, Warnings: []warningJSON{},

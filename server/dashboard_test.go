@@ -263,7 +263,9 @@ func TestAPI(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Query.From != "2025-01-01T00:00:00+01:00" || res.Query.To != "2026-01-01T00:00:00+01:00" || res.Query.Grain != "quarter" ||
+	// from and to as the request takes them (both days included), start and end the instants.
+	if res.Query.From != "2025-01-01" || res.Query.To != "2025-12-31" || res.Query.Start != "2025-01-01T00:00:00+01:00" ||
+		res.Query.End != "2026-01-01T00:00:00+01:00" || res.Query.Grain != "quarter" ||
 		res.Query.By != "channel" || res.Query.Filters["country"] != "DE" || res.Total == nil || len(res.Series) != 4 {
 		t.Errorf("result %+v", res)
 	}

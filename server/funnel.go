@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,17 +21,18 @@ import (
 // custom metric funnel_conversion, overall and by the channel of each person's first touch.
 //
 //	range, from, to, tz  select the people: those whose first touchpoint falls in the range.
-//	window_days          each stage must follow within this many days (1–365, default 30); see
-//	                     the metric's description for the exact rule per stage.
+//	window_days          each stage must follow within this many days (default 30), within the
+//	                     bounds the metric declares for it (1–365: its param header); see the
+//	                     metric's description for the exact rule per stage.
 //
 // grain, compare, view, by and f.* do not apply; they stay in the URL for the other pages.
 const (
 	funnelMetric      = "funnel_conversion"
 	defaultWindowDays = 30
-	maxWindowDays     = 365
 )
 
-// windowChoices are the windows offered as links; any 1–365 works in the URL.
+// windowChoices are the windows offered as links; any value the metric's bounds allow works in
+// the URL.
 var windowChoices = []int{7, 14, 30, 60, 90}
 
 // funnelStages names the metric's stages for people, in order.
@@ -41,17 +43,51 @@ var funnelStages = []struct{ key, label string }{
 	{"repeat", "Repeat order"},
 }
 
-// parseWindowDays reads window_days: a whole number of days, 1–365.
-func parseWindowDays(q url.Values) (int, error) {
+// parseWindowDays reads window_days: a whole number of days that p, funnel_conversion's
+// declaration of it, accepts (p.Check: the metrics layer's one check, so the page, the API, the
+// exports and the CLI take the same values). p nil (no metrics layer, or its definition could
+// not be read): any whole number of days from 1; the metrics layer checks the value again when
+// the funnel is queried.
+func parseWindowDays(q url.Values, p *MetricParam) (int, error) {
 	s := q.Get("window_days")
 	if s == "" {
+		if p != nil {
+			if n, err := strconv.Atoi(p.Default); err == nil {
+				return n, nil
+			}
+		}
 		return defaultWindowDays, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > maxWindowDays {
-		return 0, badParam("window_days", s, fmt.Sprintf("a whole number of days from 1 to %d", maxWindowDays))
+	if err == nil && p != nil && p.Check != nil {
+		err = p.Check(s)
+	}
+	if err != nil || n < 1 {
+		takes := "a whole number of days"
+		if p != nil && p.Range != "" {
+			takes += " from " + p.Range
+		}
+		return 0, badParam("window_days", s, takes)
 	}
 	return n, nil
+}
+
+// funnelParam is funnel_conversion's declaration of param name, nil when the metric cannot be
+// read (no metrics layer, hidden from the user, not valid).
+func (s *Server) funnelParam(ctx context.Context, name string) *MetricParam {
+	if s.metrics == nil {
+		return nil
+	}
+	info, err := s.definition(ctx, funnelMetric)
+	if err != nil {
+		return nil
+	}
+	for i := range info.Params {
+		if info.Params[i].Name == name {
+			return &info.Params[i]
+		}
+	}
+	return nil
 }
 
 // funnel renders the funnel page. The overall funnel and the channel breakdown are queried
@@ -62,7 +98,7 @@ func (s *Server) funnel(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	window, err := parseWindowDays(c.Request.URL.Query())
+	window, err := parseWindowDays(c.Request.URL.Query(), s.funnelParam(c.Request.Context(), "window_days"))
 	if err != nil {
 		return err
 	}

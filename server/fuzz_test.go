@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/converge-dev/converge/metrics"
 )
 
 // Fuzz targets of the dashboard's URL parameters. `go test ./server` runs their seeds (and
@@ -116,6 +119,7 @@ func FuzzPageParams(f *testing.F) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	srv := &Server{cfg: Config{TZ: "UTC"}}
+	window := builtinParam(f, "funnel_conversion", "window_days") // its bounds: 1..365
 	f.Fuzz(func(t *testing.T, query string) {
 		q, err := url.ParseQuery(query)
 		if err != nil {
@@ -131,9 +135,9 @@ func FuzzPageParams(f *testing.F) {
 				t.Fatalf("%q: channels %+v, written back %s: %+v %v", query, p, v.Encode(), p2, err)
 			}
 		}
-		if n, err := parseWindowDays(q); err != nil {
+		if n, err := parseWindowDays(q, window); err != nil {
 			checkParamError(t, query, q, err)
-		} else if n < 1 || n > maxWindowDays {
+		} else if n < 1 || n > 365 || window.Check(strconv.Itoa(n)) != nil {
 			t.Fatalf("%q: window %d", query, n)
 		}
 		c, _ := gin.CreateTestContext(httptest.NewRecorder())
@@ -148,4 +152,25 @@ func FuzzPageParams(f *testing.F) {
 			t.Fatalf("%q: data params %+v", query, p)
 		}
 	})
+}
+
+// builtinParam is param name of the built-in metric as the server sees it (registryMetrics).
+func builtinParam(t testing.TB, metric, name string) *MetricParam {
+	t.Helper()
+	reg, err := metrics.New(context.Background(), metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := reg.Get(metric)
+	if !ok {
+		t.Fatalf("no metric %s", metric)
+	}
+	info := (&registryMetrics{r: reg}).info(d)
+	for i := range info.Params {
+		if info.Params[i].Name == name {
+			return &info.Params[i]
+		}
+	}
+	t.Fatalf("%s has no param %s", metric, name)
+	return nil
 }

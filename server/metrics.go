@@ -26,6 +26,12 @@ type MetricInfo struct {
 type MetricParam struct {
 	Name, Type, Default string
 	Allowed             []string // empty: any value of Type
+	// Check validates a value by the metric's own declaration (type, allowed values, bounds):
+	// the metrics layer's one check, so a page refuses what the API and the CLI refuse. Its
+	// error says what the param takes. nil: anything goes.
+	Check func(value string) error
+	// Range says what its bounds allow ("1 to 365", "at least 1"); "" without bounds.
+	Range string
 }
 
 // MetricTable is a table-shaped custom metric's answer (a cohort matrix, a funnel, a segment

@@ -71,7 +71,7 @@ func (m *registryMetrics) info(d *metrics.Definition) MetricInfo {
 		info.Formula = d.Measure
 	}
 	for _, p := range d.Params {
-		info.Params = append(info.Params, MetricParam{Name: p.Name, Type: p.Type, Default: p.Default, Allowed: p.Allowed})
+		info.Params = append(info.Params, MetricParam{Name: p.Name, Type: p.Type, Default: p.Default, Allowed: p.Allowed, Check: p.Check, Range: p.Range()})
 	}
 	if d.Unit == "currency" {
 		info.Currency = m.cfg.Currency

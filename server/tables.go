@@ -113,7 +113,7 @@ func (s *Server) downloadTable(c *gin.Context, refs []views.TableRef, id string)
 	}
 	base += "_" + id
 	m, err := s.download(c, r, base, func(w io.Writer) (*export.Manifest, error) {
-		m, err := export.Text(w, g.Head, g.Rows, r.o)
+		m, err := export.Text(w, g.Head, g.Numeric, g.Rows, r.o)
 		if m != nil {
 			m.Params = c.Request.URL.Query()
 		}

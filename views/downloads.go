@@ -16,9 +16,13 @@ type Download struct {
 
 // Grid is a table as a download holds it: its header and rows of text cells, as the page
 // shows them (formatted, in the report time zone). Rows may be streamed from the store.
+// Numeric[i] says column i holds numbers as the page formats them (1,234.50, -12.5%): a CSV
+// writes them as they are, while every other cell is text, guarded against being run as a
+// formula (export.Text). A column past Numeric's length is text.
 type Grid struct {
-	Head []string
-	Rows iter.Seq2[[]string, error]
+	Head    []string
+	Numeric []bool
+	Rows    iter.Seq2[[]string, error]
 }
 
 // TableRef is one downloadable table of a page: ID names it on its page (?table=ID), Links is
@@ -46,11 +50,38 @@ func RowsOf(rows [][]string) iter.Seq2[[]string, error] {
 	}
 }
 
-// gridOf is a Grid of rows held in memory.
-func gridOf(head []string, rows [][]string) Grid { return Grid{Head: head, Rows: RowsOf(rows)} }
+// gridOf is a Grid of rows held in memory; numeric as Grid.Numeric.
+func gridOf(head []string, numeric []bool, rows [][]string) Grid {
+	return Grid{Head: head, Numeric: numeric, Rows: RowsOf(rows)}
+}
 
-// Grid is the table's download.
-func (t *Table) Grid() Grid { return gridOf(t.Head, t.Rows) }
+// numericFrom marks the columns from the first'th of n as numeric.
+func numericFrom(first, n int) []bool {
+	out := make([]bool, n)
+	for i := first; i < n; i++ {
+		out[i] = true
+	}
+	return out
+}
+
+// numericAt marks columns at of n as numeric.
+func numericAt(n int, at ...int) []bool {
+	out := make([]bool, n)
+	for _, i := range at {
+		out[i] = true
+	}
+	return out
+}
+
+// Grid is the table's download: Numeric as the table says, else a chart's data table (its
+// first column labels the points, the others are the series' formatted values).
+func (t *Table) Grid() Grid {
+	num := t.Numeric
+	if num == nil {
+		num = numericFrom(1, len(t.Head))
+	}
+	return gridOf(t.Head, num, t.Rows)
+}
 
 // ref is t as the downloadable table id (nil t: none).
 func (t *Table) ref(id string) []TableRef {
@@ -81,7 +112,7 @@ func (t *LinkTable) Grid() Grid {
 		}
 		rows[i] = row
 	}
-	return gridOf(t.Head, rows)
+	return gridOf(t.Head, t.Num, rows)
 }
 
 // Grid is the table's download: key columns, a column per figure with its unit, the rows and
@@ -99,7 +130,7 @@ func (t *ChannelTable) Grid() Grid {
 	for _, r := range slices.Concat(t.Rows, t.Totals) {
 		rows = append(rows, slices.Concat(r.Keys, r.Cells))
 	}
-	return gridOf(head, rows)
+	return gridOf(head, numericFrom(len(t.KeyHead), len(head)), rows)
 }
 
 // Grid is the matrix's download: cohort, size, a cell per period, then the average row.
@@ -117,7 +148,7 @@ func (m *CohortMatrix) Grid() Grid {
 		}
 		out[i] = row
 	}
-	return gridOf(m.Head, out)
+	return gridOf(m.Head, numericFrom(1, len(m.Head)), out)
 }
 
 // sectionRefs are the tables of customer-page sections: each section's chart table
@@ -189,6 +220,11 @@ var (
 	QuarantineHead = []string{"Position", "File", "Source", "Entity", "Field", "Code", "Reason", "Record as received", "Run", "Rejected at"}
 	UsersHead      = []string{"Email", "Name", "Role", "Status", "Created"}
 	AuditHead      = []string{"Time", "Actor", "Action", "Target", "Detail", "Address"}
+	// SourcesNumeric, RunsNumeric and ReasonsNumeric mark the count columns of those downloads
+	// (Grid.Numeric); the other downloads' columns are all text.
+	SourcesNumeric = numericAt(len(SourcesHead), 2, 7, 9)
+	RunsNumeric    = numericAt(len(RunsHead), 8, 9, 10, 11)
+	ReasonsNumeric = numericAt(len(ReasonsHead), 1)
 )
 
 func yesNo(b bool) string {
@@ -256,13 +292,13 @@ func cellRows[R interface{ Cells() []string }](rows []R) [][]string {
 func (v *DataView) Tables() []TableRef {
 	var out []TableRef
 	if v.SourcesError == "" && len(v.Sources) > 0 {
-		out = append(out, TableRef{ID: "sources", Links: &v.SourcesDownload, Grid: func() Grid { return gridOf(SourcesHead, cellRows(v.Sources)) }})
+		out = append(out, TableRef{ID: "sources", Links: &v.SourcesDownload, Grid: func() Grid { return gridOf(SourcesHead, SourcesNumeric, cellRows(v.Sources)) }})
 	}
 	if v.Runs.Error == "" && len(v.Runs.Rows) > 0 {
-		out = append(out, TableRef{ID: "runs", Links: &v.Runs.Download, Grid: func() Grid { return gridOf(RunsHead, cellRows(v.Runs.Rows)) }})
+		out = append(out, TableRef{ID: "runs", Links: &v.Runs.Download, Grid: func() Grid { return gridOf(RunsHead, RunsNumeric, cellRows(v.Runs.Rows)) }})
 	}
 	if v.CatalogError == "" && len(v.Catalog) > 0 {
-		out = append(out, TableRef{ID: "catalog", Links: &v.CatalogDownload, Grid: func() Grid { return gridOf(CatalogHead, cellRows(v.Catalog)) }})
+		out = append(out, TableRef{ID: "catalog", Links: &v.CatalogDownload, Grid: func() Grid { return gridOf(CatalogHead, nil, cellRows(v.Catalog)) }})
 	}
 	return out
 }
@@ -272,10 +308,10 @@ func (v *DataView) Tables() []TableRef {
 func (v *QuarantineView) Tables() []TableRef {
 	var out []TableRef
 	if v.ReasonsError == "" && len(v.Reasons) > 0 {
-		out = append(out, TableRef{ID: "reasons", Links: &v.ReasonsDownload, Grid: func() Grid { return gridOf(ReasonsHead, cellRows(v.Reasons)) }})
+		out = append(out, TableRef{ID: "reasons", Links: &v.ReasonsDownload, Grid: func() Grid { return gridOf(ReasonsHead, ReasonsNumeric, cellRows(v.Reasons)) }})
 	}
 	if v.Error == "" && len(v.Records) > 0 {
-		out = append(out, TableRef{ID: "records", Links: &v.RecordsDownload, Grid: func() Grid { return gridOf(QuarantineHead, cellRows(v.Records)) }})
+		out = append(out, TableRef{ID: "records", Links: &v.RecordsDownload, Grid: func() Grid { return gridOf(QuarantineHead, nil, cellRows(v.Records)) }})
 	}
 	return out
 }
@@ -285,7 +321,7 @@ func (v *AdminUsersView) Tables() []TableRef {
 	if len(v.Users) == 0 {
 		return nil
 	}
-	return []TableRef{{ID: "users", Links: &v.Download, Grid: func() Grid { return gridOf(UsersHead, cellRows(v.Users)) }}}
+	return []TableRef{{ID: "users", Links: &v.Download, Grid: func() Grid { return gridOf(UsersHead, nil, cellRows(v.Users)) }}}
 }
 
 // Tables are the audit page's: the entries (this page's; the server streams every match).
@@ -293,5 +329,5 @@ func (v *AdminAuditView) Tables() []TableRef {
 	if len(v.Rows) == 0 {
 		return nil
 	}
-	return []TableRef{{ID: "audit", Links: &v.Download, Grid: func() Grid { return gridOf(AuditHead, cellRows(v.Rows)) }}}
+	return []TableRef{{ID: "audit", Links: &v.Download, Grid: func() Grid { return gridOf(AuditHead, nil, cellRows(v.Rows)) }}}
 }

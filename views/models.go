@@ -114,6 +114,9 @@ type Table struct {
 	Caption string
 	Head    []string
 	Rows    [][]string
+	// Numeric marks the columns holding formatted numbers (see Grid.Numeric); nil: a chart's
+	// data table, whose columns after the first are the series' values.
+	Numeric []bool
 	// Download offers the table as a file (empty: no links).
 	Download Download
 }

@@ -24,3 +24,12 @@ func PlanError(ms []Migration) error {
 	_, err := (&Store{}).migrationPlan(ms)
 	return err
 }
+
+// MigrateFirst applies the first n embedded migrations: a store as an older converge left it.
+func (s *Store) MigrateFirst(ctx context.Context, n int) ([]Migration, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	return s.migrate(ctx, ms[:n])
+}

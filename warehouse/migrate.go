@@ -74,6 +74,12 @@ var ErrMigrationLocked = errors.New("another converge is migrating this database
 // concerns one of AppTables runs in the app database; before the pending
 // migrations, the lock holder moves the AppTables it finds in the main
 // database there (stores migrated before the app database existed).
+//
+//
+// It logs one line at INFO when it applied any, "created store in DIR: 54
+// migrations applied" for a new store, "migrated store in DIR: 3 migrations
+// applied" for an upgrade, and each migration at DEBUG: a first start says
+// what happened in one line, not one per file.
 func (s *Store) Migrate(ctx context.Context) (applied []Migration, err error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -133,6 +139,7 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 		return nil, err
 	}
 	host, _ := os.Hostname()
+	defer func() { s.logMigrated(applied, len(done) == 0, err) }()
 	for i, m := range ms {
 		if sum, ok := done[m.Version]; ok {
 			if sum != m.Checksum {
@@ -140,6 +147,7 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 			}
 			continue
 		}
+		began := time.Now()
 		for k, q := range plan[i] {
 			conn := s.Conn
 			if q.app {
@@ -157,7 +165,7 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 			clickhouse.Named("v", m.Version), clickhouse.Named("n", m.Name), clickhouse.Named("c", m.Checksum), clickhouse.Named("by", fmt.Sprintf("%s pid %d", host, os.Getpid()))); err != nil {
 			return applied, fmt.Errorf("migrate: record %04d_%s: %w", m.Version, m.Name, err)
 		}
-		s.log.Info("migration applied", "version", m.Version, "name", m.Name)
+		s.log.Debug("migration applied", "version", m.Version, "name", m.Name, "took", time.Since(began).Round(time.Millisecond).String())
 		applied = append(applied, m)
 	}
 	return applied, nil
@@ -167,6 +175,38 @@ func (s *Store) migrate(ctx context.Context, ms []Migration) (applied []Migratio
 type planned struct {
 	sql string
 	app bool // in the app database (it concerns one of AppTables)
+}
+
+// logMigrated says in one INFO line what a Migrate did, when it applied any migration (a run
+// that failed part way says how far it got, its error is the caller's to report).
+func (s *Store) logMigrated(applied []Migration, fresh bool, err error) {
+	if len(applied) == 0 {
+		return
+	}
+	n := fmt.Sprintf("%d migrations", len(applied))
+	if len(applied) == 1 {
+		n = "1 migration"
+	}
+	last := applied[len(applied)-1]
+	attrs := []any{"schema_version", last.Version}
+	switch {
+	case err != nil:
+		s.log.Info(fmt.Sprintf("store in %s: %s applied before the error", s.where(), n), attrs...)
+	case fresh:
+		s.log.Info(fmt.Sprintf("created store in %s: %s applied", s.where(), n), attrs...)
+	default:
+		attrs = append(attrs, "first", fmt.Sprintf("%04d_%s", applied[0].Version, applied[0].Name), "last", fmt.Sprintf("%04d_%s", last.Version, last.Name))
+		s.log.Info(fmt.Sprintf("migrated store in %s: %s applied", s.where(), n), attrs...)
+	}
+}
+
+// where names the store for a person: the data directory of the embedded store, the database
+// and server of a remote one.
+func (s *Store) where() string {
+	if s.Engine != nil {
+		return s.cfg.DataDir
+	}
+	return fmt.Sprintf("database %s on %s", s.Database, s.Describe())
 }
 
 // migrationPlan is the statements of each migration: its file on one

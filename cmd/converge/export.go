@@ -20,7 +20,7 @@ func init() {
 // exportFlags are the file options shared by export metric and export sql.
 type exportFlags struct {
 	out, format, preset, delimiter, decimal, currency string
-	raw, bom, crlf                                    bool
+	raw, csvRaw, bom, crlf                            bool
 	maxRows                                           int
 }
 
@@ -35,8 +35,9 @@ func (f *exportFlags) register(cmd *cobra.Command) {
 func (f *exportFlags) registerFile(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.out, "out", "", "the file to write (required); the manifest goes to FILE.manifest.json")
-	fl.StringVar(&f.preset, "preset", "", "excel: UTF-8 BOM, CRLF, formula-safe text (with --delimiter ';' --decimal ',' for a German, French, … Excel)")
+	fl.StringVar(&f.preset, "preset", "", "excel: UTF-8 BOM and CRLF (with --delimiter ';' --decimal ',' for a German, French, … Excel)")
 	fl.BoolVar(&f.raw, "raw", false, "raw values (full precision, fractions, ISO dates) instead of formatted ones")
+	fl.BoolVar(&f.csvRaw, "csv-raw", false, "CSV for programs: text cells as stored; by default a text cell a spreadsheet would run as a formula (starting with = + - @ tab CR) gets a leading '")
 	fl.StringVar(&f.delimiter, "delimiter", ",", "CSV field separator: , ; tab or |")
 	fl.StringVar(&f.decimal, "decimal", ".", "decimal separator: . or ,")
 	fl.BoolVar(&f.bom, "bom", false, "CSV: start with a UTF-8 byte order mark")
@@ -45,7 +46,7 @@ func (f *exportFlags) registerFile(cmd *cobra.Command) {
 }
 
 func (f *exportFlags) options(a *app) (export.Options, error) {
-	o := export.Options{Format: export.Format(f.format), Raw: f.raw, BOM: f.bom, CRLF: f.crlf, Preset: f.preset,
+	o := export.Options{Format: export.Format(f.format), Raw: f.raw, CSVRaw: f.csvRaw, BOM: f.bom, CRLF: f.crlf, Preset: f.preset,
 		MaxRows: f.maxRows, Currency: f.currency, Version: convergeVersion()}
 	if f.out == "" {
 		return o, usageError{errors.New("--out: required (the file to write)")}
@@ -68,7 +69,7 @@ func (f *exportFlags) options(a *app) (export.Options, error) {
 	o.Decimal = rune(f.decimal[0])
 	if err := o.Validate(); err != nil {
 		flag, reason, _ := strings.Cut(err.Error(), ": ")
-		return o, usageError{fmt.Errorf("--%s: %s", strings.ReplaceAll(flag, " ", "-"), reason)}
+		return o, usageError{fmt.Errorf("--%s: %s", strings.NewReplacer(" ", "-", "_", "-").Replace(flag), reason)}
 	}
 	return o, nil
 }
@@ -137,7 +138,7 @@ func (a *app) exportCmd() *cobra.Command {
 	)
 	metric := &cobra.Command{
 		Use:   "metric NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--format csv|xlsx] [--preset excel] [--raw] --out FILE",
-		Short: "Export a metric's values by bucket (with breakdown, comparison, target and totals)",
+		Short: "Export a metric's values by bucket (with breakdown, comparison, target and totals), --from to --to, both days included",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := mf.options(a)

@@ -80,7 +80,7 @@ func TestExportCommands(t *testing.T) {
 
 	// The KPI export is the golden file of the export package's test.
 	csvPath := filepath.Join(dir, "aov.csv")
-	out, code := converge(t, "", "--data-dir", data, "export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-04-01",
+	out, code := converge(t, "", "--data-dir", data, "export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-03-31",
 		"--grain", "month", "--by", "channel", "--compare", "previous", "--tz", "Europe/Berlin", "--raw", "--out", csvPath)
 	if code != 0 {
 		t.Fatalf("export metric: %d\n%s", code, out)
@@ -99,6 +99,17 @@ func TestExportCommands(t *testing.T) {
 	m := readManifest(t, csvPath+".manifest.json")
 	if m.SHA256 != sha256Hex(got) || m.File != "aov.csv" || m.Rows != 16 || m.Truncated || m.Params.Get("by") != "channel" {
 		t.Errorf("manifest %+v", m)
+	}
+	// --csv-raw: the text as stored ("+promo, …" without the apostrophe that keeps Excel from
+	// running it), for programs.
+	rawPath := filepath.Join(dir, "aov_raw.csv")
+	if out, code := converge(t, "", "--data-dir", data, "export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-03-31",
+		"--grain", "month", "--by", "channel", "--compare", "previous", "--tz", "Europe/Berlin", "--raw", "--csv-raw", "--out", rawPath); code != 0 {
+		t.Fatalf("export metric --csv-raw: %d\n%s", code, out)
+	}
+	got, _ = os.ReadFile(rawPath)
+	if want, _ := os.ReadFile(filepath.Join("..", "..", "export", "testdata", "aov_csv_raw.csv.golden")); !bytes.Equal(got, want) || !readManifest(t, rawPath+".manifest.json").Options.CSVRaw {
+		t.Errorf("export metric --csv-raw wrote\n%s\nwant (export/testdata/aov_csv_raw.csv.golden)\n%s", got, want)
 	}
 
 	// A row limit: both files are written, and the exit status and the file say so.
@@ -128,8 +139,9 @@ func TestExportCommands(t *testing.T) {
 		{[]string{"sql", "--read-only", "SELECT 1; DROP TABLE orders"}, 1, "one statement at a time"},
 		{[]string{"export", "sql", "--read-only-query", "SELECT * FROM url('http://example.com/', CSV)", "--out", filepath.Join(dir, "x.csv")}, 1, "function url() is not allowed"},
 		{[]string{"export", "sql", "--read-only-query", "SELECT 1", "--decimal", ",", "--out", filepath.Join(dir, "x.csv")}, 2, "--decimal: ',' is also the delimiter"},
-		{[]string{"export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-04-01", "--by", "colour", "--out", filepath.Join(dir, "x.csv")}, 2, `--by: aov has no dimension "colour"`},
-		{[]string{"export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-04-01"}, 2, "--out: required"},
+		{[]string{"export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-03-31", "--by", "colour", "--out", filepath.Join(dir, "x.csv")}, 2, `--by: aov has no dimension "colour"`},
+		{[]string{"export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-03-31"}, 2, "--out: required"},
+		{[]string{"export", "metric", "aov", "--from", "2026-01-01", "--to", "2026-03-31", "--csv-raw", "--preset", "excel", "--out", filepath.Join(dir, "x.csv")}, 2, "--csv-raw: raw CSV is for programs"},
 		{[]string{"sql", "--format", "csv", "SELECT count() FROM orders"}, 0, "count()\n12\n"}, // nothing was dropped
 	}
 	for _, c := range cases {

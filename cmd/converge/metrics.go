@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
 )
@@ -133,6 +134,9 @@ func (a *app) metricsCmd() *cobra.Command {
 				if len(p.Allowed) > 0 {
 					s += " | " + strings.Join(p.Allowed, ", ")
 				}
+				if r := p.Range(); r != "" {
+					s += " | " + r
+				}
 				field("param", s)
 			}
 			field("roles", strings.Join(d.Roles, ", "))
@@ -147,17 +151,26 @@ func (a *app) metricsCmd() *cobra.Command {
 
 	var (
 		format string
+		csvRaw bool
 		q      metricQueryFlags
 	)
 	query := &cobra.Command{
 		Use:   "query NAME --from D --to D [--grain G] [--by DIM] [--filter DIM=V ...] [--compare previous|year] [--tz Z] [--arg NAME=V ...] [--format table|csv|json]",
-		Short: "Compute a metric over [from, to) at a grain in the report time zone",
-		Args:  cobra.ExactArgs(1),
+		Short: "Compute a metric from --from to --to, both days included, at a grain in the report time zone",
+		Long: `Compute a metric from --from to --to at a grain in the report time zone (--tz, default report.tz).
+Both ends are included, as on the dashboard: --from 2025-01-01 --to 2025-12-31 is the whole year 2025,
+31 December too; --from 2026-03-01 --to 2026-03-01 is one day. An RFC 3339 instant is itself:
+--to 2026-01-01T00:00:00+01:00 includes that millisecond. A snapshot metric (its SQL does not read
+{from}: rfm_segments, rfm_best_customers, consented_audience) is as of the end of --to and needs no --from.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
 			case "table", "csv", "json":
 			default:
 				return usageError{fmt.Errorf("--format: %q is not one of table, csv, json", format)}
+			}
+			if csvRaw && format != "csv" {
+				return usageError{fmt.Errorf("--csv-raw: goes with --format csv, not %s", format)}
 			}
 			r, st, p, err := a.openMetricQuery(cmd, dir, args[0], &q)
 			if err != nil {
@@ -168,11 +181,12 @@ func (a *app) metricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeResult(cmd.OutOrStdout(), format, res)
+			return writeResult(cmd.OutOrStdout(), format, res, !csvRaw)
 		},
 	}
 	q.register(query)
 	query.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	query.Flags().BoolVar(&csvRaw, "csv-raw", false, "CSV for programs: text cells as stored; by default a text cell a spreadsheet would run as a formula (starting with = + - @ tab CR) gets a leading '")
 
 	cmd.AddCommand(list, check, show, query)
 	return cmd
@@ -214,8 +228,8 @@ type metricQueryFlags struct {
 
 func (q *metricQueryFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&q.from, "from", "", "first day (YYYY-MM-DD, midnight in --tz) or RFC 3339 instant, inclusive")
-	f.StringVar(&q.to, "to", "", "end, exclusive, like --from")
+	f.StringVar(&q.from, "from", "", "first day, included (YYYY-MM-DD, from midnight in --tz), or an RFC 3339 instant; a snapshot metric needs none")
+	f.StringVar(&q.to, "to", "", "last day, included (YYYY-MM-DD: the whole day in --tz, 2025-12-31 holds 31 December), or the last RFC 3339 instant included")
 	f.StringVar(&q.grain, "grain", "", "day, week, month (default), quarter or year")
 	f.StringVar(&q.by, "by", "", "break down by this dimension")
 	f.StringArrayVar(&q.filters, "filter", nil, "DIM=VALUE, repeatable (all must hold)")
@@ -280,16 +294,34 @@ func paramUsage(cmd *cobra.Command, err error) error {
 	return usageError{fmt.Errorf("--arg %s: %s", pe.Param, pe.Reason)}
 }
 
+// resultJSON is a result as `metrics query --format json` prints it: from and to as --from
+// and --to take them (both included), and the instants [start, end) they stand for.
+type resultJSON struct {
+	*metrics.Result
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"` // the first instant not included
+}
+
 // writeResult prints a metric result. CSV carries raw values and the
-// report time zone on every row.
-func writeResult(w io.Writer, format string, res *metrics.Result) error {
+// report time zone on every row; with guard, its text cells (not its
+// numbers) are formula-safe for spreadsheets (export.GuardText).
+func writeResult(w io.Writer, format string, res *metrics.Result, guard bool) error {
+	from, to := metrics.RangeValues(res.From, res.To, loc(res.TZ))
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return enc.Encode(resultJSON{Result: res, From: from, To: to, Start: res.From, End: res.To})
 	}
 	var header []string
 	var rows [][]string
+	text := func(s string) string {
+		if guard && format == "csv" {
+			return export.GuardText(s)
+		}
+		return s
+	}
 	num := func(v *float64) string {
 		if v == nil {
 			return ""
@@ -303,7 +335,9 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 		return strconv.FormatFloat(*v, 'f', 2, 64)
 	}
 	if res.Table != nil {
-		header = res.Table.Columns
+		for _, c := range res.Table.Columns {
+			header = append(header, text(c))
+		}
 		for _, row := range res.Table.Rows {
 			cells := make([]string, len(row))
 			for i, c := range row {
@@ -312,6 +346,8 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 					cells[i] = ""
 				case float64:
 					cells[i] = num(&x)
+				case string:
+					cells[i] = text(x)
 				default:
 					cells[i] = fmt.Sprint(x)
 				}
@@ -333,7 +369,7 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 			add := func(bucket string, v, c, target *float64, cb string) {
 				row := []string{bucket}
 				if withDim {
-					row = append(row, s.Dim)
+					row = append(row, text(s.Dim))
 				}
 				row = append(row, num(v))
 				if res.Compare != "" {
@@ -358,13 +394,12 @@ func writeResult(w io.Writer, format string, res *metrics.Result) error {
 		cw := csv.NewWriter(w)
 		_ = cw.Write(append([]string{"metric", "tz"}, header...))
 		for _, r := range rows {
-			_ = cw.Write(append([]string{res.Metric, res.TZ}, r...))
+			_ = cw.Write(append([]string{text(res.Metric), text(res.TZ)}, r...))
 		}
 		cw.Flush()
 		return cw.Error()
 	}
-	fmt.Fprintf(w, "%s (%s, %s) %s … %s by %s, time zone %s\n", res.Title, res.Metric, res.Unit,
-		res.From.In(loc(res.TZ)).Format("2006-01-02 15:04"), res.To.In(loc(res.TZ)).Format("2006-01-02 15:04"), res.Grain, res.TZ)
+	fmt.Fprintf(w, "%s (%s, %s) %s to %s (both included) by %s, time zone %s\n", res.Title, res.Metric, res.Unit, from, to, res.Grain, res.TZ)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
 	for _, r := range rows {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,19 +30,28 @@ func TestMetricsCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "formula:     revenue_gross / orders") {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
+	out, err = run(t, context.Background(), "metrics", "show", "funnel_conversion")
+	if err != nil || !strings.Contains(out, "param:       window_days Int64 = 30 | 1 to 365") {
+		t.Fatalf("show funnel_conversion: %v\n%s", err, out)
+	}
 	cases := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"metrics", "show", "nope"}, `unknown metric "nope"`},
-		{[]string{"metrics", "query", "nope", "--from", "2026-01-01", "--to", "2026-02-01"}, `unknown metric "nope"`},
-		{[]string{"metrics", "query", "aov", "--from", "2026-02-01", "--to", "2026-01-01"}, "--from: 2026-02-01 is not before to 2026-01-01"},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--grain", "decade"}, "--grain:"},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--by", "colour"}, `--by: aov has no dimension "colour"`},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--filter", "colour=red"}, `--filter: aov has no dimension "colour"`},
-		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01", "--arg", "model=magic"}, `--arg model: "magic" is not one of`},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--fiscal-year-start", "0"}, "--fiscal-year-start:"},
-		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-02-01", "--format", "xml"}, "--format"},
+		{[]string{"metrics", "query", "nope", "--from", "2026-01-01", "--to", "2026-01-31"}, `unknown metric "nope"`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-02-01", "--to", "2025-12-31"}, "--from: 2026-02-01 is after to 2025-12-31 (both are included"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--grain", "decade"}, "--grain:"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--by", "colour"}, `--by: aov has no dimension "colour"`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--filter", "colour=red"}, `--filter: aov has no dimension "colour"`},
+		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-01-31", "--arg", "model=magic"}, `--arg model: "magic" is not one of`},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--fiscal-year-start", "0"}, "--fiscal-year-start:"},
+		// The metric's own bounds (1..365, as the funnel page), whichever way the param is given.
+		{[]string{"metrics", "query", "funnel_conversion", "--from", "2026-01-01", "--to", "2026-01-31", "--arg", "window_days=100000"},
+			"--arg window_days: 100000 is out of range: window_days takes 1 to 365"},
+		{[]string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-01-31", "--arg", "half_life_days=0"},
+			"--arg half_life_days: 0 is out of range: half_life_days takes 0.1 to 365"},
+		{[]string{"metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--format", "xml"}, "--format"},
 	}
 	for _, c := range cases {
 		_, err := run(t, context.Background(), c.args...)
@@ -71,7 +81,7 @@ func TestWriteResult(t *testing.T) {
 			{Bucket: "2026-02-01", Value: nil, CompareBucket: "2025-02-01", Compare: f(80)},
 		}, Total: f(106.25), CompareTotal: f(90)}}}
 	var b bytes.Buffer
-	if err := writeResult(&b, "csv", res); err != nil {
+	if err := writeResult(&b, "csv", res, true); err != nil {
 		t.Fatal(err)
 	}
 	want := "metric,tz,bucket,value,compare_bucket,compare,change_pct,target\n" +
@@ -82,11 +92,59 @@ func TestWriteResult(t *testing.T) {
 		t.Errorf("csv:\n%s\nwant:\n%s", b.String(), want)
 	}
 	b.Reset()
-	if err := writeResult(&b, "table", res); err != nil {
+	if err := writeResult(&b, "table", res, true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "2026-01-01 00:00 … 2026-03-01 00:00 by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
+	if !strings.Contains(b.String(), "2026-01-01 to 2026-02-28 (both included) by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
 		t.Errorf("table:\n%s", b.String())
+	}
+	// JSON: from and to as --from and --to take them, and the instants they stand for.
+	b.Reset()
+	if err := writeResult(&b, "json", res, true); err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		From, To   string
+		Start, End time.Time
+		Metric     string
+	}
+	if err := json.Unmarshal(b.Bytes(), &j); err != nil || j.From != "2026-01-01" || j.To != "2026-02-28" || j.Metric != "aov" ||
+		!j.Start.Equal(res.From) || !j.End.Equal(res.To) {
+		t.Errorf("json %+v %v:\n%s", j, err, b.String())
+	}
+}
+
+// The CSV of metrics query guards its text cells (a dimension value, a table's text column)
+// against being run as a formula, not its numbers (-12.5 stays a number); --csv-raw writes the
+// text as stored.
+func TestWriteResultFormulaGuard(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	series := &metrics.Result{Metric: "revenue_gross", TZ: "UTC", By: "channel",
+		Series: []metrics.Series{{Dim: "=HYPERLINK(\"https://evil.example\")", Points: []metrics.Point{{Bucket: "2026-01-01", Value: f(-12.5)}}}}}
+	table := &metrics.Result{Metric: "rfm_segments", TZ: "UTC", Table: &metrics.Table{Columns: []string{"segment", "@customers", "net"},
+		Rows: [][]any{{"+cmd|' /C calc'!A0", int64(-3), -12.5}, {"-12.5", int64(1), 2.0}}}}
+	cases := []struct {
+		res   *metrics.Result
+		guard bool
+		want  string
+	}{
+		{series, true, "metric,tz,bucket,dim,value,target\nrevenue_gross,UTC,2026-01-01,\"'=HYPERLINK(\"\"https://evil.example\"\")\",-12.5,\n"},
+		{series, false, "metric,tz,bucket,dim,value,target\nrevenue_gross,UTC,2026-01-01,\"=HYPERLINK(\"\"https://evil.example\"\")\",-12.5,\n"},
+		{table, true, "metric,tz,segment,'@customers,net\nrfm_segments,UTC,'+cmd|' /C calc'!A0,-3,-12.5\nrfm_segments,UTC,'-12.5,1,2\n"},
+		{table, false, "metric,tz,segment,@customers,net\nrfm_segments,UTC,+cmd|' /C calc'!A0,-3,-12.5\nrfm_segments,UTC,-12.5,1,2\n"},
+	}
+	for i, c := range cases {
+		var b bytes.Buffer
+		if err := writeResult(&b, "csv", c.res, c.guard); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != c.want {
+			t.Errorf("case %d:\n%s\nwant:\n%s", i, b.String(), c.want)
+		}
+	}
+	_, err := run(t, context.Background(), "metrics", "query", "aov", "--from", "2026-01-01", "--to", "2026-01-31", "--csv-raw")
+	if err == nil || !strings.Contains(err.Error(), "--csv-raw: goes with --format csv") {
+		t.Errorf("--csv-raw with the table format: %v", err)
 	}
 }
 
@@ -95,7 +153,7 @@ func TestWriteResult(t *testing.T) {
 // is a value: the metrics layer binds it, see server's TestInjectionValuesRoundTrip, which
 // runs the same ParseParams and Registry.Query as this command.)
 func TestMetricsQueryInjection(t *testing.T) {
-	base := []string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-02-01"}
+	base := []string{"metrics", "query", "roas", "--from", "2026-01-01", "--to", "2026-01-31"}
 	flags := []struct{ flag, prefix string }{
 		{"--from", ""}, {"--to", ""}, {"--grain", ""}, {"--by", ""}, {"--compare", ""}, {"--tz", ""},
 		{"--week-start", ""}, {"--fiscal-year-start", ""}, {"--format", ""},

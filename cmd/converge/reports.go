@@ -22,7 +22,7 @@ func init() {
 }
 
 // scheduleKeys are the keys of an entry of reports.schedules.
-var scheduleKeys = []string{"name", "cron", "tz", "report", "metric", "period", "params", "format", "raw", "preset", "delimiter", "decimal",
+var scheduleKeys = []string{"name", "cron", "tz", "report", "metric", "period", "params", "format", "raw", "csv_raw", "preset", "delimiter", "decimal",
 	"email", "to", "roas_model"}
 
 // decodeSchedules reads reports.schedules: a list of mappings, in the
@@ -70,6 +70,7 @@ func decodeSchedules(raw any, tz *time.Location) ([]reports.Schedule, error) {
 		}
 		s.Params = e.params()
 		s.Options.Raw = e.boolean("raw", false)
+		s.Options.CSVRaw = e.boolean("csv_raw", false)
 		s.Options.Preset = e.str("preset")
 		if d := e.str("delimiter"); d != "" {
 			r, err := parseDelimiter(d)

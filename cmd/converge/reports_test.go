@@ -44,6 +44,8 @@ func TestReportConfigErrors(t *testing.T) {
 		{"smtp from", "smtp:\n  host: mail.example.com\n", nil, `smtp.from: "" is not an e-mail address`},
 		{"smtp port", "smtp:\n  host: mail.example.com\n  from: a@example.com\n", map[string]string{"CONVERGE_SMTP_PORT": "lots"}, "smtp.port"},
 		{"tries", "reports:\n  tries: 0\n", nil, "reports.tries: 0 is not 1..10"},
+		{"raw CSV with a workbook", "reports:\n  schedules:\n    - {name: a, cron: '0 6 1 * *', report: finance-monthly, format: xlsx, csv_raw: true}\n",
+			nil, "reports.schedules[0].csv_raw: only for CSV"},
 		{"metric without a metric", "reports:\n  schedules:\n    - name: weekly\n      cron: '0 7 * * MON'\n      report: metric\n      period: previous_week\n",
 			nil, "reports.schedules[0].metric: required"},
 	}

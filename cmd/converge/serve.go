@@ -59,12 +59,8 @@ func (a *app) serve(ctx context.Context) error {
 				return err
 			}
 		}
-		applied, err := st.Migrate(ctx)
-		if err != nil {
+		if _, err := st.Migrate(ctx); err != nil { // logs what it applied, in one line
 			return err
-		}
-		if len(applied) > 0 {
-			a.log.Info("schema migrated", "applied", len(applied))
 		}
 		return a.bootstrapAdmin(ctx, acc)
 	}

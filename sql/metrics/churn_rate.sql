@@ -6,7 +6,7 @@
 -- format: 0.0
 -- polarity: lower_is_better
 -- kind: custom
--- param: window_days Int64 = 90
+-- param: window_days Int64 = 90 | 1..3650
 WITH
     toDate({from:DateTime64(3, 'UTC')}, {tz:String}) AS from_day,
     toDate({to:DateTime64(3, 'UTC')}, {tz:String}) AS to_day,

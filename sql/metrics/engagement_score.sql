@@ -6,7 +6,7 @@
 -- format: 0
 -- polarity: higher_is_better
 -- kind: custom
--- param: limit Int64 = 100
+-- param: limit Int64 = 100 | 1..100000
 WITH
     0.20 AS w_recency, 0.15 AS w_frequency, 0.15 AS w_monetary,
     0.10 AS w_opens, 0.10 AS w_clicks, 0.05 AS w_visits,

@@ -6,7 +6,7 @@
 -- format: 0.0
 -- polarity: higher_is_better
 -- kind: custom
--- param: window_days Int64 = 30
+-- param: window_days Int64 = 30 | 1..365
 -- param: breakdown String = none | none, channel
 WITH
     people AS (

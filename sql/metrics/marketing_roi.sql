@@ -8,8 +8,8 @@
 -- kind: custom
 -- param: model String = last_touch | first_touch, last_touch, linear, u_shaped, w_shaped, time_decay
 -- param: level String = channel | channel, campaign
--- param: lookback_days Int64 = 30
--- param: half_life_days Float64 = 7
+-- param: lookback_days Int64 = 30 | 1..365
+-- param: half_life_days Float64 = 7 | 0.1..365
 SELECT bucket, dim, (sumIf(gross_profit, paid) - sum(spend)) / sum(spend) AS value
 FROM attribution(from = {from:DateTime64(3, 'UTC')}, to = {to:DateTime64(3, 'UTC')}, tz = {tz:String}, grain = {grain:String},
                  week_mode = {week_mode:UInt8}, fy_shift = {fy_shift:Int32}, default_margin = {default_margin:Float64},
