@@ -343,8 +343,8 @@ func (s *Server) unauthenticated(c *gin.Context, expired bool) {
 
 func loginURL(next string, expired bool) string {
 	q := url.Values{}
-	if safeNext(next) != "/" {
-		q.Set("next", next)
+	if n := safeNext(next); n != "/" {
+		q.Set("next", n)
 	}
 	if expired {
 		q.Set("expired", "1")
@@ -353,14 +353,6 @@ func loginURL(next string, expired bool) string {
 		return "/login"
 	}
 	return "/login?" + q.Encode()
-}
-
-// safeNext keeps a post-sign-in destination on this site: a path, not "//host" or a URL.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
-		return "/"
-	}
-	return next
 }
 
 // deny answers status with msg: JSON on the API, the error page otherwise.
