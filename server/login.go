@@ -107,7 +107,12 @@ func (s *Server) loginSubmit(c *gin.Context) error {
 	case err == nil:
 	case errors.As(err, &rl):
 		c.Header("Retry-After", strconv.Itoa(rl.Seconds()))
-		v.Error = "Too many failed sign-ins. Try again in " + strconv.Itoa(rl.Seconds()) + " s."
+		v.Error = "Too many failed sign-ins of this account. Try again in " + strconv.Itoa(rl.Seconds()) + " s."
+		if rl.Limit == access.LimitAddress {
+			// Said alike for an unknown account and a wrong password (see access/limit.go).
+			v.Error = "Too many failed sign-ins from your network. Check the email address and the password, or try again in " +
+				strconv.Itoa(rl.Seconds()) + " s."
+		}
 		return s.renderLogin(c, http.StatusTooManyRequests, v)
 	case errors.Is(err, access.ErrBadCredentials):
 		v.Error = "Wrong email or password."
