@@ -82,7 +82,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return Public, fmt.Errorf("role %q is not one of %s", s, strings.Join(RoleNames(), ", "))
+	return Public, invalid("role", "role %q is not one of %s", s, strings.Join(RoleNames(), ", "))
 }
 
 // Includes reports whether r may do what need requires: roles are ordered, and Public is
