@@ -1,10 +1,10 @@
 // Package access is converge's access control: users with roles, passwords hashed with argon2id,
-// server-side sessions with idle and absolute expiry, per-session CSRF tokens, login rate
-// limiting in memory, and the audit log.
+// server-side sessions with idle and absolute expiry, per-session CSRF tokens, sign-in limiting
+// (limit.go), and the audit log.
 //
-// Its state lives in the warehouse (tables users, sessions and audit_log in the app database,
-// through Store.App, out of the console's reach; its queries are sql/access/*.sql), so it
-// imports warehouse and sql. This adds one package to the layering of
+// Its state lives in the warehouse (tables users, sessions, login_attempts and audit_log in the
+// app database, through Store.App, out of the console's reach; its queries are sql/access/*.sql),
+// so it imports warehouse and sql. This adds one package to the layering of
 // design.md: server → access → warehouse, and cmd/converge → access. server and cmd/converge
 // import it; it imports neither.
 //
@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/converge-dev/converge/warehouse"
@@ -82,7 +83,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return Public, fmt.Errorf("role %q is not one of %s", s, strings.Join(RoleNames(), ", "))
+	return Public, invalid("role", "role %q is not one of %s", s, strings.Join(RoleNames(), ", "))
 }
 
 // Includes reports whether r may do what need requires: roles are ordered, and Public is
@@ -117,12 +118,18 @@ type Config struct {
 	AbsoluteTimeout time.Duration
 	// Hash are the argon2id parameters of new password hashes; zero: DefaultHashParams.
 	Hash HashParams
-	// LoginFailuresPerAccount and LoginFailuresPerIP are the failed sign-ins allowed within
-	// LoginWindow for one account and from one address; then sign-in is refused until the
-	// oldest failure is LoginWindow old. Defaults 5, 20 and 15 min.
-	LoginFailuresPerAccount int
-	LoginFailuresPerIP      int
-	LoginWindow             time.Duration
+	// Sign-in limiting (the policy is in limit.go). LoginFailuresPerAccount are the failures
+	// of one account from one address before that address waits for the account (default 5);
+	// LoginFailuresAccountWide those of one account from all addresses before the account
+	// waits (default 4 × LoginFailuresPerAccount); LoginFailuresPerIP those naming accounts
+	// that do not exist from one address within LoginWindow before the address is limited
+	// (default 20). A wait is LoginBackoff (default 1 s) after the latest failure, doubled
+	// with each further failure, at most LoginWindow (default 15 min).
+	LoginFailuresPerAccount  int
+	LoginFailuresAccountWide int
+	LoginFailuresPerIP       int
+	LoginWindow              time.Duration
+	LoginBackoff             time.Duration
 	// CacheTTL bounds how long a session or user read from the store is trusted before it is
 	// read again: a change made by another process (converge user disable) takes effect within
 	// it. Default 30 s.
@@ -139,20 +146,25 @@ const (
 	DefaultAccountFailures = 5
 	DefaultIPFailures      = 20
 	DefaultLoginWindow     = 15 * time.Minute
+	DefaultLoginBackoff    = time.Second
 	DefaultCacheTTL        = 30 * time.Second
 )
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	switch {
-	case c.IdleTimeout < 0 || c.AbsoluteTimeout < 0 || c.LoginWindow < 0:
+	case c.IdleTimeout < 0 || c.AbsoluteTimeout < 0 || c.LoginWindow < 0 || c.LoginBackoff < 0:
 		return errors.New("access: timeouts must not be negative")
 	case c.AbsoluteTimeout > MaxAbsoluteTimeout:
 		return fmt.Errorf("access: absolute session timeout %s is longer than %s", c.AbsoluteTimeout, MaxAbsoluteTimeout)
 	case c.IdleTimeout > 0 && c.AbsoluteTimeout > 0 && c.IdleTimeout > c.AbsoluteTimeout:
 		return fmt.Errorf("access: idle timeout %s is longer than the absolute timeout %s", c.IdleTimeout, c.AbsoluteTimeout)
-	case c.LoginFailuresPerAccount < 0 || c.LoginFailuresPerIP < 0:
+	case c.LoginFailuresPerAccount < 0 || c.LoginFailuresAccountWide < 0 || c.LoginFailuresPerIP < 0:
 		return errors.New("access: login failure limits must not be negative")
+	case c.LoginWindow > 0 && c.LoginWindow > failureMemory:
+		return fmt.Errorf("access: login window %s is longer than the %s failures are kept", c.LoginWindow, failureMemory)
+	case c.LoginBackoff > 0 && c.LoginWindow > 0 && c.LoginBackoff > c.LoginWindow:
+		return fmt.Errorf("access: login backoff %s is longer than the login window %s", c.LoginBackoff, c.LoginWindow)
 	}
 	return nil
 }
@@ -170,11 +182,17 @@ func (c Config) withDefaults() Config {
 	if c.LoginFailuresPerAccount == 0 {
 		c.LoginFailuresPerAccount = DefaultAccountFailures
 	}
+	if c.LoginFailuresAccountWide == 0 {
+		c.LoginFailuresAccountWide = 4 * c.LoginFailuresPerAccount
+	}
 	if c.LoginFailuresPerIP == 0 {
 		c.LoginFailuresPerIP = DefaultIPFailures
 	}
 	if c.LoginWindow == 0 {
 		c.LoginWindow = DefaultLoginWindow
+	}
+	if c.LoginBackoff == 0 {
+		c.LoginBackoff = min(DefaultLoginBackoff, c.LoginWindow)
 	}
 	if c.CacheTTL == 0 {
 		c.CacheTTL = DefaultCacheTTL
@@ -195,10 +213,12 @@ type Service struct {
 	sessions map[string]*cachedSession // by id hash
 	users    map[string]cachedUser     // by email
 
-	accounts, ips *limiter
+	limits limits
+	memo   memo // rule 1's refusals (limit.go)
 
-	dummyOnce sync.Once
-	dummy     string // a hash verified for unknown accounts, so they take as long as known ones
+	dummyOnce  sync.Once
+	dummy      string       // a hash verified for unknown accounts, so they take as long as known ones
+	verifyCost atomic.Int64 // how long the last password check took, ns (limit.go, rule 3)
 }
 
 // New serves access control from st (migrated). It returns an error for an invalid cfg.
@@ -214,8 +234,8 @@ func New(st *warehouse.Store, cfg Config, log *slog.Logger) (*Service, error) {
 		st: st, cfg: cfg, log: log,
 		sessions: map[string]*cachedSession{},
 		users:    map[string]cachedUser{},
-		accounts: newLimiter(cfg.LoginFailuresPerAccount, cfg.LoginWindow),
-		ips:      newLimiter(cfg.LoginFailuresPerIP, cfg.LoginWindow),
+		limits: limits{perAccount: cfg.LoginFailuresPerAccount, accountWide: cfg.LoginFailuresAccountWide,
+			perIP: cfg.LoginFailuresPerIP, window: cfg.LoginWindow, backoff: cfg.LoginBackoff},
 	}, nil
 }
 

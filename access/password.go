@@ -43,9 +43,9 @@ const (
 func ValidatePassword(p string) error {
 	switch n := utf8.RuneCountInString(p); {
 	case n < MinPasswordLen:
-		return fmt.Errorf("the password has %d characters; use at least %d", n, MinPasswordLen)
+		return invalid("password", "the password has %d characters; use at least %d", n, MinPasswordLen)
 	case n > MaxPasswordLen:
-		return fmt.Errorf("the password is longer than %d characters", MaxPasswordLen)
+		return invalid("password", "the password is longer than %d characters", MaxPasswordLen)
 	}
 	return nil
 }

@@ -44,6 +44,18 @@ func chTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000
 // ErrUnknownUser is returned for an email no user has.
 var ErrUnknownUser = errors.New("no such user")
 
+// InvalidError refuses an input (an email, a role, a password) or a change (the last admin):
+// Reason says what is wrong, for the person who asked; Field names the input ("" for a change).
+type InvalidError struct {
+	Field, Reason string
+}
+
+func (e *InvalidError) Error() string { return e.Reason }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
 // NormalizeEmail is the login form of an email: trimmed, lower case.
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
@@ -53,9 +65,9 @@ func ValidateEmail(e string) error {
 	local, domain, ok := strings.Cut(e, "@")
 	switch {
 	case len(e) > 254:
-		return errors.New("the email address is longer than 254 characters")
+		return invalid("email", "the email address is longer than 254 characters")
 	case !ok || local == "" || domain == "" || strings.ContainsAny(e, " \t\r\n<>\"(),;:\\[]") || strings.Contains(domain, "@"):
-		return fmt.Errorf("%q is not an email address", e)
+		return invalid("email", "%q is not an email address", e)
 	}
 	return nil
 }
@@ -162,13 +174,13 @@ func (s *Service) AddUser(ctx context.Context, actor string, u User, password st
 		return User{}, err
 	}
 	if u.Role == Public || int(u.Role) >= len(roleNames) {
-		return User{}, fmt.Errorf("role %q is not one of %s", u.Role, strings.Join(RoleNames(), ", "))
+		return User{}, invalid("role", "role %q is not one of %s", u.Role, strings.Join(RoleNames(), ", "))
 	}
 	if err := ValidatePassword(password); err != nil {
 		return User{}, err
 	}
 	if _, err := s.readUser(ctx, u.Email); err == nil {
-		return User{}, fmt.Errorf("a user %s exists already", u.Email)
+		return User{}, invalid("email", "a user %s exists already", u.Email)
 	} else if !errors.Is(err, ErrUnknownUser) {
 		return User{}, err
 	}
@@ -207,7 +219,7 @@ func (s *Service) SetPassword(ctx context.Context, actor, email, password string
 // SetRole changes a user's role. The last enabled admin keeps the admin role.
 func (s *Service) SetRole(ctx context.Context, actor, email string, role Role) error {
 	if role == Public || int(role) >= len(roleNames) {
-		return fmt.Errorf("role %q is not one of %s", role, strings.Join(RoleNames(), ", "))
+		return invalid("role", "role %q is not one of %s", role, strings.Join(RoleNames(), ", "))
 	}
 	u, err := s.readUser(ctx, NormalizeEmail(email))
 	if err != nil {
@@ -268,7 +280,7 @@ func (s *Service) keepAnAdmin(ctx context.Context, email, what string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("cannot %s %s: it is the last enabled admin", what, email)
+	return invalid("", "cannot %s %s: it is the last enabled admin", what, email)
 }
 
 // CountUsers is the number of users, disabled ones included.

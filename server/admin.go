@@ -81,7 +81,7 @@ func (s *Server) adminAddUser(c *gin.Context) error {
 	}
 	u, err := s.access.AddUser(c.Request.Context(), actor(c), access.User{Email: form.Email, Name: form.Name, Role: role}, pw)
 	if err != nil {
-		v.Error = "The user was not added: " + err.Error()
+		v.Error = "The user was not added: " + s.errorText(c, "admin: add user", err)
 		return s.renderUsers(c, http.StatusBadRequest, v)
 	}
 	v.Form = views.UserForm{Role: executive.String()}
@@ -114,7 +114,7 @@ func (s *Server) adminChangeUser(c *gin.Context) error {
 	if d := c.PostForm("disabled"); err == nil && d != "" {
 		var disabled bool
 		if disabled, err = strconv.ParseBool(d); err != nil {
-			err = fmt.Errorf("disabled: %q is not true or false", d)
+			err = &paramError{Param: "disabled", Msg: fmt.Sprintf("disabled: %q is not true or false", d)}
 		} else if err = s.access.SetDisabled(ctx, actor(c), email, disabled); err == nil {
 			done = append(done, map[bool]string{true: "disabled", false: "enabled"}[disabled])
 		}
@@ -123,7 +123,7 @@ func (s *Server) adminChangeUser(c *gin.Context) error {
 	case errors.Is(err, access.ErrUnknownUser):
 		return errNotFound(fmt.Sprintf("There is no user %q.", email))
 	case err != nil:
-		v.Error = fmt.Sprintf("%s was not changed: %v", email, err)
+		v.Error = fmt.Sprintf("%s was not changed: %s", email, s.errorText(c, "admin: change user", err))
 		return s.renderUsers(c, http.StatusBadRequest, v)
 	case len(done) == 0:
 		v.Error = "Nothing to change: send role or disabled."

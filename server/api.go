@@ -32,6 +32,9 @@ func (s *Server) handleAPI(h handlerFunc) gin.HandlerFunc {
 		case errors.As(err, &pe):
 			log.Info("request failed", "status", http.StatusBadRequest, "param", pe.Param, "error", pe.Msg)
 			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: pe.Msg, Param: pe.Param})
+		case errors.As(err, &he) && he.cause != nil:
+			log.Warn("request failed", "status", he.status, "error", he.msg, "cause", he.cause)
+			c.AbortWithStatusJSON(he.status, apiError{Error: he.msg})
 		case errors.As(err, &he):
 			log.Info("request failed", "status", he.status, "error", he.msg)
 			c.AbortWithStatusJSON(he.status, apiError{Error: he.msg})
@@ -90,7 +93,7 @@ func (s *Server) apiCatalog(c *gin.Context) error {
 		if c.Request.Context().Err() != nil {
 			return err
 		}
-		return errUnavailable("The list of KPIs could not be read: " + err.Error())
+		return errUnavailableCause(c.Request.Context(), "The list of KPIs could not be read", err)
 	}
 	out := make([]metricJSON, len(cat))
 	for i, m := range cat {

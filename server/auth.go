@@ -199,7 +199,7 @@ func (s *Server) resolve(c *gin.Context, ctx context.Context, role access.Role) 
 		}
 	}
 	if role != access.Public && isMachine(c.Request.URL.Path) && s.tokens != nil {
-		if tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
+		if tok, ok := bearerToken(c.GetHeader("Authorization")); ok {
 			type scopeRole struct {
 				scope string
 				role  access.Role
@@ -210,13 +210,26 @@ func (s *Server) resolve(c *gin.Context, ctx context.Context, role access.Role) 
 				scopes = []scopeRole{{"metrics", access.RoleAdmin}}
 			}
 			for _, t := range scopes {
-				if tid, err := s.tokens.Verify(ctx, strings.TrimSpace(tok), t.scope); err == nil {
+				if tid, err := s.tokens.Verify(ctx, tok, t.scope); err == nil {
 					return identity{user: &access.User{Email: "token:" + tid, Role: t.role}, via: "token"}
 				}
 			}
 		}
 	}
 	return identity{}
+}
+
+// bearerToken is the token of an Authorization header of the Bearer scheme (RFC 6750 2.1),
+// whose name is case-insensitive (RFC 9110 11.1: "bearer", "BEARER" are the same), separated
+// from the token by spaces or tabs; ok is false for another scheme or no token.
+func bearerToken(h string) (tok string, ok bool) {
+	h = strings.Trim(h, " \t")
+	i := strings.IndexAny(h, " \t")
+	if i < 0 || !strings.EqualFold(h[:i], "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(h[i:], " \t")
+	return tok, tok != ""
 }
 
 // fromProxy signs in the user named by a trusted proxy's header: it keeps the session cookie
@@ -343,8 +356,8 @@ func (s *Server) unauthenticated(c *gin.Context, expired bool) {
 
 func loginURL(next string, expired bool) string {
 	q := url.Values{}
-	if safeNext(next) != "/" {
-		q.Set("next", next)
+	if n := safeNext(next); n != "/" {
+		q.Set("next", n)
 	}
 	if expired {
 		q.Set("expired", "1")
@@ -353,14 +366,6 @@ func loginURL(next string, expired bool) string {
 		return "/login"
 	}
 	return "/login?" + q.Encode()
-}
-
-// safeNext keeps a post-sign-in destination on this site: a path, not "//host" or a URL.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
-		return "/"
-	}
-	return next
 }
 
 // deny answers status with msg: JSON on the API, the error page otherwise.

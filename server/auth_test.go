@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -394,24 +395,52 @@ func TestLoginFlow(t *testing.T) {
 }
 
 func TestLoginRateLimitHTTP(t *testing.T) {
-	env := newAccessEnv(t, Config{}, access.Config{LoginFailuresPerAccount: 2, LoginWindow: time.Minute}, Deps{})
+	env := newAccessEnv(t, Config{}, access.Config{LoginFailuresPerAccount: 2, LoginBackoff: 40 * time.Second, LoginWindow: time.Minute}, Deps{})
 	for i := range 2 {
 		if rec := env.signIn(t, "analyst@test", "nope nope nope", ""); rec.Code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i+1, rec.Code)
 		}
 	}
 	rec := env.signIn(t, "analyst@test", "password-analyst", "")
-	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" ||
-		!strings.Contains(rec.Body.String(), "Too many failed sign-ins. Try again in 60 s.") || hasCookie(rec, sessionCookie) {
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "40" ||
+		!strings.Contains(rec.Body.String(), "Too many failed sign-ins of this account. Try again in 40 s.") || hasCookie(rec, sessionCookie) {
 		t.Fatalf("3rd attempt: %d Retry-After %q %.300s", rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
 	}
-	env.clock.Add(45 * time.Second)
+	// Another account from the same address is not limited (issue #15: a shared NAT).
+	if rec := env.signIn(t, "finance@test", "password-finance", ""); rec.Code != http.StatusSeeOther {
+		t.Fatalf("another account from the address: %d %.300s", rec.Code, rec.Body.String())
+	}
+	env.clock.Add(25 * time.Second)
 	if rec := env.signIn(t, "analyst@test", "password-analyst", ""); !strings.Contains(rec.Body.String(), "Try again in 15 s.") {
-		t.Fatalf("45 s later: %d %.300s", rec.Code, rec.Body.String())
+		t.Fatalf("25 s later: %d %.300s", rec.Code, rec.Body.String())
 	}
 	env.clock.Add(15 * time.Second)
 	if rec := env.signIn(t, "analyst@test", "password-analyst", ""); rec.Code != http.StatusSeeOther {
-		t.Fatalf("after the window: %d", rec.Code)
+		t.Fatalf("after the wait: %d", rec.Code)
+	}
+}
+
+// TestLoginAddressLimitHTTP: an address naming many unknown accounts gets one refusal for an
+// unknown account and for a wrong password alike, and a correct password still signs in.
+func TestLoginAddressLimitHTTP(t *testing.T) {
+	env := newAccessEnv(t, Config{}, access.Config{LoginFailuresPerIP: 3}, Deps{})
+	for i := range 3 {
+		if rec := env.signIn(t, fmt.Sprintf("nobody%d@test", i), "x", ""); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("unknown %d: %d", i, rec.Code)
+		}
+	}
+	unknown := env.signIn(t, "nobody9@test", "x", "")
+	wrong := env.signIn(t, "analyst@test", "wrong password", "")
+	for _, rec := range []*httptest.ResponseRecorder{unknown, wrong} {
+		if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "Too many failed sign-ins from your network.") {
+			t.Fatalf("refusal: %d %.300s", rec.Code, rec.Body.String())
+		}
+	}
+	if unknown.Header().Get("Retry-After") != wrong.Header().Get("Retry-After") {
+		t.Errorf("Retry-After differs: %q for an unknown account, %q for a wrong password", unknown.Header().Get("Retry-After"), wrong.Header().Get("Retry-After"))
+	}
+	if rec := env.signIn(t, "analyst@test", "password-analyst", ""); rec.Code != http.StatusSeeOther {
+		t.Fatalf("correct password: %d %.300s", rec.Code, rec.Body.String())
 	}
 }
 

@@ -181,10 +181,10 @@ func (s *Server) runFigure(ctx context.Context, fig *channelFigure, cat map[stri
 		fig.err = errNoCatalog
 		return
 	case !ok:
-		fig.err = fmt.Errorf("metric %s is not defined", fig.metric)
+		fig.err = errShown("metric %s is not defined", fig.metric)
 		return
 	case !info.Valid:
-		fig.err = fmt.Errorf("the definition of %s does not validate: %s", fig.metric, info.Error)
+		fig.err = errShown("the definition of %s does not validate: %s", fig.metric, info.Error)
 		return
 	}
 	fig.currency = info.Currency
@@ -209,7 +209,7 @@ func (s *Server) runFigure(ctx context.Context, fig *channelFigure, cat map[stri
 	}
 	by := p.by()
 	if !slices.Contains(info.Dimensions, by) {
-		fig.err = fmt.Errorf("metric %s has no dimension %s (dimensions: %s)", fig.metric, by, strings.Join(info.Dimensions, ", "))
+		fig.err = errShown("metric %s has no dimension %s (dimensions: %s)", fig.metric, by, strings.Join(info.Dimensions, ", "))
 		return
 	}
 	var (
@@ -292,7 +292,7 @@ func (s *Server) channels(c *gin.Context) error {
 	var cat map[string]MetricInfo // nil: the catalog failed
 	if list, err := s.catalog(ctx); err != nil {
 		s.reqLog(c).Warn("channels: catalog", "error", err)
-		v.CatalogError = err.Error()
+		v.CatalogError = shownText(ctx, err)
 	} else {
 		cat = map[string]MetricInfo{}
 		for _, m := range list {
@@ -311,7 +311,7 @@ func (s *Server) channels(c *gin.Context) error {
 	for _, fig := range figs {
 		if fig.err != nil && fig.err != errNoCatalog {
 			s.reqLog(c).Warn("channels: widget failed", "metric", fig.metric, "model", fig.model, "error", fig.err)
-			v.Errors = append(v.Errors, views.WidgetError{Widget: fig.title, Error: s.tileError(fig.err)})
+			v.Errors = append(v.Errors, views.WidgetError{Widget: fig.title, Error: s.tileError(c.Request.Context(), fig.err)})
 		}
 	}
 	keys := channelRows(figs, f, p)

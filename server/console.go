@@ -62,7 +62,7 @@ func (s *Server) withHistory(c *gin.Context, v *views.ConsoleView) {
 	list, err := s.exports.History(c.Request.Context(), consoleUser(c), historyShown)
 	if err != nil {
 		s.reqLog(c).Warn("console history", "error", err)
-		v.HistoryError = err.Error()
+		v.HistoryError = shownText(c.Request.Context(), err)
 		return
 	}
 	for _, e := range list {
@@ -188,7 +188,9 @@ func (s *Server) consoleFailed(c *gin.Context, v views.ConsoleView, err error) e
 	case errors.As(err, &ref):
 		v.Refused = ref.Reason
 	case export.QueryError(err):
-		v.Error = strings.TrimPrefix(err.Error(), "read-only console: ")
+		// The engine's message on the analyst's own statement is the point of a console; an
+		// address in it is not (errtext.go).
+		v.Error = scrubURLs(strings.TrimPrefix(err.Error(), "read-only console: "))
 	default:
 		return err
 	}

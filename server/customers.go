@@ -76,7 +76,8 @@ func customerURL(id, rawQuery string) string {
 	return u
 }
 
-// sectionError is the text a widget shows for err.
+// sectionError is the text a widget shows for err, logged by the page under its request ID
+// (see errtext.go).
 func sectionError(err error) string {
 	switch {
 	case errors.Is(err, metrics.ErrBudget), errors.Is(err, errBudget):
@@ -84,7 +85,10 @@ func sectionError(err error) string {
 	case errors.Is(err, metrics.ErrNoSnapshot):
 		return "there is no predictive CLV snapshot yet: run `converge clv fit --calibration-end DATE`."
 	}
-	return err.Error()
+	if msg, ok := publicMessage(err); ok {
+		return msg
+	}
+	return internalText("")
 }
 
 // customersPage renders /customers: the search (?q=, ?page=), the best customers by predicted CLV
@@ -157,7 +161,7 @@ func (s *Server) customersPage(c *gin.Context) error {
 	mq.Compare = ""
 	table := func(name string) (*MetricTable, error) {
 		if s.metrics == nil {
-			return nil, errors.New(strings.ToLower(msgNotConfigured[:1]) + msgNotConfigured[1:])
+			return nil, errShown("%s", strings.ToLower(msgNotConfigured[:1])+msgNotConfigured[1:])
 		}
 		return metrics.Within(ctx, budget, func(ctx context.Context) (*MetricTable, error) { return s.metrics.Table(ctx, name, mq) })
 	}
@@ -347,7 +351,7 @@ func tableColumnIndex(t *MetricTable, names ...string) (map[string]int, error) {
 	}
 	for _, n := range names {
 		if _, ok := idx[n]; !ok {
-			return nil, fmt.Errorf("%s has no column %q (columns: %s)", t.Info.Name, n, strings.Join(t.Columns, ", "))
+			return nil, errShown("%s has no column %q (columns: %s)", t.Info.Name, n, strings.Join(t.Columns, ", "))
 		}
 	}
 	return idx, nil

@@ -82,7 +82,7 @@ func findMetric(ctx context.Context, name string, list []MetricInfo, err error) 
 		if ctx.Err() != nil {
 			return MetricInfo{}, err
 		}
-		return MetricInfo{}, errUnavailable("The list of KPIs could not be read: " + err.Error())
+		return MetricInfo{}, errUnavailableCause(ctx, "The list of KPIs could not be read", err)
 	}
 	for _, m := range list {
 		if m.Name == name {
@@ -102,15 +102,16 @@ func (s *Server) query(ctx context.Context, name string, q MetricQuery, budget t
 	return withBudget(ctx, name, budget, func(ctx context.Context) (*MetricResult, error) { return s.metrics.Query(ctx, name, q) })
 }
 
-// tileError is the text a widget shows for err.
-func (s *Server) tileError(err error) string {
+// tileError is the text a widget of the request of ctx shows for err (see errtext.go; the
+// caller logs err).
+func (s *Server) tileError(ctx context.Context, err error) string {
 	if errors.Is(err, errBudget) {
 		if s.cfg.FinishInBackground {
 			return fmt.Sprintf("still computing after %s (time budget); it goes on in the background: reload in a minute.", s.cfg.TileTimeout)
 		}
 		return fmt.Sprintf("no answer within %s (time budget); try again or narrow the range.", s.cfg.TileTimeout)
 	}
-	return err.Error()
+	return shownText(ctx, err)
 }
 
 // totalSeries is the result's total series (key ""), or its first series.
@@ -137,7 +138,7 @@ func compareLabel(compare string) string {
 }
 
 // tileView builds info's tile from its result (or err).
-func (s *Server) tileView(info MetricInfo, f Filters, res *MetricResult, err error) views.TileView {
+func (s *Server) tileView(ctx context.Context, info MetricInfo, f Filters, res *MetricResult, err error) views.TileView {
 	t := views.TileView{
 		Name: info.Name, Title: info.Title, Owner: info.Owner, Group4R: info.Group4R,
 		Unit: info.Unit, Currency: info.Currency, Polarity: info.Polarity,
@@ -156,7 +157,7 @@ func (s *Server) tileView(info MetricInfo, f Filters, res *MetricResult, err err
 		return t
 	}
 	if err != nil {
-		t.Error = s.tileError(err)
+		t.Error = s.tileError(ctx, err)
 		return t
 	}
 	t.Value, t.Compare, t.Target = res.Total, res.CompareTotal, res.Target
@@ -202,13 +203,13 @@ func (s *Server) kpiURL(info MetricInfo, f Filters) string {
 // tile queries info for its tile with the tile budget.
 func (s *Server) tile(ctx context.Context, info MetricInfo, f Filters) views.TileView {
 	if !info.Valid {
-		return s.tileView(info, f, nil, nil)
+		return s.tileView(ctx, info, f, nil, nil)
 	}
 	res, err := s.query(ctx, info.Name, f.Query(info.Dimensions, ""), s.cfg.TileTimeout)
 	if err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "tile query failed", "metric", info.Name, "error", err)
 	}
-	return s.tileView(info, f, res, err)
+	return s.tileView(ctx, info, f, res, err)
 }
 
 func capitalize(s string) string {

@@ -232,7 +232,7 @@ func within[T any](ctx context.Context, budget time.Duration, f func(context.Con
 // widgetError logs a failed widget and returns the text it shows.
 func (s *Server) widgetError(c *gin.Context, what string, err error) string {
 	s.reqLog(c).Warn("data: "+what, "error", err)
-	return s.tileError(err)
+	return s.tileError(c.Request.Context(), err)
 }
 
 func entityOptions() []views.Option {

@@ -17,10 +17,12 @@ import (
 // otherwise; it never renders or logs its own errors.
 type handlerFunc func(c *gin.Context) error
 
-// httpError is an error with a status that can be shown to the client as is (4xx).
+// httpError is an error with a status whose msg can be shown to the client as is; cause, if
+// any, is what went wrong, for the log only.
 type httpError struct {
 	status int
 	msg    string
+	cause  error
 }
 
 func (e httpError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
@@ -28,6 +30,12 @@ func (e httpError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg)
 // errUnavailable is a 503 with a message for people.
 func errUnavailable(msg string) error {
 	return httpError{status: http.StatusServiceUnavailable, msg: msg}
+}
+
+// errUnavailableCause is a 503 saying what could not be done (what), with cause logged and
+// shown only as shownText shows it.
+func errUnavailableCause(ctx context.Context, what string, cause error) error {
+	return httpError{status: http.StatusServiceUnavailable, msg: what + ": " + shownText(ctx, cause), cause: cause}
 }
 
 // errNotFound is a 404 with a message for people.
@@ -48,6 +56,9 @@ func (s *Server) handle(h handlerFunc) gin.HandlerFunc {
 		case errors.As(err, &pe):
 			log.Info("request failed", "status", http.StatusBadRequest, "param", pe.Param, "error", pe.Msg)
 			s.renderError(c, http.StatusBadRequest, pe.Msg)
+		case errors.As(err, &he) && he.cause != nil:
+			log.Warn("request failed", "status", he.status, "error", he.msg, "cause", he.cause)
+			s.renderError(c, he.status, he.msg)
 		case errors.As(err, &he):
 			log.Info("request failed", "status", he.status, "error", he.msg)
 			s.renderError(c, he.status, he.msg)

@@ -160,13 +160,13 @@ func (s *Server) funnel(c *gin.Context) error {
 		if rows, overallErr = readFunnel(overall); overallErr == nil {
 			total = rows[""]
 			if len(total) != len(funnelStages) {
-				overallErr = fmt.Errorf("%s answered with %d stages, want %d", funnelMetric, len(total), len(funnelStages))
+				overallErr = errShown("%s answered with %d stages, want %d", funnelMetric, len(total), len(funnelStages))
 			}
 		}
 	}
 	if overallErr != nil {
 		s.reqLog(c).Warn("funnel: overall", "error", overallErr)
-		v.OverallError = "The funnel could not be loaded: " + s.tileError(overallErr)
+		v.OverallError = "The funnel could not be loaded: " + s.tileError(c.Request.Context(), overallErr)
 	} else {
 		v.Description = overall.Info.Description
 		if !overall.Freshness.IsZero() {
@@ -183,7 +183,7 @@ func (s *Server) funnel(c *gin.Context) error {
 	}
 	if channelErr != nil {
 		s.reqLog(c).Warn("funnel: by channel", "error", channelErr)
-		v.ChannelError = "The funnel by channel could not be loaded: " + s.tileError(channelErr)
+		v.ChannelError = "The funnel by channel could not be loaded: " + s.tileError(c.Request.Context(), channelErr)
 	} else {
 		v.Channels = channelFunnel(order, channels)
 	}
@@ -210,7 +210,7 @@ func readFunnel(t *MetricTable) (map[string][]funnelStage, error) {
 		channel, ok := row[idx[5]].(string)
 		people, okP := cellInt(row[idx[2]])
 		if !ok || !okP {
-			return nil, fmt.Errorf("%s row %d: unexpected values %v", t.Info.Name, i+1, row)
+			return nil, errShown("%s row %d: unexpected values %v", t.Info.Name, i+1, row)
 		}
 		st := funnelStage{name: name, people: people}
 		if x, ok := cellFloat(row[idx[3]]); ok {
@@ -221,13 +221,13 @@ func readFunnel(t *MetricTable) (map[string][]funnelStage, error) {
 		}
 		n := len(out[channel])
 		if n >= len(funnelStages) || funnelStages[n].key != name {
-			return nil, fmt.Errorf("%s row %d: stage %q out of order for channel %q", t.Info.Name, i+1, name, channel)
+			return nil, errShown("%s row %d: stage %q out of order for channel %q", t.Info.Name, i+1, name, channel)
 		}
 		out[channel] = append(out[channel], st)
 	}
 	for ch, stages := range out {
 		if len(stages) != len(funnelStages) {
-			return nil, fmt.Errorf("%s: channel %q has %d stages, want %d", t.Info.Name, ch, len(stages), len(funnelStages))
+			return nil, errShown("%s: channel %q has %d stages, want %d", t.Info.Name, ch, len(stages), len(funnelStages))
 		}
 	}
 	return out, nil

@@ -22,7 +22,7 @@ func (s *Server) home(c *gin.Context) error {
 	ver, err := s.store.ServerVersion(ctx)
 	if err != nil {
 		s.reqLog(c).Warn("engine version", "error", err)
-		v.EngineError = err.Error()
+		v.EngineError = shownText(c.Request.Context(), err)
 	} else {
 		v.EngineVersion = ver
 	}

@@ -125,7 +125,7 @@ func (s *Server) kpi(c *gin.Context) error {
 			info.Currency, v.Def.Currency = total.Currency, total.Currency // filtered on a currency: shown in it
 		}
 	}
-	v.Headline = s.tileView(info, f, total, totalErr)
+	v.Headline = s.tileView(c.Request.Context(), info, f, total, totalErr)
 	v.Headline.Href = c.Request.URL.RequestURI()
 	v.Headline.Spark = nil
 	switch {
@@ -133,7 +133,7 @@ func (s *Server) kpi(c *gin.Context) error {
 		v.Error = "The definition does not validate: " + info.Error
 	case totalErr != nil:
 		s.reqLog(c).Warn("kpi: trend", "metric", info.Name, "error", totalErr)
-		v.Error = "The trend could not be loaded: " + s.tileError(totalErr)
+		v.Error = "The trend could not be loaded: " + s.tileError(c.Request.Context(), totalErr)
 	default:
 		v.Trend = trendChart(info, f, total)
 		v.Trend.Table.Download = metricDownload(c, f, info.Name, "")
@@ -141,7 +141,7 @@ func (s *Server) kpi(c *gin.Context) error {
 	switch {
 	case breakdownErr != nil:
 		s.reqLog(c).Warn("kpi: breakdown", "metric", info.Name, "by", by, "error", breakdownErr)
-		v.BreakdownError = "The breakdown could not be loaded: " + s.tileError(breakdownErr)
+		v.BreakdownError = "The breakdown could not be loaded: " + s.tileError(c.Request.Context(), breakdownErr)
 	case breakdown != nil:
 		v.Breakdown = breakdownChart(info, f, by, breakdown)
 		v.Breakdown.Table.Download = metricDownload(c, f, info.Name, by)

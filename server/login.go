@@ -7,7 +7,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -103,7 +107,12 @@ func (s *Server) loginSubmit(c *gin.Context) error {
 	case err == nil:
 	case errors.As(err, &rl):
 		c.Header("Retry-After", strconv.Itoa(rl.Seconds()))
-		v.Error = "Too many failed sign-ins. Try again in " + strconv.Itoa(rl.Seconds()) + " s."
+		v.Error = "Too many failed sign-ins of this account. Try again in " + strconv.Itoa(rl.Seconds()) + " s."
+		if rl.Limit == access.LimitAddress {
+			// Said alike for an unknown account and a wrong password (see access/limit.go).
+			v.Error = "Too many failed sign-ins from your network. Check the email address and the password, or try again in " +
+				strconv.Itoa(rl.Seconds()) + " s."
+		}
 		return s.renderLogin(c, http.StatusTooManyRequests, v)
 	case errors.Is(err, access.ErrBadCredentials):
 		v.Error = "Wrong email or password."
@@ -132,4 +141,64 @@ func (s *Server) logout(c *gin.Context) error {
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusSeeOther, "/login?signed_out=1")
 	return nil
+}
+
+// maxNext bounds a post-sign-in destination; a longer one is dropped (the overview instead).
+const maxNext = 2048
+
+// safeNext returns next when it is a destination on this site, and "/" (the overview)
+// otherwise. Browsers and net/url disagree on odd URLs (WHATWG parsers drop tabs and newlines
+// and read "\" as "/", so "/\t/evil.example" and "/\evil.example" become "//evil.example",
+// another host), so rather than guess how a browser reads next, it accepts only what every
+// parser reads as a path on this host:
+//   - at most maxNext bytes of printable ASCII without "\" (no control character, space or
+//     raw non-ASCII byte);
+//   - parsed by net/url: no scheme, host, user or opaque part;
+//   - the decoded path and query contain no control character, "\" or invalid UTF-8 (so
+//     "%09", "%0a", "%5c" are refused too);
+//   - the decoded path starts with exactly one "/" ("//host", "/%2f%2fhost" are refused) and
+//     is not the sign-in page itself (which would loop).
+//
+// The result is next re-encoded from its parsed parts (path, query, fragment), so what is
+// redirected to is what was checked.
+func safeNext(next string) string {
+	if next == "" || len(next) > maxNext {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if b := next[i]; b <= ' ' || b >= 0x7f || b == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	query, err := url.QueryUnescape(u.RawQuery)
+	if err != nil || !cleanDecoded(u.Path) || !cleanDecoded(query) || !cleanDecoded(u.Fragment) {
+		return "/"
+	}
+	p := u.Path
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || p == "/login" || strings.HasPrefix(p, "/login/") {
+		return "/"
+	}
+	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery, Fragment: u.Fragment, RawFragment: u.RawFragment}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
+		return "/" // re-encoding must not change what kind of reference it is
+	}
+	return out
+}
+
+// cleanDecoded reports whether a decoded URL part is valid UTF-8 without control characters
+// (C0, DEL, C1, and the Unicode line and paragraph separators) or backslashes.
+func cleanDecoded(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == '\\' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
 }

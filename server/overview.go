@@ -46,7 +46,7 @@ func (s *Server) overview(c *gin.Context) error {
 	cat, err := s.catalog(ctx)
 	if err != nil {
 		s.reqLog(c).Warn("overview: catalog", "error", err)
-		v.CatalogError = err.Error()
+		v.CatalogError = shownText(ctx, err)
 		return s.renderHTML(c, http.StatusOK, views.Overview(v))
 	}
 	var valid []MetricInfo

@@ -91,7 +91,7 @@ func (m *registryMetrics) Catalog(ctx context.Context) ([]MetricInfo, error) {
 		table, err := m.isTable(ctx, d)
 		if err != nil {
 			info := m.info(d)
-			info.Valid, info.Error = false, err.Error()
+			info.Valid, info.Error = false, scrubURLs(err.Error())
 			out = append(out, info)
 			continue
 		}
@@ -100,7 +100,7 @@ func (m *registryMetrics) Catalog(ctx context.Context) ([]MetricInfo, error) {
 		}
 	}
 	for _, err := range m.r.Errors() {
-		out = append(out, MetricInfo{Name: errorName(err), Title: errorName(err), Valid: false, Error: err.Error()})
+		out = append(out, MetricInfo{Name: errorName(err), Title: errorName(err), Valid: false, Error: scrubURLs(err.Error())})
 	}
 	return out, nil
 }
@@ -127,13 +127,13 @@ func (m *registryMetrics) Definitions(ctx context.Context) ([]MetricInfo, error)
 		info := m.info(d)
 		table, err := m.isTable(ctx, d)
 		if err != nil {
-			info.Valid, info.Error = false, err.Error()
+			info.Valid, info.Error = false, scrubURLs(err.Error())
 		}
 		info.Table = table
 		out = append(out, info)
 	}
 	for _, err := range m.r.Errors() {
-		out = append(out, MetricInfo{Name: errorName(err), Title: errorName(err), Valid: false, Error: err.Error()})
+		out = append(out, MetricInfo{Name: errorName(err), Title: errorName(err), Valid: false, Error: scrubURLs(err.Error())})
 	}
 	return out, nil
 }
@@ -168,14 +168,14 @@ func metricParams(q MetricQuery, weekStart time.Weekday, fyStart time.Month) (me
 func (m *registryMetrics) Table(ctx context.Context, name string, q MetricQuery) (*MetricTable, error) {
 	d, ok := m.r.Get(name)
 	if !ok {
-		return nil, fmt.Errorf("unknown metric %q", name)
+		return nil, errShown("unknown metric %q", name)
 	}
 	res, err := m.run(ctx, name, q)
 	if err != nil {
 		return nil, err
 	}
 	if res.Table == nil {
-		return nil, fmt.Errorf("%s answers with a series, not a table", name)
+		return nil, errShown("%s answers with a series, not a table", name)
 	}
 	info := m.info(d)
 	info.Table = true
@@ -187,7 +187,7 @@ func (m *registryMetrics) Table(ctx context.Context, name string, q MetricQuery)
 func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery) (*MetricResult, error) {
 	d, ok := m.r.Get(name)
 	if !ok {
-		return nil, fmt.Errorf("unknown metric %q", name)
+		return nil, errShown("unknown metric %q", name)
 	}
 	tz, err := time.LoadLocation(q.TZ)
 	if err != nil {
@@ -198,7 +198,7 @@ func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery)
 		return nil, err
 	}
 	if res.Table != nil {
-		return nil, fmt.Errorf("%s answers with a table (%s), not a series", name, strings.Join(res.Table.Columns, ", "))
+		return nil, errShown("%s answers with a table (%s), not a series", name, strings.Join(res.Table.Columns, ", "))
 	}
 	scale := func(v *float64) *float64 {
 		if v == nil || d.Unit != "percent" {

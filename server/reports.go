@@ -67,7 +67,7 @@ func (s *Server) reportsPage(c *gin.Context) error {
 	months, err := s.reports.Months(ctx)
 	if err != nil {
 		s.reqLog(c).Warn("reports: months", "error", err)
-		v.MonthsError = err.Error()
+		v.MonthsError = shownText(c.Request.Context(), err)
 	}
 	previous := export.MonthOf(s.now(), loc).Add(-1).String()
 	for i, m := range months {
@@ -129,7 +129,7 @@ func (s *Server) scheduleRows(c *gin.Context, cfg reports.Config, v *views.Repor
 	runs, err := s.reports.Runs(ctx, "", reportsRuns)
 	if err != nil {
 		s.reqLog(c).Warn("reports: runs", "error", err)
-		v.RunsError = err.Error()
+		v.RunsError = shownText(c.Request.Context(), err)
 		return
 	}
 	loc, err := loadZone(s.reportTZ(c))

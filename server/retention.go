@@ -69,7 +69,7 @@ func (s *Server) retention(c *gin.Context) error {
 	}
 	if err != nil {
 		s.reqLog(c).Warn("retention: cohort matrix", "error", err)
-		v.Error = "The cohort matrix could not be loaded: " + s.tileError(err)
+		v.Error = "The cohort matrix could not be loaded: " + s.tileError(c.Request.Context(), err)
 		return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Retention(v) })
 	}
 	v.Description = tab.Info.Description
@@ -138,14 +138,14 @@ func buildCohortMatrix(t *MetricTable, grain string, loc *time.Location, to time
 		day, _ := row[idx[0]].(string)
 		start, err := time.ParseInLocation(time.DateOnly, day, loc)
 		if err != nil {
-			return nil, fmt.Errorf("%s row %d: cohort %v is not a date", t.Info.Name, i+1, row[idx[0]])
+			return nil, errShown("%s row %d: cohort %v is not a date", t.Info.Name, i+1, row[idx[0]])
 		}
 		period, ok1 := cellInt(row[idx[1]])
 		size, ok2 := cellInt(row[idx[2]])
 		active, ok3 := cellInt(row[idx[3]])
 		pct, ok4 := cellFloat(row[idx[4]])
 		if !ok1 || !ok2 || !ok3 || !ok4 || period < 0 || size <= 0 {
-			return nil, fmt.Errorf("%s row %d: unexpected values %v", t.Info.Name, i+1, row)
+			return nil, errShown("%s row %d: unexpected values %v", t.Info.Name, i+1, row)
 		}
 		c := byStart[day]
 		if c == nil {

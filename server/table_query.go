@@ -36,7 +36,7 @@ func withBudget[T any](ctx context.Context, name string, budget time.Duration, a
 			return nil, fmt.Errorf("metric %s: %w", name, a.err)
 		}
 		if a.res == nil {
-			return nil, fmt.Errorf("metric %s: empty result", name)
+			return nil, errShown("metric %s: empty result", name)
 		}
 		return a.res, nil
 	case <-ctx.Done():
@@ -60,7 +60,7 @@ func tableColumns(t *MetricTable, want ...string) ([]int, error) {
 			}
 		}
 		if idx[i] < 0 {
-			return nil, fmt.Errorf("%s answered with columns %v, without %q", t.Info.Name, t.Columns, w)
+			return nil, errShown("%s answered with columns %v, without %q", t.Info.Name, t.Columns, w)
 		}
 	}
 	return idx, nil

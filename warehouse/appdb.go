@@ -27,6 +27,7 @@ var AppTables = []string{
 	"audit_log",
 	"console_history",
 	"report_runs",
+	"login_attempts",
 }
 
 // IsAppTable reports whether name is one of AppTables.

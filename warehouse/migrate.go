@@ -75,7 +75,6 @@ var ErrMigrationLocked = errors.New("another converge is migrating this database
 // migrations, the lock holder moves the AppTables it finds in the main
 // database there (stores migrated before the app database existed).
 //
-//
 // It logs one line at INFO when it applied any, "created store in DIR: 54
 // migrations applied" for a new store, "migrated store in DIR: 3 migrations
 // applied" for an upgrade, and each migration at DEBUG: a first start says

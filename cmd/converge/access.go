@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -27,6 +28,9 @@ func (c AuthConfig) validate() error {
 	}
 	if c.FailuresPerAccount < 1 || c.FailuresPerIP < 1 {
 		return errors.New("auth.login_failures_per_account, auth.login_failures_per_ip: at least 1")
+	}
+	if c.LoginWindow < time.Second || c.LoginWindow > 24*time.Hour {
+		return fmt.Errorf("auth.login_window: %s is not between 1s and 24h (failures are kept a day)", c.LoginWindow)
 	}
 	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
 		return errors.New("auth.proxy_header is set but auth.trusted_proxies is empty: name the proxy's addresses, or the header would be trusted from nobody")

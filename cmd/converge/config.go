@@ -72,9 +72,9 @@ type AuthConfig struct {
 	SessionIdle        time.Duration // auth.session_idle: a session ends this long after its last request
 	SessionAbsolute    time.Duration // auth.session_absolute: and this long after sign-in (at most 720h)
 	CookieSecure       string        // auth.cookie_secure: auto, always or never (see server.AuthConfig)
-	FailuresPerAccount int           // auth.login_failures_per_account: failed sign-ins of one account within auth.login_window
-	FailuresPerIP      int           // auth.login_failures_per_ip: from one address
-	LoginWindow        time.Duration // auth.login_window
+	FailuresPerAccount int           // auth.login_failures_per_account: failed sign-ins of one account from one address before it waits (access/limit.go)
+	FailuresPerIP      int           // auth.login_failures_per_ip: failed sign-ins naming unknown accounts from one address within auth.login_window
+	LoginWindow        time.Duration // auth.login_window: the longest wait, and the window of auth.login_failures_per_ip
 	ProxyHeader        string        // auth.proxy_header: header of an authenticating reverse proxy with the user's email; "" = off
 	TrustedProxies     []string      // auth.trusted_proxies: comma-separated IPs or CIDRs of reverse proxies
 }

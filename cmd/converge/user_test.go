@@ -38,6 +38,7 @@ func TestAuthConfigErrors(t *testing.T) {
 		{map[string]string{"CONVERGE_AUTH_TRUSTED_PROXIES": "10.0.0.1, proxy.local"}, `auth.trusted_proxies: "proxy.local"`},
 		{map[string]string{"CONVERGE_AUTH_BOOTSTRAP_EMAIL": "admin"}, "auth.bootstrap_email"},
 		{map[string]string{"CONVERGE_AUTH_LOGIN_FAILURES_PER_IP": "0"}, "auth.login_failures_per_ip"},
+		{map[string]string{"CONVERGE_AUTH_LOGIN_WINDOW": "48h"}, "auth.login_window"},
 	} {
 		t.Run(c.want, func(t *testing.T) {
 			for k, v := range c.env {

@@ -143,10 +143,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &ae):
 		case warehouse.DiskFull(err):
 			s.log.ErrorContext(r.Context(), "events: the store's disk is full", "err", err)
-			ae = &apiError{status: http.StatusInsufficientStorage, Message: "the store's disk is full; nothing was acknowledged: free space in the data directory and send the records again: " + err.Error()}
+			ae = &apiError{status: http.StatusInsufficientStorage, Message: "the store's disk is full; nothing was acknowledged: free space in the data directory and send the records again" + logRef}
 		default:
 			s.log.ErrorContext(r.Context(), "events: the store did not take the records", "err", err)
-			ae = &apiError{status: http.StatusServiceUnavailable, Message: "the store did not take the records; nothing was acknowledged, send them again: " + err.Error()}
+			ae = &apiError{status: http.StatusServiceUnavailable, Message: "the store did not take the records; nothing was acknowledged, send them again" + logRef}
 		}
 		if ae.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="converge events"`)
@@ -163,11 +163,26 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, resp)
 }
 
+// logRef ends a message for a store error: the error itself (engine messages, the store's
+// address) is for the log only.
+const logRef = " (the cause is in the server's log, with this response's X-Request-Id)"
+
+// bearerToken is the token of an Authorization header of the Bearer scheme, whose name is
+// case-insensitive (RFC 9110 11.1, RFC 6750 2.1); "" for another scheme.
+func bearerToken(h string) string {
+	h = strings.Trim(h, " \t")
+	i := strings.IndexAny(h, " \t")
+	if i < 0 || !strings.EqualFold(h[:i], "Bearer") {
+		return ""
+	}
+	return strings.TrimLeft(h[i:], " \t")
+}
+
 func (s *Service) handle(r *http.Request) (*Response, error) {
 	if r.Method != http.MethodPost {
 		return nil, &apiError{http.StatusMethodNotAllowed, "use POST"}
 	}
-	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok := bearerToken(r.Header.Get("Authorization"))
 	if _, err := s.tokens.Verify(r.Context(), tok, ScopeIngest); err != nil {
 		if errors.Is(err, ErrUnauthorized) {
 			return nil, &apiError{http.StatusUnauthorized, "an API token with scope ingest is required: Authorization: Bearer cvg_… (converge token create --scope ingest)"}

@@ -190,3 +190,68 @@ func TestEventsMalformedIndexes(t *testing.T) {
 		t.Fatalf("%d touchpoints stored, want 2", n)
 	}
 }
+
+// The Authorization scheme is case-insensitive (RFC 9110 11.1): "bearer" is "Bearer".
+func TestEventsBearerScheme(t *testing.T) {
+	f := newFixture(t, Config{MaxBodyBytes: 4096, MaxRecords: 20})
+	for i, c := range []struct {
+		header string
+		status int
+	}{
+		{"Bearer " + f.token, 200},
+		{"bearer " + f.token, 200},
+		{"BEARER " + f.token, 200},
+		{"Bearer\t" + f.token, 200},
+		{"  bEaReR   " + f.token + " ", 200},
+		{"Basic " + f.token, 401},
+		{"Bearer" + f.token, 401},
+		{f.token, 401},
+		{"Bearer ", 401},
+	} {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/events/touchpoints", strings.NewReader(touch(i)))
+		req.Header.Set("Authorization", c.header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("Authorization %q: %d, want %d", c.header, resp.StatusCode, c.status)
+		}
+	}
+	if n := f.count(t, "SELECT count() FROM touchpoints"); n != 5 {
+		t.Fatalf("%d touchpoints stored, want the 5 accepted", n)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for h, want := range map[string]string{
+		"Bearer abc": "abc", "bearer abc": "abc", "BEARER abc": "abc", "Bearer \t abc ": "abc",
+		"Basic abc": "", "Bearerabc": "", "abc": "", "": "", "Bearer": "", "Bearer   ": "",
+	} {
+		if got := bearerToken(h); got != want {
+			t.Errorf("bearerToken(%q) = %q, want %q", h, got, want)
+		}
+	}
+}
+
+// A store error is logged, not sent: the response names no engine message or address.
+func TestEventsStoreErrorNotShown(t *testing.T) {
+	f := newFixture(t, Config{MaxBodyBytes: 4096, MaxRecords: 20})
+	if status, _ := f.post(t, "touchpoints", f.token, touch(1)); status != 200 {
+		t.Fatalf("first post: %d", status)
+	}
+	if err := f.st.Conn.Exec(context.Background(), "DROP TABLE touchpoints"); err != nil {
+		t.Fatal(err)
+	}
+	status, body := f.post(t, "touchpoints", f.token, touch(2))
+	msg := fmt.Sprint(body["error"])
+	if status != http.StatusServiceUnavailable || !strings.Contains(msg, "send them again") {
+		t.Fatalf("status %d, body %v", status, body)
+	}
+	for _, leak := range []string{"DB::Exception", "Code:", "touchpoints", "http://", "embedded", "UNKNOWN_TABLE"} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("the error shows %q: %s", leak, msg)
+		}
+	}
+}
