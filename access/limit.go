@@ -147,7 +147,7 @@ func (s *Service) attemptStats(ctx context.Context, email, ip string, now time.T
 	var st attemptStats
 	var pairN, accountN, addressN uint64
 	var pairOK time.Time
-	err := s.st.Conn.QueryRow(ctx, query("login_limits"),
+	err := s.st.App.QueryRow(ctx, query("login_limits"),
 		clickhouse.Named("email", email), clickhouse.Named("ip", ip),
 		clickhouse.Named("since", chTime(now.Add(-failureMemory))),
 		clickhouse.Named("window_since", chTime(now.Add(-s.limits.window))),
@@ -167,7 +167,7 @@ func (s *Service) attemptStats(ctx context.Context, email, ip string, now time.T
 
 // recordAttempt writes a checked password: ok for a sign-in, known when the account exists.
 func (s *Service) recordAttempt(ctx context.Context, email, ip string, ok, known bool, at time.Time) error {
-	err := s.st.Conn.Exec(ctx, query("login_attempt_put"), clickhouse.Named("at", chTime(at)),
+	err := s.st.App.Exec(ctx, query("login_attempt_put"), clickhouse.Named("at", chTime(at)),
 		clickhouse.Named("email", email), clickhouse.Named("ip", ip), clickhouse.Named("ok", ok), clickhouse.Named("known", known))
 	if err != nil {
 		return fmt.Errorf("record sign-in attempt of %s: %w", email, err)

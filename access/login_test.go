@@ -13,7 +13,7 @@ import (
 func attempts(t *testing.T, svc *Service) uint64 {
 	t.Helper()
 	var n uint64
-	if err := svc.st.Conn.QueryRow(context.Background(), "SELECT count() FROM login_attempts").Scan(&n); err != nil {
+	if err := svc.st.App.QueryRow(context.Background(), "SELECT count() FROM login_attempts").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

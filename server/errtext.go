@@ -39,7 +39,6 @@ func publicMessage(err error) (msg string, ok bool) {
 		he   httpError
 		de   *metrics.Error
 		mpe  *metrics.ParamError
-		ce   *metrics.CurrencyError
 		me   *metrics.MemoryError
 		move *metrics.MovedError
 		amb  *metrics.AmbiguousError
@@ -63,8 +62,6 @@ func publicMessage(err error) (msg string, ok bool) {
 		msg = de.Error() // the analyst's definition: file, line and reason
 	case errors.As(err, &mpe):
 		msg = mpe.Error()
-	case errors.As(err, &ce):
-		msg = ce.Error()
 	case errors.As(err, &me):
 		// Not me.Error(): it ends with the engine's message.
 		msg = fmt.Sprintf("%s needs more memory than one query may use: narrow the range, or ask an administrator to raise engine.max_query_memory", me.Metric)
