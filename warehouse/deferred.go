@@ -20,12 +20,16 @@ func OpenDeferred(ctx context.Context, cfg Config, log *slog.Logger) (*Store, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{Database: cfg.Database, cfg: cfg, log: log}
+	s := &Store{Database: cfg.Database, AppDatabase: cfg.AppDatabase, cfg: cfg, log: log}
 	conn, err := s.connect(cfg.Database)
 	if err != nil {
 		return nil, err
 	}
-	s.Conn = conn
+	s.Conn, s.console = conn, conn
+	if err := s.connectMore(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -181,25 +181,37 @@ func (s *Store) finishOpen(ctx context.Context) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("warehouse: ping %s: %w", s.Describe(), err)
 	}
-	if s.App, err = s.connect(cfg.AppDatabase); err != nil {
+	if err := s.connectMore(); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if cfg.ConsoleUser != "" {
-		o := s.options(cfg.Database)
-		o.Auth.Username, o.Auth.Password = cfg.ConsoleUser, cfg.ConsolePassword
-		c, err := clickhouse.Open(o)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("warehouse: connect to %s as the console's user %s (clickhouse.console_user): %w", s.Describe(), cfg.ConsoleUser, err)
-		}
-		s.console = c
-		if err := c.Ping(ctx); err != nil {
+	if s.console != s.Conn {
+		if err := s.console.Ping(ctx); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("warehouse: ping %s as the console's user %s (clickhouse.console_user): %w", s.Describe(), cfg.ConsoleUser, err)
 		}
 	}
 	return s, nil
+}
+
+// connectMore makes the connections besides Conn (which it needs): App, and
+// the console's when it has a user of its own. Nothing is sent to the store.
+func (s *Store) connectMore() error {
+	var err error
+	if s.App, err = s.connect(s.cfg.AppDatabase); err != nil {
+		return err
+	}
+	if s.cfg.ConsoleUser == "" {
+		return nil
+	}
+	o := s.options(s.cfg.Database)
+	o.Auth.Username, o.Auth.Password = s.cfg.ConsoleUser, s.cfg.ConsolePassword
+	c, err := clickhouse.Open(o)
+	if err != nil {
+		return fmt.Errorf("warehouse: connect to %s as the console's user %s (clickhouse.console_user): %w", s.Describe(), s.cfg.ConsoleUser, err)
+	}
+	s.console = c
+	return nil
 }
 
 // Describe names the store for messages ("embedded /path" or "http://host:port").

@@ -54,6 +54,9 @@ func TestConfigErrors(t *testing.T) {
 		{"secure", map[string]string{"CONVERGE_CLICKHOUSE_SECURE": "sometimes"}, []string{"config", "keys"}, "clickhouse.secure"},
 		{"log level", nil, []string{"--log-level", "loud", "config", "keys"}, "log.level"},
 		{"public endpoint", map[string]string{"CONVERGE_ENGINE_HTTP_LISTEN": "0.0.0.0:8124"}, []string{"config", "keys"}, "engine.http_listen"},
+		{"app database", map[string]string{"CONVERGE_CLICKHOUSE_APP_DATABASE": "converge"}, []string{"config", "keys"}, "clickhouse.app_database"},
+		{"app database name", map[string]string{"CONVERGE_CLICKHOUSE_APP_DATABASE": "a-b"}, []string{"config", "keys"}, "clickhouse.app_database"},
+		{"analyst user", map[string]string{"CONVERGE_ENGINE_ANALYST_USER": "default"}, []string{"config", "keys"}, "engine.analyst_user"},
 		{"console rows", map[string]string{"CONVERGE_CONSOLE_MAX_ROWS": "200000"}, []string{"config", "keys"}, "console.max_rows"},
 		{"console timeout", map[string]string{"CONVERGE_CONSOLE_TIMEOUT": "soon"}, []string{"config", "keys"}, "console.timeout"},
 		{"console memory", map[string]string{"CONVERGE_CONSOLE_MAX_MEMORY": "0"}, []string{"config", "keys"}, "console.max_memory"},
@@ -230,6 +233,7 @@ func TestServeThenCommandsThroughEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("endpoint without password: status %d", resp.StatusCode)
 	}
+	checkAnalystEndpoint(t, dir, chAddr)
 	cancel()
 	select {
 	case err := <-served:
