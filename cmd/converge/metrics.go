@@ -181,7 +181,8 @@ Both ends are included, as on the dashboard: --from 2025-01-01 --to 2025-12-31 i
 			if err != nil {
 				return err
 			}
-			return writeResult(cmd.OutOrStdout(), format, res, !csvRaw)
+			d, _ := r.Get(args[0])
+			return writeResult(cmd.OutOrStdout(), format, res, writeOptions{guard: !csvRaw, snapshot: d.Snapshot()})
 		},
 	}
 	q.register(query)
@@ -304,10 +305,16 @@ type resultJSON struct {
 	End   time.Time `json:"end"` // the first instant not included
 }
 
+// writeOptions shape what writeResult prints.
+type writeOptions struct {
+	guard    bool // CSV: text cells formula-safe for spreadsheets (export.GuardText); not numbers
+	snapshot bool // the metric is a snapshot as of the end of to (metrics.Definition.Snapshot)
+}
+
 // writeResult prints a metric result. CSV carries raw values and the
-// report time zone on every row; with guard, its text cells (not its
-// numbers) are formula-safe for spreadsheets (export.GuardText).
-func writeResult(w io.Writer, format string, res *metrics.Result, guard bool) error {
+// report time zone on every row.
+func writeResult(w io.Writer, format string, res *metrics.Result, o writeOptions) error {
+	guard := o.guard
 	from, to := metrics.RangeValues(res.From, res.To, loc(res.TZ))
 	if format == "json" {
 		enc := json.NewEncoder(w)
@@ -399,7 +406,11 @@ func writeResult(w io.Writer, format string, res *metrics.Result, guard bool) er
 		cw.Flush()
 		return cw.Error()
 	}
-	fmt.Fprintf(w, "%s (%s, %s) %s to %s (both included) by %s, time zone %s\n", res.Title, res.Metric, res.Unit, from, to, res.Grain, res.TZ)
+	if o.snapshot {
+		fmt.Fprintf(w, "%s (%s, %s) as of the end of %s, time zone %s\n", res.Title, res.Metric, res.Unit, to, res.TZ)
+	} else {
+		fmt.Fprintf(w, "%s (%s, %s) %s to %s (both included) by %s, time zone %s\n", res.Title, res.Metric, res.Unit, from, to, res.Grain, res.TZ)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
 	for _, r := range rows {

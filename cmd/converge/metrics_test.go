@@ -81,7 +81,7 @@ func TestWriteResult(t *testing.T) {
 			{Bucket: "2026-02-01", Value: nil, CompareBucket: "2025-02-01", Compare: f(80)},
 		}, Total: f(106.25), CompareTotal: f(90)}}}
 	var b bytes.Buffer
-	if err := writeResult(&b, "csv", res, true); err != nil {
+	if err := writeResult(&b, "csv", res, writeOptions{guard: true}); err != nil {
 		t.Fatal(err)
 	}
 	want := "metric,tz,bucket,value,compare_bucket,compare,change_pct,target\n" +
@@ -92,15 +92,19 @@ func TestWriteResult(t *testing.T) {
 		t.Errorf("csv:\n%s\nwant:\n%s", b.String(), want)
 	}
 	b.Reset()
-	if err := writeResult(&b, "table", res, true); err != nil {
+	if err := writeResult(&b, "table", res, writeOptions{guard: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "2026-01-01 to 2026-02-28 (both included) by month, time zone Europe/Berlin") || !strings.Contains(b.String(), "116.67") {
 		t.Errorf("table:\n%s", b.String())
 	}
+	b.Reset()
+	if err := writeResult(&b, "table", res, writeOptions{snapshot: true}); err != nil || !strings.Contains(b.String(), "as of the end of 2026-02-28, time zone Europe/Berlin") {
+		t.Errorf("snapshot table: %v\n%s", err, b.String())
+	}
 	// JSON: from and to as --from and --to take them, and the instants they stand for.
 	b.Reset()
-	if err := writeResult(&b, "json", res, true); err != nil {
+	if err := writeResult(&b, "json", res, writeOptions{guard: true}); err != nil {
 		t.Fatal(err)
 	}
 	var j struct {
@@ -135,7 +139,7 @@ func TestWriteResultFormulaGuard(t *testing.T) {
 	}
 	for i, c := range cases {
 		var b bytes.Buffer
-		if err := writeResult(&b, "csv", c.res, c.guard); err != nil {
+		if err := writeResult(&b, "csv", c.res, writeOptions{guard: c.guard}); err != nil {
 			t.Fatal(err)
 		}
 		if b.String() != c.want {
