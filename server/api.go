@@ -28,7 +28,11 @@ func (s *Server) handleAPI(h handlerFunc) gin.HandlerFunc {
 		c.Header("Cache-Control", "no-store")
 		var pe *paramError
 		var he httpError
+		var rd redirect
 		switch {
+		case errors.As(err, &rd):
+			c.Redirect(http.StatusSeeOther, rd.to)
+			c.Abort()
 		case errors.As(err, &pe):
 			log.Info("request failed", "status", http.StatusBadRequest, "param", pe.Param, "error", pe.Msg)
 			c.AbortWithStatusJSON(http.StatusBadRequest, apiError{Error: pe.Msg, Param: pe.Param})

@@ -263,9 +263,6 @@ func (s *Server) channels(c *gin.Context) error {
 			v.Filters.Hidden = append(v.Filters.Hidden, views.Option{Value: k, Label: x})
 		}
 	}
-	for i, d := range v.Filters.Dims {
-		v.Filters.Dims[i].RemoveURL = pageURL(func(q url.Values) { q.Del(filterParamPrefix + d.Name) })
-	}
 	state := f.Values()
 	if p.Level != levelChannel {
 		state.Set("level", p.Level)

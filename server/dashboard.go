@@ -31,7 +31,20 @@ func scripts() []string {
 
 // filters parses the request's view state.
 func (s *Server) filters(c *gin.Context) (Filters, error) {
-	return parseFilters(c.Request.URL.Query(), s.now(), filterDefaults{TZ: s.cfg.TZ, FYStart: s.cfg.FiscalYearStartMonth})
+	q := c.Request.URL.Query()
+	if q.Has(dropParam) {
+		// A filter's remove button submitted the filter form: the same view without it.
+		for _, d := range q[dropParam] {
+			q.Del(filterParamPrefix + d)
+		}
+		q.Del(dropParam)
+		to := c.Request.URL.Path
+		if len(q) > 0 {
+			to += "?" + q.Encode()
+		}
+		return Filters{}, redirect{to: to}
+	}
+	return parseFilters(q, s.now(), filterDefaults{TZ: s.cfg.TZ, FYStart: s.cfg.FiscalYearStartMonth})
 }
 
 // dashPage is the layout model of a dashboard page.
@@ -257,7 +270,9 @@ func (s *Server) filterBar(f Filters, action string) views.FilterBar {
 	sort.Strings(dims)
 	for _, d := range dims {
 		b.Hidden = append(b.Hidden, views.Option{Value: filterParamPrefix + d, Label: f.Dims[d]})
-		b.Dims = append(b.Dims, views.DimFilter{Name: d, Value: f.Dims[d], RemoveURL: f.URL(action, func(v url.Values) { v.Del(filterParamPrefix + d) })})
+		// Removed by a button of the form (drop=d), not a link: a link per filter would repeat
+		// every other filter, and the page would grow with the square of their number.
+		b.Dims = append(b.Dims, views.DimFilter{Name: d, Value: f.Dims[d]})
 	}
 	b.Period = fmt.Sprintf("%s – %s, by %s", f.From.Format("2 Jan 2006"), f.InclusiveTo().Format("2 Jan 2006"), f.Grain)
 	if l := compareLabel(f.Compare); l != "" {

@@ -38,6 +38,12 @@ func errUnavailableCause(ctx context.Context, what string, cause error) error {
 	return httpError{status: http.StatusServiceUnavailable, msg: what + ": " + shownText(ctx, cause), cause: cause}
 }
 
+// redirect answers a request with 303 to another URL of this site (a handler returns it as its
+// error, e.g. from Server.filters).
+type redirect struct{ to string }
+
+func (r redirect) Error() string { return "redirect to " + r.to }
+
 // errNotFound is a 404 with a message for people.
 func errNotFound(msg string) error { return httpError{status: http.StatusNotFound, msg: msg} }
 
@@ -52,7 +58,12 @@ func (s *Server) handle(h handlerFunc) gin.HandlerFunc {
 		log := s.reqLog(c)
 		var he httpError
 		var pe *paramError
+		var rd redirect
 		switch {
+		case errors.As(err, &rd):
+			c.Header("Cache-Control", "no-store")
+			c.Redirect(http.StatusSeeOther, rd.to)
+			c.Abort()
 		case errors.As(err, &pe):
 			log.Info("request failed", "status", http.StatusBadRequest, "param", pe.Param, "error", pe.Msg)
 			s.renderError(c, http.StatusBadRequest, pe.Msg)

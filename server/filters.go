@@ -24,7 +24,10 @@ import (
 //	         ≤ 366 days: week, otherwise month).
 //	compare  previous | year | none; default previous (the period of the same length before).
 //	tz       IANA time zone of the report; default Config.TZ.
-//	f.<dim>  keep only rows whose dimension <dim> equals the value (repeatable across dims).
+//	f.<dim>  keep only rows whose dimension <dim> equals the value (repeatable across dims; at
+//	         most maxFilters with a value).
+//	drop     a dimension whose f.<dim> to remove: the filter form's remove buttons send it,
+//	         and the page answers with a redirect to its URL without both (Server.filters).
 //	by       one dimension to break down by (KPI detail and API).
 //	view     owner | 4r: how the overview groups its tiles; default owner.
 const (
@@ -41,6 +44,11 @@ const (
 	maxRangeYears     = 20
 	maxFilterValue    = 200
 	filterParamPrefix = "f."
+	// maxFilters bounds the dimension filters of a view: a metric has a handful of dimensions,
+	// and every filter is repeated in each link of a page (tiles, downloads), so a page grows
+	// with their number.
+	maxFilters = 20
+	dropParam  = "drop"
 )
 
 var (
@@ -167,6 +175,18 @@ func parseFilters(q url.Values, now time.Time, d filterDefaults) (Filters, error
 		f.By = b
 	}
 
+	var dims []string
+	for k, vs := range q {
+		if strings.HasPrefix(k, filterParamPrefix) && vs[len(vs)-1] != "" {
+			dims = append(dims, k)
+		}
+	}
+	if len(dims) > maxFilters {
+		sort.Strings(dims)
+		return f, &paramError{Param: dims[maxFilters], Msg: fmt.Sprintf(
+			"Too many filters: the link has %d dimension filters (f.<dimension>=value), at most %d are allowed; %q and those after it (by name) are too many. Remove some.",
+			len(dims), maxFilters, dims[maxFilters])}
+	}
 	for k, vs := range q {
 		dim, ok := strings.CutPrefix(k, filterParamPrefix)
 		if !ok {

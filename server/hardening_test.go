@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,47 @@ func TestPublicMessage(t *testing.T) {
 		got, ok := publicMessage(c.err)
 		if got != c.want || ok != (c.want != "") {
 			t.Errorf("publicMessage(%v) = %q, %v, want %q", c.err, got, ok, c.want)
+		}
+	}
+}
+
+// Every response carries the security headers; a page's scripts carry the nonce of its own
+// Content-Security-Policy, which differs between responses.
+func TestSecurityHeaders(t *testing.T) {
+	srv, _ := newTestServerCfg(t, Config{TZ: "UTC"}, Deps{Store: okStore(), Metrics: newFakeMetrics()})
+	nonceRe := regexp.MustCompile(`script-src 'self' 'nonce-([A-Za-z0-9+/=]{24})'`)
+	seen := map[string]bool{}
+	for _, target := range []string{"/?range=last_30_days", "/kpi/revenue", "/static/css/app.css", "/api/v1/metrics", "/no/such/page", "/healthz", "/?drop=x"} {
+		rec := do(t, srv.Handler(), http.MethodGet, target, nil)
+		h := rec.Header()
+		csp := h.Get("Content-Security-Policy")
+		m := nonceRe.FindStringSubmatch(csp)
+		if m == nil || !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+			!strings.Contains(csp, "object-src 'none'") || !strings.Contains(csp, "base-uri 'none'") || !strings.Contains(csp, "form-action 'self'") ||
+			strings.Contains(csp, "unsafe-") {
+			t.Errorf("%s: Content-Security-Policy %q", target, csp)
+			continue
+		}
+		if seen[m[1]] {
+			t.Errorf("%s: nonce %s used twice", target, m[1])
+		}
+		seen[m[1]] = true
+		for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cross-Origin-Opener-Policy": "same-origin"} {
+			if h.Get(k) != want {
+				t.Errorf("%s: %s %q, want %q", target, k, h.Get(k), want)
+			}
+		}
+		if strings.HasPrefix(target, "/?range") || strings.HasPrefix(target, "/kpi") {
+			body := rec.Body.String()
+			if n := strings.Count(body, "<script "); n == 0 || strings.Count(body, `nonce="`+m[1]+`"`) != n {
+				t.Errorf("%s: %d scripts, not all with the response's nonce", target, n)
+			}
+			if !strings.Contains(body, `<meta name="htmx-config" content="{&#34;includeIndicatorStyles&#34;:false,`) {
+				t.Errorf("%s: no htmx config keeping htmx's inline style off", target)
+			}
+			if strings.Contains(body, " style=") || strings.Contains(body, "<style") {
+				t.Errorf("%s: an inline style", target)
+			}
 		}
 	}
 }

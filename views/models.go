@@ -68,7 +68,8 @@ type Option struct {
 	Value, Label string
 }
 
-// DimFilter is an active dimension filter (f.<Name>=Value) with the URL that removes it.
+// DimFilter is an active dimension filter (f.<Name>=Value) with the URL that removes it (the
+// data pages; the dashboard's FilterForm removes it with a button of its form instead).
 type DimFilter struct {
 	Name, Value, RemoveURL string
 }

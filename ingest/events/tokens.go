@@ -160,6 +160,9 @@ func (t *Tokens) Verify(ctx context.Context, presented, scope string) (string, e
 		case err == nil:
 			c.hash, c.scope, c.expires, c.valid = hash, sc, exp, rev == nil
 		case errors.Is(err, sql.ErrNoRows):
+			// Not cached: the cache holds only tokens that exist, so presenting made-up
+			// ids cannot grow it without bound.
+			return "", ErrUnauthorized
 		default:
 			return "", fmt.Errorf("verify token: %w", err)
 		}

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -65,5 +66,31 @@ func TestTokens(t *testing.T) {
 	list, err := tokens.List(ctx)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %v %v", list, err)
+	}
+}
+
+// Made-up token ids are not remembered: presenting them cannot grow the cache without bound;
+// a real token is cached and still verifies.
+func TestTokensCacheOnlyKnown(t *testing.T) {
+	st := whtest.Store(t)
+	ctx := context.Background()
+	tokens := NewTokens(st, time.Minute)
+	full, _, err := tokens.Create(ctx, "shop", ScopeIngest, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := tokens.Verify(ctx, fmt.Sprintf("cvg_%012x_%s", i, strings.Repeat("a", 43)), ScopeIngest); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("made-up token %d: %v", i, err)
+		}
+	}
+	if _, err := tokens.Verify(ctx, full, ScopeIngest); err != nil {
+		t.Fatal(err)
+	}
+	tokens.mu.Lock()
+	n := len(tokens.cache)
+	tokens.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d tokens cached, want the 1 that exists", n)
 	}
 }

@@ -16,6 +16,9 @@
       if (el.getAttribute("data-ready")) return;
       var option;
       try { option = JSON.parse(el.getAttribute("data-option")); } catch (e) { return; }
+      // The Content-Security-Policy refuses inline style attributes, which ECharts' HTML
+      // tooltip is made of: draw tooltips in the chart instead.
+      [].concat(option.tooltip || []).forEach(function (t) { t.renderMode = "richText"; });
       var chart = echarts.init(el, null, { renderer: "svg" });
       chart.setOption(option);
       el.setAttribute("data-ready", "1");
