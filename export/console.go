@@ -111,8 +111,8 @@ func (s *Service) Run(ctx context.Context, user, query string) (*ConsoleResult, 
 	return s.Limits().Run(ctx, s.Store, query)
 }
 
-// Running is how many console queries run now: user's, and everyone's.
-func (s *Service) Running(user string) (mine, all int) { return s.Gate.Running(user) }
+// ConsoleGate is the gate of console queries (nil: none).
+func (s *Service) ConsoleGate() *Gate { return s.Gate }
 
 // HistoryEntry is one query a user ran or downloaded in the console.
 type HistoryEntry struct {

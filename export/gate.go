@@ -47,8 +47,11 @@ func plural(n int, one, more string) string {
 	return more
 }
 
-// Limits returns the per-person and total limits in force.
+// Limits returns the per-person and total limits in force (0, 0 for a nil Gate: none).
 func (g *Gate) Limits() (perUser, total int) {
+	if g == nil {
+		return 0, 0
+	}
 	perUser, total = g.PerUser, g.Total
 	if perUser <= 0 {
 		perUser = DefaultPerUser

@@ -187,7 +187,7 @@ func (c Console) Run(ctx context.Context, st *Store, sql string) (*ConsoleResult
 	start := time.Now()
 	rows, err := c.open(ctx, st, stmt, true)
 	if err != nil {
-		return nil, err
+		return nil, held(err, c.MaxResultBytes)
 	}
 	defer rows.Close()
 	res := &ConsoleResult{Statement: rows.Statement, Columns: rows.Columns, Rows: [][]any{}, MaxRows: c.MaxRows}
@@ -200,7 +200,7 @@ func (c Console) Run(ctx context.Context, st *Store, sql string) (*ConsoleResult
 		res.Rows = append(res.Rows, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, held(err, c.MaxResultBytes)
 	}
 	res.Limited = rows.Limited()
 	if t, err := rows.Totals(); err != nil {
@@ -210,6 +210,16 @@ func (c Console) Run(ctx context.Context, st *Store, sql string) (*ConsoleResult
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// held is err for a caller that holds the whole result: a block over the limit (which is
+// the whole result's, then) is the result over it.
+func held(err error, limit int64) error {
+	var tl *ResultTooLargeError
+	if errors.As(err, &tl) && tl.Block {
+		return &ResultTooLargeError{Limit: limit}
+	}
+	return err
 }
 
 // Open checks sql and starts it, for streaming its rows (a CSV download):

@@ -93,6 +93,9 @@ func (r *ConsoleRows) Scan() []any { return r.dest }
 // Values returns a copy of the current row (see ConsoleResult for the types).
 func (r *ConsoleRows) Values() []any { return valuesOf(r.dest) }
 
+// ScannedValues copies the values of scanned pointers (Scan, Totals) as Values does.
+func ScannedValues(dest []any) []any { return valuesOf(dest) }
+
 // valuesOf copies scanned pointers' values (see ConsoleResult for the types).
 func valuesOf(dest []any) []any {
 	out := make([]any, len(dest))
