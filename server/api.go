@@ -62,7 +62,8 @@ func isTooLarge(err error) bool {
 // tooLargeAnswer says so, and what to do.
 func tooLargeAnswer(err error) string {
 	tl, _ := export.AsResultTooLarge(err)
-	return "The answer is " + strings.TrimPrefix(tl.Error(), "result ") + ", more than the server holds for one answer: narrow the range, use a coarser grain, or filter the breakdown."
+	whole := &export.ResultTooLargeError{Limit: tl.Limit} // "result larger than 64 MiB", also for a block
+	return "The answer is " + strings.TrimPrefix(whole.Error(), "result ") + ", more than the server holds for one answer: narrow the range, use a coarser grain, or filter the breakdown."
 }
 
 // metricJSON is a catalog entry in the API.

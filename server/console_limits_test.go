@@ -148,11 +148,16 @@ func TestConsoleTotalsRow(t *testing.T) {
 // memory.
 func TestAPIAnswerTooLarge(t *testing.T) {
 	f := newFakeMetrics()
-	f.fail["revenue"] = fmt.Errorf("metric revenue: %w", &export.ResultTooLargeError{Limit: export.MetricResultBytes})
-	srv := asAdmin(New(Config{}, Deps{Store: okStore(), Metrics: f}))
-	rec := do(t, srv.Handler(), http.MethodGet, "/api/v1/metrics/revenue?range=last_30_days", nil)
-	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `"error":"The answer is larger than 64 MiB`) ||
-		!strings.Contains(rec.Body.String(), "narrow the range") {
-		t.Errorf("%d %s", rec.Code, rec.Body.String())
+	for _, tl := range []*export.ResultTooLargeError{
+		{Limit: export.MetricResultBytes},                                             // the response, counted
+		{Limit: export.MetricResultBytes, Block: true, Bytes: 100 << 20, Rows: 70000}, // a block the bridge refused
+	} {
+		f.fail["revenue"] = fmt.Errorf("metric revenue: %w", tl)
+		srv := asAdmin(New(Config{}, Deps{Store: okStore(), Metrics: f}))
+		rec := do(t, srv.Handler(), http.MethodGet, "/api/v1/metrics/revenue?range=last_30_days", nil)
+		if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `"error":"The answer is larger than 64 MiB, more than`) ||
+			!strings.Contains(rec.Body.String(), "narrow the range") {
+			t.Errorf("%v: %d %s", tl, rec.Code, rec.Body.String())
+		}
 	}
 }

@@ -225,3 +225,51 @@ func TestConsoleQueryQuota(t *testing.T) {
 		t.Errorf("1 MiB to read, 80 MB read: %v, want the bytes-read limit", err)
 	}
 }
+
+// Any query run with a ResultLimit (the metric answers') is bounded: the whole response by the
+// store's transport, each block by the bridge, whichever comes first; both read as a
+// *ResultTooLargeError.
+func TestResultLimitTransport(t *testing.T) {
+	st := whtest.Store(t)
+	cases := []struct {
+		name  string
+		limit warehouse.ResultLimit
+		sql   string
+		ok    bool
+		block bool
+	}{
+		{"under both", warehouse.ResultLimit{Total: 1 << 20, Block: 1 << 20}, "SELECT number FROM numbers(1000)", true, false},
+		{"total, many blocks", warehouse.ResultLimit{Total: 1 << 20}, "SELECT number FROM numbers(1000000) SETTINGS max_block_size = 1000", false, false},
+		{"block", warehouse.ResultLimit{Block: 1 << 20}, "SELECT repeat('y', 100000) FROM numbers(100)", false, true},
+		{"block, materialised", warehouse.ResultLimit{Block: 1 << 20}, "SELECT groupArray(repeat('y', 1000 + number % 2)) FROM numbers(5000)", false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := warehouse.WithResultLimit(context.Background(), tc.limit)
+			if tc.name == "block, materialised" {
+				ctx = warehouse.Materialized(ctx)
+			}
+			rows, err := st.Conn.Query(ctx, tc.sql)
+			n := 0
+			if err == nil {
+				for rows.Next() {
+					n++
+				}
+				err = rows.Err()
+				rows.Close()
+			}
+			tl, big := warehouse.AsResultTooLarge(err, 0)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("%v", err)
+			case tc.ok:
+				return
+			case !big || tl.Block != tc.block || tl.Limit != 1<<20:
+				t.Fatalf("%d rows, %v: want a result too large (block %v) at 1 MiB", n, err, tc.block)
+			}
+			if tc.block && tl.Bytes <= 1<<20 {
+				t.Errorf("the bridge's refusal names the block's size: %+v", tl)
+			}
+		})
+	}
+}
