@@ -14,7 +14,9 @@
 //     warm server time, the cold time vs its raw statements run one after
 //     another, HTML and script bytes;
 //   - the customer 360 page of the customer with the most orders, likewise;
-//   - the server's memory (RSS) at rest and its peak under the page loads.
+//   - the server's memory (RSS) at rest and its peak under the page loads;
+//   - the overview's cold load alone and while one analyst keeps six long SQL console
+//     queries going (console-load).
 //
 // It imports server, metrics and ingest (it drives them as serve does), so
 // only cmd/converge imports it. Benchmarks run in the calling process: the
@@ -138,6 +140,7 @@ var steps = []step{
 	{"overview", "overview", overview},
 	{"customer360", "customer 360", customer360},
 	{"export", "CSV export", exportCSV},
+	{"console-load", "overview beside the SQL console", consoleLoad},
 }
 
 // Steps names the steps of a run, in order (Config.Steps).

@@ -27,16 +27,34 @@ type (
 	RefusedError = warehouse.RefusedError
 	// ConsoleLimitError is a query stopped at a time or memory limit.
 	ConsoleLimitError = warehouse.ConsoleLimitError
+	// ResultTooLargeError is a result larger than its caller may hold.
+	ResultTooLargeError = warehouse.ResultTooLargeError
 )
+
+// WithResultLimit bounds the results of the queries run with ctx to limit bytes, whole and
+// per block (warehouse.WithResultLimit): for callers that hold a result, such as the metric
+// API's answers.
+func WithResultLimit(ctx context.Context, limit int64) context.Context {
+	return warehouse.WithResultLimit(ctx, warehouse.ResultLimit{Total: limit, Block: limit})
+}
+
+// AsResultTooLarge finds the *ResultTooLargeError in err, if the result was too large.
+func AsResultTooLarge(err error) (*ResultTooLargeError, bool) {
+	return warehouse.AsResultTooLarge(err, 0)
+}
 
 // Service is the server's door to exports and to the SQL console: the store, the metrics
 // registry, the console's limits, and each user's console history (table console_history).
 type Service struct {
 	Store    *warehouse.Store
 	Registry *metrics.Registry // nil: Metric answers an error
-	// Console limits the console's runs (all three limits) and downloads (time and memory;
-	// a download's rows are limited by its Options.MaxRows).
+	// Console limits the console's runs (all its limits) and downloads (all but MaxRows and
+	// MaxResultBytes: a download's rows are limited by its Options.MaxRows, its blocks by
+	// BlockBytes).
 	Console Console
+	// Gate bounds how many console runs and downloads run at once, per person and in all;
+	// nil: no bound.
+	Gate *Gate
 	// Margin is report.default_margin: the gross margin assumed where an order's cost is
 	// unknown, for metric exports whose Params set none.
 	Margin float64
@@ -46,18 +64,9 @@ type Service struct {
 
 // Limits are the console's limits, with their defaults filled in.
 func (s *Service) Limits() Console {
-	c := s.Console
-	if c.MaxRows == 0 {
-		c.MaxRows = warehouse.DefaultConsoleRows
-	}
+	c := s.Console.WithDefaults()
 	if c.MaxRows < 0 || c.MaxRows > warehouse.MaxConsoleRows {
 		c.MaxRows = warehouse.MaxConsoleRows
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = warehouse.DefaultConsoleTimeout
-	}
-	if c.MaxMemory <= 0 {
-		c.MaxMemory = warehouse.DefaultConsoleMemory
 	}
 	return c
 }
@@ -73,15 +82,37 @@ func (s *Service) Metric(ctx context.Context, name string, p metrics.Params, w i
 	return Metric(ctx, s.Registry, s.Store, name, p, w, o)
 }
 
-// SQL exports a read-only query's rows under the console's time and memory limits (see SQL).
-func (s *Service) SQL(ctx context.Context, query string, w io.Writer, o Options) (*Manifest, error) {
+// SQL exports a read-only query's rows under the console's limits (see SQL), as one of
+// user's console queries (Gate: a *BusyError when too many run).
+func (s *Service) SQL(ctx context.Context, user, query string, w io.Writer, o Options) (*Manifest, error) {
+	if _, err := warehouse.CheckReadOnly(query); err != nil {
+		return nil, err // refused before it counts
+	}
+	release, err := s.Gate.Enter(user)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return SQL(ctx, s.Store, s.Limits(), query, w, o)
 }
 
-// Run runs a read-only query in the console, holding at most Limits().MaxRows rows.
-func (s *Service) Run(ctx context.Context, query string) (*ConsoleResult, error) {
+// Run runs a read-only query in the console, holding at most Limits().MaxRows rows and
+// MaxResultBytes bytes, as one of user's console queries (Gate: a *BusyError when too many
+// run).
+func (s *Service) Run(ctx context.Context, user, query string) (*ConsoleResult, error) {
+	if _, err := warehouse.CheckReadOnly(query); err != nil {
+		return nil, err
+	}
+	release, err := s.Gate.Enter(user)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return s.Limits().Run(ctx, s.Store, query)
 }
+
+// ConsoleGate is the gate of console queries (nil: none).
+func (s *Service) ConsoleGate() *Gate { return s.Gate }
 
 // HistoryEntry is one query a user ran or downloaded in the console.
 type HistoryEntry struct {
@@ -187,10 +218,13 @@ func (s *Service) now() time.Time {
 
 // QueryError reports whether err is about the query itself, which its author can fix: the
 // console refused it, the engine rejected it (syntax, an unknown table or column, types…) or
-// stopped it at a limit. Other errors are the store's (it did not answer, …).
+// stopped it at a limit, or its result is larger than the console holds. Other errors are
+// the store's (it did not answer, …).
 func QueryError(err error) bool {
 	var ex *clickhouse.Exception
 	var lim *ConsoleLimitError
 	var ref *RefusedError
-	return errors.As(err, &ex) || errors.As(err, &lim) || errors.As(err, &ref)
+	var big *ResultTooLargeError
+	var tot *warehouse.TotalsError
+	return errors.As(err, &ex) || errors.As(err, &lim) || errors.As(err, &ref) || errors.As(err, &big) || errors.As(err, &tot)
 }

@@ -64,6 +64,12 @@
 // says truncated: true with the limit, and the export returns a
 // *TruncatedError (errors.Is ErrTruncated) after writing everything else.
 //
+// # Totals
+//
+// A query WITH TOTALS (export.SQL) ends with its totals row after the data rows (and before a
+// TRUNCATED line), below a line of one field "TOTALS: …" that says what it is; the manifest
+// says totals: true, and rows counts the data rows only.
+//
 // # Manifest
 //
 // Each export returns a Manifest (the CLI writes it as FILE.manifest.json):
@@ -212,6 +218,7 @@ type Manifest struct {
 	Bytes     int64           `json:"bytes"`
 	Rows      int             `json:"rows"` // data rows (not the header or the limit note)
 	Truncated bool            `json:"truncated"`
+	Totals    bool            `json:"totals,omitempty"`    // sql: the file ends with the query's WITH TOTALS row, below a TOTALS line (not counted in rows)
 	RowLimit  int             `json:"row_limit,omitempty"` // the limit in force (0: none)
 	Metrics   []MetricVersion `json:"metrics,omitempty"`
 	Query     string          `json:"query,omitempty"`          // sql: the statement run

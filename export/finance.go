@@ -192,6 +192,7 @@ func financeParams(pp PackParams) (trend, month metrics.Params) {
 
 // financeData computes the pack's metrics, concurrently (four at a time).
 func financeData(ctx context.Context, reg *metrics.Registry, pp PackParams) (*packData, error) {
+	ctx = WithResultLimit(ctx, MetricResultBytes)
 	trendP, monthP := financeParams(pp)
 	d := &packData{trend: map[string][]*float64{}, byChan: map[string]map[string]*float64{}, defs: map[string]*metrics.Definition{},
 		params: map[string]url.Values{}}

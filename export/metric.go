@@ -15,6 +15,12 @@ import (
 	"github.com/converge-dev/converge/warehouse"
 )
 
+// MetricResultBytes bounds what one statement of a metric's answer may send wherever the
+// answer is held whole (metric exports, the finance pack; the server's pages and API): a
+// dashboard's answers are a few kB, a table metric of metrics.MaxTableRows rows a few MB.
+// Past it the answer is a *ResultTooLargeError, not the process's memory.
+const MetricResultBytes = 64 << 20
+
 // Metric exports metric name with p (see metrics.Registry.Query) to w.
 //
 // A series-shaped metric gives one row per bucket (and per value of the
@@ -42,7 +48,7 @@ func Metric(ctx context.Context, reg *metrics.Registry, st *warehouse.Store, nam
 	}
 	var res *metrics.Result
 	before, err := steady(ctx, st, reg.Sources(name), "export "+name, func() (err error) {
-		res, err = reg.Query(ctx, name, p)
+		res, err = reg.Query(WithResultLimit(ctx, MetricResultBytes), name, p)
 		return err
 	})
 	if err != nil {

@@ -174,7 +174,7 @@ func writeZip(w io.Writer, tables []packTable, o *Options, m *PackManifest, modi
 			return err
 		}
 		fc := newCounter(fw)
-		n, _, err := writeRows(newCSVSink(fc, o), t.cols, &sliceSource{rows: t.rows}, 0, "")
+		n, _, _, err := writeRows(newCSVSink(fc, o), t.cols, &sliceSource{rows: t.rows}, 0, "")
 		if err != nil {
 			return fmt.Errorf("finance pack: %s: %w", t.file, err)
 		}
@@ -201,7 +201,7 @@ func writeWorkbook(w io.Writer, tables []packTable, o *Options, m *PackManifest)
 	f := excelize.NewFile()
 	defer f.Close()
 	for _, t := range tables {
-		n, _, err := writeRows(newXLSXSheet(f, t.sheet, o), t.cols, &sliceSource{rows: t.rows}, 0, "")
+		n, _, _, err := writeRows(newXLSXSheet(f, t.sheet, o), t.cols, &sliceSource{rows: t.rows}, 0, "")
 		if err != nil {
 			return fmt.Errorf("finance pack: sheet %s: %w", t.sheet, err)
 		}

@@ -25,7 +25,10 @@ import (
 // header "ordered_at (Europe/Berlin)"); Date columns as YYYY-MM-DD; Decimals
 // with their scale; NULL as an empty cell; arrays, maps and tuples as JSON.
 // CSV text is written byte for byte (a String column may hold any bytes);
-// XLSX replaces invalid UTF-8 with U+FFFD.
+// XLSX replaces invalid UTF-8 with U+FFFD. A query WITH TOTALS ends with its totals row,
+// below a line "TOTALS: …" (and above a TRUNCATED line): the manifest says totals: true and
+// does not count it in rows. No block of the result is larger than c.BlockBytes (the rows
+// stream one block at a time; see warehouse.Console).
 //
 // The manifest lists the watermarks of the tables named after FROM and JOIN
 // in the store's database, read before the query; if they changed by the end
@@ -155,6 +158,20 @@ func (q *querySource) more() bool {
 	return q.rows.Limited()
 }
 
+func (q *querySource) hasTotals() bool { return warehouse.HasTotals(q.rows.Statement) }
+
+// totals converts the query's totals row, if it has one (warehouse.ConsoleRows.Totals).
+func (q *querySource) totals(cells []cell) (bool, error) {
+	t, err := q.rows.Totals()
+	if err != nil || t == nil || len(t) != len(cells) {
+		return false, err
+	}
+	for i, p := range t {
+		q.toCell(p, &cells[i], i)
+	}
+	return true, nil
+}
+
 // toCell converts a scanned pointer (see warehouse.ConsoleRows.Scan).
 func (q *querySource) toCell(p any, c *cell, i int) {
 	switch v := p.(type) {
@@ -247,14 +264,84 @@ func (q *querySource) valueCell(v reflect.Value, c *cell, i int) {
 	}
 }
 
-// jsonable is v for encoding/json, with arrays of UInt8 as numbers (not
-// base64) at any depth.
+// CompositeText is an array, map or tuple value (as the console scans them: slices, maps,
+// []any or map[string]any) as the JSON text exports write for it, with ok; ok is false for
+// any other value. Numbers stay numbers (Decimals too), UInt8 arrays are numbers (not
+// base64), instants are RFC 3339 strings, map keys are their text.
+func CompositeText(v any) (string, bool) {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() {
+		return "", false
+	}
+	if _, ok := rv.Interface().(fmt.Stringer); ok {
+		return "", false
+	}
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Struct:
+	default:
+		return "", false
+	}
+	if _, ok := rv.Interface().(time.Time); ok {
+		return "", false
+	}
+	b, err := json.Marshal(jsonable(rv))
+	if err != nil {
+		return fmt.Sprint(v), true
+	}
+	return string(b), true
+}
+
+// jsonable is v for encoding/json: arrays of UInt8 as numbers (not base64), Decimals and big
+// integers as numbers, types with a String method (UUID, IP addresses) as their text, maps
+// keyed by their keys' text, at any depth.
 func jsonable(v reflect.Value) any {
+	if !v.IsValid() {
+		return nil
+	}
+	switch x := v.Interface().(type) {
+	case time.Time:
+		return x
+	case decimal.Decimal:
+		return json.Number(x.String())
+	case big.Int:
+		return json.Number(x.String())
+	case *big.Int:
+		if x == nil {
+			return nil
+		}
+		return json.Number(x.String())
+	case fmt.Stringer:
+		if v.Kind() != reflect.Pointer || !v.IsNil() {
+			return x.String()
+		}
+	}
 	switch v.Kind() {
 	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return []any{}
+		}
 		out := make([]any, v.Len())
 		for i := range out {
 			out[i] = jsonable(v.Index(i))
+		}
+		return out
+	case reflect.Map:
+		out := make(map[string]any, v.Len())
+		it := v.MapRange()
+		for it.Next() {
+			k := jsonable(it.Key())
+			ks, ok := k.(string)
+			if !ok {
+				if t, isTime := k.(time.Time); isTime {
+					ks = t.Format(time.RFC3339Nano)
+				} else {
+					ks = fmt.Sprint(k)
+				}
+			}
+			out[ks] = jsonable(it.Value())
 		}
 		return out
 	case reflect.Pointer, reflect.Interface:

@@ -81,11 +81,14 @@ func write(w io.Writer, cols []column, src source, o *Options, m *Manifest) erro
 		s = newXLSXSink(cw, o)
 	}
 	limit, why := o.rowLimit()
-	n, truncated, err := writeRows(s, cols, src, limit, why)
+	if t, ok := src.(totaler); ok && t.hasTotals() && o.Format == XLSX && limit == XLSXMaxRows {
+		limit -= 2 // the totals note and row fit in the sheet too
+	}
+	n, truncated, totals, err := writeRows(s, cols, src, limit, why)
 	if err != nil {
 		return err
 	}
-	m.Format, m.Rows, m.Truncated, m.RowLimit = o.Format, n, truncated, limit
+	m.Format, m.Rows, m.Truncated, m.RowLimit, m.Totals = o.Format, n, truncated, limit, totals
 	m.SHA256, m.Bytes = cw.sum(), cw.n
 	m.Options = o.manifest()
 	if truncated {
@@ -94,35 +97,63 @@ func write(w io.Writer, cols []column, src source, o *Options, m *Manifest) erro
 	return nil
 }
 
+// totaler is a source that may end with a totals row (a query WITH TOTALS), read once its
+// rows are. The file holds it after the data rows (and before a limit note), below a line
+// that says what it is (totalsNote): it is neither data nor counted in the rows.
+type totaler interface {
+	hasTotals() bool                   // the source may have a totals row
+	totals(cells []cell) (bool, error) // the totals into cells; false: there are none
+}
+
+// totalsNote is the line above the totals row.
+const totalsNote = "TOTALS: the next row is the query's totals (WITH TOTALS) over all its rows and not a data row; see the manifest."
+
 // writeRows writes the header and src's rows (at most limit, 0: no limit)
-// to s, the limit note when rows were left, and closes s. It returns the
-// data rows written and whether the limit cut the result.
-func writeRows(s sink, cols []column, src source, limit int, why string) (int, bool, error) {
+// to s, then its totals row if it has one, the limit note when rows were left, and closes s.
+// It returns the data rows written, whether the limit cut the result and whether a totals
+// row was written.
+func writeRows(s sink, cols []column, src source, limit int, why string) (int, bool, bool, error) {
 	if err := s.header(cols); err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	cells := make([]cell, len(cols))
 	n := 0
 	for limit == 0 || n < limit {
 		ok, err := src.next(cells)
 		if err != nil {
-			return n, false, err
+			return n, false, false, err
 		}
 		if !ok {
 			break
 		}
 		if err := s.row(cells); err != nil {
-			return n, false, err
+			return n, false, false, err
 		}
 		n++
 	}
 	truncated := limit > 0 && n == limit && src.more()
-	if truncated {
-		if err := s.note(limitNote(n, why)); err != nil {
-			return n, true, err
+	totals := false
+	if t, ok := src.(totaler); ok && t.hasTotals() {
+		has, err := t.totals(cells)
+		if err != nil {
+			return n, truncated, false, err
+		}
+		if has {
+			if err := s.note(totalsNote); err != nil {
+				return n, truncated, false, err
+			}
+			if err := s.row(cells); err != nil {
+				return n, truncated, false, err
+			}
+			totals = true
 		}
 	}
-	return n, truncated, s.close()
+	if truncated {
+		if err := s.note(limitNote(n, why)); err != nil {
+			return n, true, totals, err
+		}
+	}
+	return n, truncated, totals, s.close()
 }
 
 // rowLimit is the most data rows the file may hold (0: no limit) and why.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/views"
 )
 
@@ -45,6 +47,9 @@ func (s *Server) handleAPI(h handlerFunc) gin.HandlerFunc {
 		case errors.Is(err, errBudget):
 			log.Warn("request failed", "status", http.StatusGatewayTimeout, "error", err)
 			c.AbortWithStatusJSON(http.StatusGatewayTimeout, apiError{Error: err.Error()})
+		case isTooLarge(err):
+			log.Info("request failed", "status", http.StatusUnprocessableEntity, "error", err)
+			c.AbortWithStatusJSON(http.StatusUnprocessableEntity, apiError{Error: tooLargeAnswer(err)})
 		case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 			c.Abort()
 		default:
@@ -52,6 +57,20 @@ func (s *Server) handleAPI(h handlerFunc) gin.HandlerFunc {
 			c.AbortWithStatusJSON(http.StatusInternalServerError, apiError{Error: "internal error; it has been logged (request id " + requestIDOf(c) + ")"})
 		}
 	}
+}
+
+// isTooLarge reports whether err is an answer larger than the server holds
+// (export.MetricResultBytes).
+func isTooLarge(err error) bool {
+	_, ok := export.AsResultTooLarge(err)
+	return ok
+}
+
+// tooLargeAnswer says so, and what to do.
+func tooLargeAnswer(err error) string {
+	tl, _ := export.AsResultTooLarge(err)
+	whole := &export.ResultTooLargeError{Limit: tl.Limit} // "result larger than 64 MiB", also for a block
+	return "The answer is " + strings.TrimPrefix(whole.Error(), "result ") + ", more than the server holds for one answer: narrow the range, use a coarser grain, or filter the breakdown."
 }
 
 // metricJSON is a catalog entry in the API.

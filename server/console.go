@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -23,11 +21,14 @@ import (
 // queries (?h=ID opens one of them in the editor); POST /sql runs the form's query through the
 // read-only console (export.Service.Run: one read-only statement, readonly=1, the
 // console.max_rows, console.timeout and console.max_memory limits) and shows its rows with
-// their types; POST /sql/download streams the same query's rows as a file (export.SQL; the
-// download parameters of exportRequest, in the form: format, preset, raw, bundle=zip for the
-// file with its manifest, manifest=1 for the manifest alone), at most Config.ExportMaxRows rows.
-// A refused query, or one the engine rejects or stops at a limit, is answered 400 with the page
-// and the reason. Every run and download is kept in the user's history (console_history) and
+// their types (and a WITH TOTALS row below them); POST /sql/download streams the same query's
+// rows as a file (export.SQL; the download parameters of exportRequest, in the form: format,
+// preset, raw, bundle=zip for the file with its manifest, manifest=1 for the manifest alone),
+// at most Config.ExportMaxRows rows. A refused query, or one the engine rejects or stops at a
+// limit, is answered 400 with the page and the reason; a result larger than the page holds
+// (console.max_result_bytes) 422, saying to download it or add a LIMIT; a query over the
+// number the console runs at once (export.Gate: per person, in all) 429 at once, saying how
+// many run. Every run and download is kept in the user's history (console_history) and
 // written to the audit log (actions sql.run and sql.download, the query as target).
 
 // Console limits of the page.
@@ -45,10 +46,18 @@ func (s *Server) consoleView(c *gin.Context) views.ConsoleView {
 		return v
 	}
 	l := s.exports.Limits()
-	v.Limits = views.ConsoleLimits{Rows: views.FormatCount(int64(l.MaxRows)), Timeout: l.Timeout.String(),
-		Memory: binaryBytes(l.MaxMemory), DownloadRows: "all"}
+	v.Limits = views.ConsoleLimits{Rows: views.FormatCount(int64(l.MaxRows)), Bytes: binaryBytes(l.MaxResultBytes),
+		Timeout: l.Timeout.String(), Memory: binaryBytes(l.MaxMemory), Read: "any amount", DownloadRows: "all",
+		Block: binaryBytes(l.BlockBytes)}
+	if l.MaxBytesToRead > 0 {
+		v.Limits.Read = binaryBytes(l.MaxBytesToRead)
+	}
 	if s.cfg.ExportMaxRows > 0 {
 		v.Limits.DownloadRows = "at most " + views.FormatCount(int64(s.cfg.ExportMaxRows))
+	}
+	v.Limits.PerUser, v.Limits.Total = "any number of", "any number"
+	if perUser, total := s.exports.ConsoleGate().Limits(); perUser > 0 {
+		v.Limits.PerUser, v.Limits.Total = strconv.Itoa(perUser), strconv.Itoa(total)
 	}
 	return v
 }
@@ -141,7 +150,7 @@ func (s *Server) consoleRun(c *gin.Context) error {
 	}
 	ctx := c.Request.Context()
 	start := time.Now()
-	res, err := s.exports.Run(ctx, q)
+	res, err := s.exports.Run(ctx, consoleUser(c), q)
 	took := time.Since(start)
 	e := export.HistoryEntry{User: consoleUser(c), Query: q, Kind: "run", Duration: took, OK: err == nil}
 	detail := map[string]any{"query": q, "ms": took.Milliseconds(), "ok": err == nil}
@@ -177,16 +186,25 @@ func (s *Server) recordConsole(c *gin.Context, action string, e export.HistoryEn
 }
 
 // consoleFailed answers a query that did not run: 400 with the page and the reason when the
-// query is at fault (refused, rejected by the engine, over a limit); other errors go to the
-// error page.
+// query is at fault (refused, rejected by the engine, over a limit), 422 when its result is
+// larger than the console holds, 429 when too many console queries run; other errors go to
+// the error page.
 func (s *Server) consoleFailed(c *gin.Context, v views.ConsoleView, err error) error {
 	var pe *paramError
 	var ref *export.RefusedError
+	var busy *export.BusyError
+	status := http.StatusBadRequest
+	tl, tooLarge := export.AsResultTooLarge(err)
 	switch {
 	case errors.As(err, &pe):
 		v.Refused = pe.Msg
 	case errors.As(err, &ref):
 		v.Refused = ref.Reason
+	case errors.As(err, &busy):
+		status, v.Busy = http.StatusTooManyRequests, capitalize(busy.Error())+"."
+		c.Header("Retry-After", "5")
+	case tooLarge:
+		status, v.TooLarge = http.StatusUnprocessableEntity, tooLargeAdvice(tl)
 	case export.QueryError(err):
 		// The engine's message on the analyst's own statement is the point of a console; an
 		// address in it is not (errtext.go).
@@ -194,10 +212,18 @@ func (s *Server) consoleFailed(c *gin.Context, v views.ConsoleView, err error) e
 	default:
 		return err
 	}
-	s.reqLog(c).Info("console query not run", "status", http.StatusBadRequest, "error", err)
+	s.reqLog(c).Info("console query not run", "status", status, "error", err)
 	s.withHistory(c, &v)
 	c.Header("Cache-Control", "no-store")
-	return s.renderHTML(c, http.StatusBadRequest, views.Console(v))
+	return s.renderHTML(c, status, views.Console(v))
+}
+
+// tooLargeAdvice says what to do about a result too large for the console.
+func tooLargeAdvice(tl *export.ResultTooLargeError) string {
+	if tl.Block {
+		return capitalize(tl.Error()) + ": its rows are too wide to stream; select fewer or narrower columns (or cut long values with substring())."
+	}
+	return capitalize(tl.Error()) + ", more than this page shows: download it, or add a LIMIT."
 }
 
 // consoleDownload answers POST /sql/download: the query's rows as a file (see the top of this
@@ -220,7 +246,7 @@ func (s *Server) consoleDownload(c *gin.Context) error {
 	start := time.Now()
 	base := "query_" + start.UTC().Format("20060102-150405")
 	m, err := s.download(c, r, base, func(w io.Writer) (*export.Manifest, error) {
-		return s.exports.SQL(c.Request.Context(), q, w, r.o)
+		return s.exports.SQL(c.Request.Context(), consoleUser(c), q, w, r.o)
 	})
 	took := time.Since(start)
 	failed := err != nil && !truncated(err)
@@ -261,13 +287,20 @@ func consoleResult(res *export.ConsoleResult, took time.Duration, loc *time.Loca
 		}
 		out.Columns = append(out.Columns, vc)
 	}
-	for _, row := range res.Rows {
+	cellsOf := func(row []any) []views.ConsoleCell {
 		cells := make([]views.ConsoleCell, len(row))
 		for i, val := range row {
 			cells[i] = consoleCell(val, i < len(date) && date[i], i < len(instant) && instant[i], loc)
 		}
-		out.Rows = append(out.Rows, cells)
+		return cells
 	}
+	for _, row := range res.Rows {
+		out.Rows = append(out.Rows, cellsOf(row))
+	}
+	if res.Totals != nil {
+		out.Totals = cellsOf(res.Totals)
+	}
+	out.TotalsError = capitalize(res.TotalsError)
 	return out
 }
 
@@ -296,11 +329,8 @@ func consoleCell(v any, date, instant bool, loc *time.Location) views.ConsoleCel
 	case fmt.Stringer:
 		return views.ConsoleCell{Text: x.String()}
 	}
-	switch reflect.ValueOf(v).Kind() {
-	case reflect.Slice, reflect.Array, reflect.Map, reflect.Struct:
-		if b, err := json.Marshal(v); err == nil {
-			return views.ConsoleCell{Text: string(b)}
-		}
+	if text, ok := export.CompositeText(v); ok {
+		return views.ConsoleCell{Text: text}
 	}
 	return views.ConsoleCell{Text: fmt.Sprint(v)}
 }

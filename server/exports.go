@@ -25,13 +25,17 @@ import (
 type Exports interface {
 	// Metric exports a metric's result (export.Metric).
 	Metric(ctx context.Context, name string, p metrics.Params, w io.Writer, o export.Options) (*export.Manifest, error)
-	// SQL exports a read-only query's rows, streamed, under the console's time and memory
-	// limits (export.SQL).
-	SQL(ctx context.Context, query string, w io.Writer, o export.Options) (*export.Manifest, error)
-	// Run runs a read-only query in the console, holding at most Limits().MaxRows rows.
-	Run(ctx context.Context, query string) (*export.ConsoleResult, error)
-	// Limits are the console's limits (rows shown, time, memory).
+	// SQL exports a read-only query's rows, streamed, under the console's limits, as one of
+	// user's console queries (export.SQL; an *export.BusyError when too many run).
+	SQL(ctx context.Context, user, query string, w io.Writer, o export.Options) (*export.Manifest, error)
+	// Run runs a read-only query in the console, holding at most Limits().MaxRows rows and
+	// MaxResultBytes bytes, as one of user's console queries (an *export.BusyError when too
+	// many run).
+	Run(ctx context.Context, user, query string) (*export.ConsoleResult, error)
+	// Limits are the console's limits (rows and bytes shown, time, memory, …); Gate its
+	// bounds on queries running at once (nil: none).
 	Limits() export.Console
+	ConsoleGate() *export.Gate
 	// Record appends an entry to its user's console history; History lists a user's latest
 	// entries, newest first; Entry is one of them (export.ErrNoEntry for another user's).
 	Record(ctx context.Context, e export.HistoryEntry) error

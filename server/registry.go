@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/metrics"
 )
 
@@ -138,14 +139,15 @@ func (m *registryMetrics) Definitions(ctx context.Context) ([]MetricInfo, error)
 	return out, nil
 }
 
-// run asks the registry for name with q.
+// run asks the registry for name with q; no statement of the answer may send more than
+// export.MetricResultBytes.
 func (m *registryMetrics) run(ctx context.Context, name string, q MetricQuery) (*metrics.Result, error) {
 	p, err := metricParams(q, m.cfg.WeekStart, m.cfg.FiscalYearStart)
 	if err != nil {
 		return nil, err
 	}
 	p.Currency = m.cfg.Currency // the currency amounts are shown in is the one they are answered in
-	return m.r.Query(ctx, name, p)
+	return m.r.Query(export.WithResultLimit(ctx, export.MetricResultBytes), name, p)
 }
 
 // metricParams is q as the metrics layer's Params, with weeks starting on weekStart and

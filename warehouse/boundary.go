@@ -166,7 +166,7 @@ func withoutFormat(stmt string) string {
 
 // checkBoundary is the console's CheckBoundary: as its user, with its limits.
 func (c Console) checkBoundary(ctx context.Context, st *Store, stmt string) error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	b := &boundary{st: st, conn: st.console, who: "the console", settings: clickhouse.Settings{
 		"readonly":           1,
 		"max_execution_time": max(1, int(c.Timeout.Seconds())),

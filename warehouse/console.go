@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
-	"slices"
+	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // Console runs analysts' SQL read-only: the statement behind the SQL console
@@ -40,16 +37,38 @@ import (
 //     or system tables that hold other sessions' queries; on a server it
 //     also runs as the console's own user (Config.ConsoleUser), if one is set.
 //
-// Limits: max_execution_time (Timeout, also the context's deadline),
-// max_memory_usage (MaxMemory), and MaxRows rows: a longer result is cut at
-// MaxRows and says so (Limited), never silently.
+// Limits (each configurable, see the fields): max_execution_time (Timeout, also the
+// context's deadline), max_memory_usage (MaxMemory), max_bytes_to_read (MaxBytesToRead),
+// MaxRows rows (a longer result is cut at MaxRows and says so, Limited, never silently), and
+// the bytes of the result Go holds (MaxResultBytes for Run, BlockBytes per block for Open;
+// a *ResultTooLargeError past them, see result.go). Console queries yield to the
+// application's: they run at a lower engine priority (Priority; the application's are at
+// embedded.DefaultPriority) with few threads (MaxThreads), so a heavy analyst slows the
+// dashboards little. How many run at once is the caller's to bound (export.Gate).
 type Console struct {
 	MaxRows   int           // rows returned; 0 means DefaultConsoleRows, NoRowLimit none (streaming only)
 	Timeout   time.Duration // time limit of the query; 0 means DefaultConsoleTimeout
-	MaxMemory int64         // bytes the query may use; 0 means DefaultConsoleMemory
+	MaxMemory int64         // bytes the query may use in the engine; 0 means DefaultConsoleMemory
 	// BlockRows, when positive, is the engine's block size for the query (max_block_size):
 	// smaller blocks bound the engine's working set while many rows stream out (exports).
 	BlockRows int
+	// MaxResultBytes bounds the result Run holds: the engine's result (max_result_bytes), each
+	// block read, and the values kept; 0 means DefaultConsoleResultBytes.
+	MaxResultBytes int64
+	// BlockBytes bounds one block of a result streamed by Open; 0 means
+	// DefaultConsoleBlockBytes. A first block over it is asked for again in blocks of fewer
+	// rows (once); a later one ends the rows with a *ResultTooLargeError.
+	BlockBytes int64
+	// MaxThreads is the engine's threads for the query (max_threads); 0 means
+	// DefaultConsoleThreads().
+	MaxThreads int
+	// Priority is the engine's priority of the query (a larger number is a lower priority;
+	// the application's queries run at 1); 0 means DefaultConsolePriority.
+	Priority int
+	// MaxBytesToRead bounds the bytes the query reads from tables, uncompressed
+	// (max_bytes_to_read: the engine refuses a query whose estimate is over it before
+	// reading, and stops one that gets there); 0: no bound.
+	MaxBytesToRead int64
 }
 
 // Console defaults and bounds.
@@ -59,30 +78,25 @@ const (
 	DefaultConsoleTimeout = 30 * time.Second
 	DefaultConsoleMemory  = 1 << 30
 	NoRowLimit            = -1
+	// DefaultConsoleResultBytes is what the console page holds of a result: its HTML is about
+	// twice that, and a browser still lays out a table of it.
+	DefaultConsoleResultBytes = 16 << 20
+	// DefaultConsoleBlockBytes is the largest block of a streamed result: a download holds
+	// one or two at a time (one decoded, one being written).
+	DefaultConsoleBlockBytes = 64 << 20
+	// DefaultConsolePriority is the engine priority of console queries: lower than the
+	// application's (embedded.DefaultPriority), so they pause while a dashboard's run.
+	DefaultConsolePriority = 10
 )
 
-// RefusedError is a statement the console does not run. Reason names the
-// offending statement, function, setting, clause or table.
-type RefusedError struct {
-	Reason string
-	// Table is set when the statement reads outside the boundary (see
-	// CheckBoundary): the table (database.name) or table function. Offset
-	// is where the statement names it (or the view it is read through), in
-	// bytes, or -1 when only the engine's analysis found it.
-	Table  string
-	Offset int
-}
-
-func (e *RefusedError) Error() string { return "read-only console: " + e.Reason }
-
-func refuse(format string, args ...any) error {
-	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
-}
+// DefaultConsoleThreads is the engine threads of a console query by default: half the
+// machine's cores, at least one.
+func DefaultConsoleThreads() int { return max(1, runtime.NumCPU()/2) }
 
 // ConsoleLimitError is a query the engine stopped at one of the console's
-// limits (time or memory).
+// limits (time, memory or bytes read).
 type ConsoleLimitError struct {
-	Limit string // "time" or "memory"
+	Limit string // "time (30s)", "memory (1024 MiB)", "bytes read (10 GiB)"
 	Err   error
 }
 
@@ -91,157 +105,6 @@ func (e *ConsoleLimitError) Error() string {
 }
 
 func (e *ConsoleLimitError) Unwrap() error { return e.Err }
-
-var allowedStatements = []string{"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"}
-
-// CheckReadOnly checks sql as the console does before running it and returns
-// the statement to run (without a trailing semicolon), or a *RefusedError.
-func CheckReadOnly(sql string) (string, error) { return checkReadOnly(sql, false) }
-
-// checkReadOnly is CheckReadOnly; allowFormat lets the statement end with a
-// FORMAT clause (the endpoint's analyst user: tools choose their format).
-func checkReadOnly(sql string, allowFormat bool) (string, error) {
-	toks, err := tokenize(sql)
-	if err != nil {
-		return "", refuse("cannot read the statement: %v", err)
-	}
-	end := slices.IndexFunc(toks, func(t sqlToken) bool { return t.is(";") })
-	stmt := strings.TrimSpace(sql)
-	if end >= 0 {
-		if i := slices.IndexFunc(toks[end:], func(t sqlToken) bool { return !t.is(";") }); i >= 0 {
-			second := toks[end+i]
-			return "", refuse("one statement at a time: a second statement starts at offset %d (%s…)", second.pos, snippet(sql[second.pos:]))
-		}
-		stmt = strings.TrimSpace(sql[:toks[end].pos])
-		toks = toks[:end]
-	}
-	if len(toks) == 0 {
-		return "", refuse("empty statement")
-	}
-	if err := checkKind(toks); err != nil {
-		return "", err
-	}
-	for i, t := range toks {
-		next := func(k int) (sqlToken, bool) {
-			if i+k < len(toks) {
-				return toks[i+k], true
-			}
-			return sqlToken{}, false
-		}
-		n1, ok1 := next(1)
-		n2, ok2 := next(2)
-		switch {
-		case (t.kind == tokWord || t.kind == tokIdent) && ok1 && n1.is("("):
-			if why := blockedFunction(t.name()); why != "" {
-				return "", refuse("function %s() is not allowed: %s", t.name(), why)
-			}
-		case t.is("SETTINGS") && ok1 && (n1.kind == tokWord || n1.kind == tokIdent) && ok2 && n2.is("="):
-			return "", refuse("SETTINGS clause (%s = …) is not allowed: the console's settings and limits cannot be overridden", n1.name())
-		case t.is("INTO") && ok1 && n1.is("OUTFILE"):
-			return "", refuse("INTO OUTFILE is not allowed: the console writes no files")
-		case !allowFormat && t.is("FORMAT") && ok1 && n1.kind == tokWord && !slices.ContainsFunc([]string{"ASC", "DESC", "ASCENDING", "DESCENDING"}, n1.is) &&
-			(!ok2 || n2.is(")")):
-			return "", refuse("FORMAT %s is not allowed: the console chooses the output format", n1.text)
-		}
-	}
-	return stmt, nil
-}
-
-// checkKind allows SELECT, WITH, SHOW, DESCRIBE/DESC and EXPLAIN of a query.
-func checkKind(toks []sqlToken) error {
-	i := 0
-	for i < len(toks) && toks[i].is("(") {
-		i++
-	}
-	if i == len(toks) || toks[i].kind != tokWord {
-		return refuse("the statement must start with one of %s", strings.Join(allowedStatements, ", "))
-	}
-	kind := strings.ToUpper(toks[i].text)
-	if !slices.Contains(allowedStatements, kind) || i > 0 && kind != "SELECT" && kind != "WITH" {
-		return refuse("%s statements are not allowed: the console runs %s only", kind, strings.Join(allowedStatements, ", "))
-	}
-	if kind != "EXPLAIN" {
-		return nil
-	}
-	j := explainedQuery(toks, i)
-	if j >= len(toks) || !toks[j].is("SELECT") && !toks[j].is("WITH") {
-		what := "nothing"
-		if j < len(toks) {
-			what = strings.ToUpper(toks[j].text)
-		}
-		return refuse("EXPLAIN %s is not allowed: only queries (SELECT, WITH) can be explained", what)
-	}
-	return nil
-}
-
-// explainedQuery is the index of the token that starts what the EXPLAIN at
-// toks[i] explains: EXPLAIN [AST|SYNTAX|QUERY TREE|PLAN|PIPELINE|ESTIMATE|TABLE
-// OVERRIDE] [name = value, …] query.
-func explainedQuery(toks []sqlToken, i int) int {
-	explainWords := []string{"AST", "SYNTAX", "QUERY", "TREE", "PLAN", "PIPELINE", "ESTIMATE", "TABLE", "OVERRIDE"}
-	j := i + 1
-	for skip := true; skip && j < len(toks); {
-		switch {
-		case slices.ContainsFunc(explainWords, toks[j].is), toks[j].is(","), toks[j].is("("):
-			j++
-		case toks[j].kind == tokWord && j+1 < len(toks) && toks[j+1].is("="):
-			j += 3 // name = value
-		default:
-			skip = false
-		}
-	}
-	return j
-}
-
-// blockedFunction says why a function (or table function) may not be called
-// from the console, or "" when it may: those that read or write files, URLs,
-// object stores, other databases or servers, or run programs. Names are
-// compared case-insensitively (the engine's own lookups are case-sensitive,
-// so this only refuses more): file, fileCluster, url, urlCluster, input,
-// catboostEvaluate, and everything starting with remote (remoteSecure),
-// cluster (clusterAllReplicas), s3, gcs, oss, cosn, hdfs, azureBlobStorage,
-// iceberg, deltaLake, hudi, paimon, mysql, postgres, mongo, redis, sqlite,
-// jdbc, odbc, executable, arrowFlight, ytsaurus.
-func blockedFunction(name string) string {
-	n := strings.ToLower(name)
-	switch n {
-	case "file", "filecluster":
-		return "it reads files of the server"
-	case "url", "urlcluster":
-		return "it reads URLs"
-	case "input":
-		return "it reads inserted data"
-	case "catboostevaluate":
-		return "it loads a model file"
-	}
-	for _, p := range []string{"remote", "cluster"} {
-		if strings.HasPrefix(n, p) {
-			return "it queries other servers"
-		}
-	}
-	for _, p := range []string{"s3", "gcs", "oss", "cosn", "hdfs", "azureblobstorage", "iceberg", "deltalake", "hudi", "paimon"} {
-		if strings.HasPrefix(n, p) {
-			return "it reads object storage or a data lake"
-		}
-	}
-	for _, p := range []string{"mysql", "postgres", "mongo", "redis", "sqlite", "jdbc", "odbc", "arrowflight", "ytsaurus"} {
-		if strings.HasPrefix(n, p) {
-			return "it queries another database"
-		}
-	}
-	if strings.HasPrefix(n, "executable") {
-		return "it runs programs"
-	}
-	return ""
-}
-
-func snippet(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 30 {
-		return string(r[:30])
-	}
-	return s
-}
 
 // ConsoleColumn is a result column: its name and ClickHouse type.
 type ConsoleColumn struct {
@@ -257,9 +120,14 @@ type ConsoleResult struct {
 	Statement string          `json:"statement"`
 	Columns   []ConsoleColumn `json:"columns"`
 	Rows      [][]any         `json:"rows"`
-	Limited   bool            `json:"limited"`  // the result had more rows than MaxRows; Rows holds the first MaxRows
-	MaxRows   int             `json:"max_rows"` // the row limit in force
-	Elapsed   time.Duration   `json:"elapsed"`
+	// Totals is the statement's WITH TOTALS row (nil without one); TotalsError says why it
+	// could not be read, if so (the rows are complete all the same).
+	Totals      []any         `json:"totals,omitempty"`
+	TotalsError string        `json:"totals_error,omitempty"`
+	Limited     bool          `json:"limited"`  // the result had more rows than MaxRows; Rows holds the first MaxRows
+	MaxRows     int           `json:"max_rows"` // the row limit in force
+	Bytes       int64         `json:"bytes"`    // the memory its values take (about), at most the limit
+	Elapsed     time.Duration `json:"elapsed"`
 }
 
 // Summary states how many rows the result holds: "3 rows", or "first 1,000
@@ -282,7 +150,8 @@ func groupDigits(n int) string {
 	return s
 }
 
-func (c Console) withDefaults() Console {
+// WithDefaults is c with every zero limit at its default.
+func (c Console) WithDefaults() Console {
 	if c.MaxRows == 0 {
 		c.MaxRows = DefaultConsoleRows
 	}
@@ -292,37 +161,77 @@ func (c Console) withDefaults() Console {
 	if c.MaxMemory <= 0 {
 		c.MaxMemory = DefaultConsoleMemory
 	}
+	if c.MaxResultBytes <= 0 {
+		c.MaxResultBytes = DefaultConsoleResultBytes
+	}
+	if c.BlockBytes <= 0 {
+		c.BlockBytes = DefaultConsoleBlockBytes
+	}
+	if c.MaxThreads <= 0 {
+		c.MaxThreads = DefaultConsoleThreads()
+	}
+	if c.Priority <= 0 {
+		c.Priority = DefaultConsolePriority
+	}
 	return c
 }
 
-// Run checks sql and runs it, holding at most MaxRows rows (capped at
-// MaxConsoleRows).
+// Run checks sql and runs it, holding at most MaxRows rows (capped at MaxConsoleRows) of at
+// most MaxResultBytes: a larger result is a *ResultTooLargeError, not cut (the caller says to
+// download it or add a LIMIT). A statement WITH TOTALS also gets its totals row.
 func (c Console) Run(ctx context.Context, st *Store, sql string) (*ConsoleResult, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if c.MaxRows < 0 || c.MaxRows > MaxConsoleRows {
 		c.MaxRows = MaxConsoleRows
 	}
-	start := time.Now()
-	rows, err := c.Open(ctx, st, sql)
+	stmt, err := CheckReadOnly(sql)
 	if err != nil {
 		return nil, err
+	}
+	if err := c.checkBoundary(ctx, st, stmt); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rows, err := c.open(ctx, st, stmt, true)
+	if err != nil {
+		return nil, held(err, c.MaxResultBytes)
 	}
 	defer rows.Close()
 	res := &ConsoleResult{Statement: rows.Statement, Columns: rows.Columns, Rows: [][]any{}, MaxRows: c.MaxRows}
 	for rows.Next() {
-		res.Rows = append(res.Rows, rows.Values())
+		v := rows.Values()
+		res.Bytes += rowBytes(v)
+		if res.Bytes > c.MaxResultBytes {
+			return nil, &ResultTooLargeError{Limit: c.MaxResultBytes}
+		}
+		res.Rows = append(res.Rows, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, held(err, c.MaxResultBytes)
 	}
 	res.Limited = rows.Limited()
+	if t, err := rows.Totals(); err != nil {
+		res.TotalsError = err.Error()
+	} else if t != nil {
+		res.Totals = valuesOf(t)
+	}
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
 
+// held is err for a caller that holds the whole result: a block over the limit (which is
+// the whole result's, then) is the result over it.
+func held(err error, limit int64) error {
+	var tl *ResultTooLargeError
+	if errors.As(err, &tl) && tl.Block {
+		return &ResultTooLargeError{Limit: limit}
+	}
+	return err
+}
+
 // Open checks sql and starts it, for streaming its rows (a CSV download):
 // ConsoleRows stops after MaxRows rows and then reports whether there were
-// more.
+// more. No block of it is larger than BlockBytes.
 func (c Console) Open(ctx context.Context, st *Store, sql string) (*ConsoleRows, error) {
 	stmt, err := CheckReadOnly(sql)
 	if err != nil {
@@ -331,43 +240,104 @@ func (c Console) Open(ctx context.Context, st *Store, sql string) (*ConsoleRows,
 	if err := c.checkBoundary(ctx, st, stmt); err != nil {
 		return nil, err
 	}
-	return c.open(ctx, st, stmt)
+	return c.open(ctx, st, stmt, false)
 }
 
-// open runs stmt read-only with the console's limits, unchecked.
-func (c Console) open(ctx context.Context, st *Store, stmt string) (*ConsoleRows, error) {
-	c = c.withDefaults()
+// settings are the engine settings of a console query; hold: for Run, which holds the
+// result (max_result_bytes, refused rather than cut).
+func (c Console) settings(ctx context.Context, hold bool) clickhouse.Settings {
 	limit := c.Timeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < limit {
 		limit = time.Until(d)
 	}
-	settings := clickhouse.Settings{
+	s := clickhouse.Settings{
 		"readonly":           1,
 		"max_execution_time": max(1, int(math.Ceil(limit.Seconds()))),
 		"max_memory_usage":   c.MaxMemory,
+		"max_threads":        c.MaxThreads,
+		"priority":           c.Priority,
 	}
 	if c.BlockRows > 0 {
-		settings["max_block_size"] = c.BlockRows
+		s["max_block_size"] = c.BlockRows
 	}
 	if c.MaxRows > 0 {
-		// The engine stops soon after the row that shows there are more.
-		settings["max_result_rows"] = c.MaxRows + 1
-		settings["result_overflow_mode"] = "break"
+		// The engine sends the row that shows there are more, and stops (the setting limit
+		// caps the outermost SELECT's LIMIT: a sort keeps only the top rows).
+		s["limit"] = c.MaxRows + 1
+	}
+	if c.MaxBytesToRead > 0 {
+		s["max_bytes_to_read"] = c.MaxBytesToRead
+	}
+	if hold {
+		s["max_result_bytes"] = c.MaxResultBytes
+		s["result_overflow_mode"] = "throw"
+	}
+	return s
+}
+
+// open runs stmt read-only with the console's limits, unchecked. hold: for Run (see
+// settings; each block at most MaxResultBytes), else streamed (each block at most
+// BlockBytes; a first block over it is asked for again, once, in blocks of fewer rows).
+func (c Console) open(ctx context.Context, st *Store, stmt string, hold bool) (*ConsoleRows, error) {
+	c = c.WithDefaults()
+	r, err := c.start(ctx, st, stmt, hold)
+	var tl *ResultTooLargeError
+	if hold || !errors.As(err, &tl) || !tl.Block {
+		return r, err
+	}
+	// Rows too wide for blocks of this many rows: ask for blocks that fit in half the limit.
+	rows := int64(c.BlockRows)
+	if rows <= 0 {
+		rows = 65536
+	}
+	if tl.Rows > 0 && tl.Bytes > 0 {
+		rows = min(rows, tl.Rows) * c.BlockBytes / 2 / tl.Bytes
+	} else {
+		rows /= 16
+	}
+	// Not below minRetryRows: a block of a row or two makes a long export crawl.
+	rows = max(rows, minRetryRows)
+	if c.BlockRows > 0 && int(rows) >= c.BlockRows {
+		return nil, err
+	}
+	c.BlockRows = int(rows)
+	return c.start(ctx, st, stmt, hold)
+}
+
+// minRetryRows is the fewest rows a block is asked for in when a first block was too large.
+const minRetryRows = 16
+
+// consoleTrailer ends every console statement sent: the client refuses a statement that
+// seems to end in a FORMAT clause (even in a comment); the console has refused real ones.
+const consoleTrailer = "\n/* converge console */"
+
+func (c Console) start(ctx context.Context, st *Store, stmt string, hold bool) (*ConsoleRows, error) {
+	block := c.BlockBytes
+	if hold {
+		block = c.MaxResultBytes
 	}
 	// clickhouse-go replaces max_execution_time by the context's deadline +
 	// 5 s when there is one: the query gets a context that is cancelled at
 	// the limit (and with ctx) but reports no deadline.
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout+2*time.Second)
-	rows, err := st.console.Query(clickhouse.Context(noDeadline{ctx}, clickhouse.WithSettings(settings)), stmt)
+	qctx, cancel := context.WithTimeout(ctx, c.Timeout+2*time.Second)
+	settings := c.settings(ctx, hold)
+	r := &ConsoleRows{Statement: stmt, limit: c.MaxRows, cancel: cancel, c: c, st: st, parent: ctx, hold: hold}
+	var src rowSource
+	bs, cols, err := openBlocks(WithResultLimit(noDeadline{qctx}, ResultLimit{Block: block}), st, stmt+consoleTrailer, settings, block, 0)
+	if err == nil {
+		src = bs
+	}
+	if errors.Is(err, clickhouse.ErrFormatNativeUnsupported) {
+		var dr *driverRows
+		dr, cols, err = openDriverRows(clickhouse.Context(noDeadline{qctx}, clickhouse.WithSettings(settings)), st, stmt)
+		src = dr
+	}
 	if err != nil {
 		cancel()
 		return nil, c.queryError(err)
 	}
-	r := &ConsoleRows{Statement: stmt, rows: rows, limit: c.MaxRows, cancel: cancel, c: c}
-	for _, ct := range rows.ColumnTypes() {
-		r.Columns = append(r.Columns, ConsoleColumn{Name: ct.Name(), Type: ct.DatabaseTypeName()})
-		r.dest = append(r.dest, reflect.New(ct.ScanType()).Interface())
-	}
+	r.src, r.Columns = src, cols
+	r.dest = src.dest()
 	return r, nil
 }
 
@@ -378,6 +348,9 @@ type noDeadline struct{ context.Context }
 func (noDeadline) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 func (c Console) queryError(err error) error {
+	if tl, ok := AsResultTooLarge(err, c.MaxResultBytes); ok {
+		return tl
+	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
 		switch ex.Code {
@@ -385,149 +358,12 @@ func (c Console) queryError(err error) error {
 			return &ConsoleLimitError{Limit: "time (" + c.Timeout.String() + ")", Err: err}
 		case 241: // MEMORY_LIMIT_EXCEEDED
 			return &ConsoleLimitError{Limit: "memory (" + strconv.FormatInt(c.MaxMemory>>20, 10) + " MiB)", Err: err}
+		case 307: // TOO_MANY_BYTES
+			return &ConsoleLimitError{Limit: "bytes read (" + FormatBytes(c.MaxBytesToRead) + ")", Err: err}
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &ConsoleLimitError{Limit: "time (" + c.Timeout.String() + ")", Err: err}
 	}
 	return fmt.Errorf("read-only console: %w", err)
-}
-
-// ConsoleRows streams a console query's rows. Next stops after the row
-// limit; Limited then says whether the result had more rows.
-type ConsoleRows struct {
-	Statement string
-	Columns   []ConsoleColumn
-
-	rows    driver.Rows
-	dest    []any
-	limit   int
-	n       int
-	limited bool
-	err     error
-	cancel  context.CancelFunc
-	c       Console
-	closed  bool
-}
-
-// Next advances to the next row within the limit.
-func (r *ConsoleRows) Next() bool {
-	if r.err != nil || r.limit > 0 && r.n >= r.limit {
-		if r.err == nil && !r.limited && r.rows.Next() {
-			r.limited = true
-		}
-		return false
-	}
-	if !r.rows.Next() {
-		return false
-	}
-	if err := r.rows.Scan(r.dest...); err != nil {
-		r.err = fmt.Errorf("read-only console: row %d: %w", r.n+1, err)
-		return false
-	}
-	r.n++
-	return true
-}
-
-// Scan returns pointers to the current row's values (*T, or **T for a
-// Nullable column, nil when NULL). They are reused by the next row.
-func (r *ConsoleRows) Scan() []any { return r.dest }
-
-// Values returns a copy of the current row (see ConsoleResult for the types).
-func (r *ConsoleRows) Values() []any {
-	out := make([]any, len(r.dest))
-	for i, d := range r.dest {
-		out[i] = plainValue(reflect.ValueOf(d).Elem())
-	}
-	return out
-}
-
-func plainValue(v reflect.Value) any {
-	for v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return nil
-		}
-		v = v.Elem()
-	}
-	switch v.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return v.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return v.Uint()
-	case reflect.Float32, reflect.Float64:
-		return v.Float()
-	case reflect.String:
-		return v.String()
-	case reflect.Bool:
-		return v.Bool()
-	}
-	return v.Interface()
-}
-
-// Count is the number of rows read so far.
-func (r *ConsoleRows) Count() int { return r.n }
-
-// Limited reports whether the result had more rows than the limit (valid
-// once Next returned false).
-func (r *ConsoleRows) Limited() bool { return r.limited }
-
-// Limit is the row limit in force (NoRowLimit for none).
-func (r *ConsoleRows) Limit() int { return r.limit }
-
-// Err is the error that ended the rows, if any.
-func (r *ConsoleRows) Err() error {
-	if r.err != nil {
-		return r.err
-	}
-	if err := r.rows.Err(); err != nil {
-		return r.c.queryError(err)
-	}
-	return nil
-}
-
-// Close ends the query (cancelling it if rows are left).
-func (r *ConsoleRows) Close() error {
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	err := r.rows.Close()
-	r.cancel()
-	return err
-}
-
-// TableRefs lists the tables sql names after FROM and JOIN, in database db
-// (unqualified names, or qualified with db), sorted and without repeats.
-// Table functions and subqueries are not tables; a name that is a CTE is
-// listed too (the caller keeps the names that exist).
-func TableRefs(sql, db string) []string {
-	toks, err := tokenize(sql)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for i := 0; i+1 < len(toks); i++ {
-		if !toks[i].is("FROM") && !toks[i].is("JOIN") {
-			continue
-		}
-		t := toks[i+1]
-		if t.kind != tokWord && t.kind != tokIdent {
-			continue
-		}
-		name, j := t.name(), i+2
-		if j+1 < len(toks) && toks[j].is(".") && (toks[j+1].kind == tokWord || toks[j+1].kind == tokIdent) {
-			if t.name() != db {
-				continue
-			}
-			name, j = toks[j+1].name(), j+2
-		}
-		if j < len(toks) && toks[j].is("(") {
-			continue
-		}
-		if !slices.Contains(out, name) {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

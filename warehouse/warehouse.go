@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -254,7 +255,7 @@ func (s *Store) options(db string) *clickhouse.Options {
 		o.Addr = []string{"embedded:8123"}
 		o.MaxOpenConns, o.MaxIdleConns = max(o.MaxOpenConns, 64), max(o.MaxIdleConns, 16)
 		o.DialTimeout = max(o.DialTimeout, time.Minute)
-		rt := s.Engine.RoundTripper()
+		rt := limitTransport{s.Engine.RoundTripper()} // result.go
 		o.TransportFunc = func(*http.Transport) (http.RoundTripper, error) { return rt, nil }
 		o.Auth.Username = "default"
 		return o
@@ -266,8 +267,12 @@ func (s *Store) options(db string) *clickhouse.Options {
 	if cfg.Secure {
 		o.TLS = &tls.Config{InsecureSkipVerify: cfg.TLSSkipVerify} //nolint:gosec // opt-in by config
 	}
+	o.TransportFunc = func(t *http.Transport) (http.RoundTripper, error) { return limitTransport{t}, nil }
+	// Queries take part in the server's priorities at the highest one, as on the embedded
+	// engine (embedded.DefaultPriority), so that the console's (lower) yield to them.
+	o.Settings = clickhouse.Settings{"priority": embedded.DefaultPriority}
 	if cfg.Cluster != "" {
-		o.Settings = clusterSettings
+		maps.Copy(o.Settings, clusterSettings)
 	}
 	return o
 }

@@ -63,7 +63,49 @@ type Config struct {
 	ConsoleMaxRows   int            // console.max_rows: rows the SQL console page shows (1..100,000); more are cut, and the page says so
 	ConsoleTimeout   time.Duration  // console.timeout: time limit of a console query or download
 	ConsoleMaxMemory int64          // console.max_memory: memory limit of a console query or download
+	Console          ConsoleConfig  // console.*: the rest of the console's limits
 	ExportMaxRows    int            // export.max_rows: rows a download from the dashboard (console, tables) holds at most; 0 = no limit
+}
+
+// ConsoleConfig is the console.* part of Config beyond rows, time and memory: what a console
+// query may cost, and how many run at once (see warehouse.Console, export.Gate).
+type ConsoleConfig struct {
+	MaxResultBytes    int64 // console.max_result_bytes: bytes of a result the console page holds
+	BlockBytes        int64 // console.block_bytes: the largest block of a console download or export
+	MaxBytesToRead    int64 // console.max_bytes_to_read: bytes of tables a console query may read; 0 = no limit
+	MaxThreads        int   // console.max_threads: engine threads of a console query; 0 = half the cores
+	Priority          int   // console.priority: engine priority of console queries (larger: lower; the application's are 1)
+	MaxRunningPerUser int   // console.max_running_per_user: console queries one person may run at once
+	MaxRunning        int   // console.max_running: console queries running at once in all
+}
+
+// console is the console's limits as the warehouse takes them.
+func (c *Config) console() warehouse.Console {
+	return warehouse.Console{MaxRows: c.ConsoleMaxRows, Timeout: c.ConsoleTimeout, MaxMemory: c.ConsoleMaxMemory,
+		MaxResultBytes: c.Console.MaxResultBytes, BlockBytes: c.Console.BlockBytes, MaxBytesToRead: c.Console.MaxBytesToRead,
+		MaxThreads: c.Console.MaxThreads, Priority: c.Console.Priority}
+}
+
+func (cc ConsoleConfig) validate(c *Config) error {
+	switch {
+	case cc.MaxResultBytes < 64<<10 || cc.MaxResultBytes > 1<<30:
+		return fmt.Errorf("console.max_result_bytes: %d is out of range 64KiB..1GiB (the page holds the result, and renders it)", cc.MaxResultBytes)
+	case cc.BlockBytes < 1<<20 || cc.BlockBytes > 1<<30:
+		return fmt.Errorf("console.block_bytes: %d is out of range 1MiB..1GiB (a download holds one or two blocks at a time)", cc.BlockBytes)
+	case cc.MaxBytesToRead < 0:
+		return fmt.Errorf("console.max_bytes_to_read: %d is negative (0 means no limit)", cc.MaxBytesToRead)
+	case cc.MaxThreads < 0 || cc.MaxThreads > 256:
+		return fmt.Errorf("console.max_threads: %d is out of range 0..256 (0: half the cores)", cc.MaxThreads)
+	case cc.Priority < 1 || cc.Priority > 1000:
+		return fmt.Errorf("console.priority: %d is out of range 1..1000 (a larger number is a lower priority; the application's queries run at 1)", cc.Priority)
+	case cc.MaxRunningPerUser < 1:
+		return fmt.Errorf("console.max_running_per_user: %d is not positive", cc.MaxRunningPerUser)
+	case cc.MaxRunning < cc.MaxRunningPerUser:
+		return fmt.Errorf("console.max_running: %d is below console.max_running_per_user (%d)", cc.MaxRunning, cc.MaxRunningPerUser)
+	case c.ClickHouse.Addr == "" && cc.MaxRunning >= c.EnginePool:
+		return fmt.Errorf("console.max_running: %d is not below engine.pool (%d): the dashboards and /readyz need a connection of the store while console queries run", cc.MaxRunning, c.EnginePool)
+	}
+	return nil
 }
 
 // AuthConfig is the auth.* part of Config.
@@ -138,6 +180,13 @@ var defaults = map[string]any{
 	"console.max_rows":                10000,
 	"console.timeout":                 "30s",
 	"console.max_memory":              "1GiB",
+	"console.max_result_bytes":        "16MiB",
+	"console.block_bytes":             "64MiB",
+	"console.max_bytes_to_read":       "10GiB",
+	"console.max_threads":             0,
+	"console.priority":                10,
+	"console.max_running_per_user":    2,
+	"console.max_running":             3,
 	"export.max_rows":                 1000000,
 }
 
@@ -312,6 +361,15 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 	c.ConsoleMaxRows = intKey("console.max_rows")
 	c.ConsoleTimeout = durationKey("console.timeout")
 	c.ConsoleMaxMemory = sizeKey("console.max_memory")
+	c.Console = ConsoleConfig{
+		MaxResultBytes:    sizeKey("console.max_result_bytes"),
+		BlockBytes:        sizeKey("console.block_bytes"),
+		MaxBytesToRead:    sizeKey("console.max_bytes_to_read"),
+		MaxThreads:        intKey("console.max_threads"),
+		Priority:          intKey("console.priority"),
+		MaxRunningPerUser: intKey("console.max_running_per_user"),
+		MaxRunning:        intKey("console.max_running"),
+	}
 	c.ExportMaxRows = intKey("export.max_rows")
 	c.EngineMaxServerMemory = sizeKey("engine.max_server_memory")
 	c.EngineMaxQueryMemory = sizeKey("engine.max_query_memory")
@@ -401,6 +459,9 @@ func (c *Config) validate() error {
 	}
 	if c.ConsoleMaxMemory <= 0 {
 		return fmt.Errorf("console.max_memory: %d is not a positive size (e.g. 1GiB)", c.ConsoleMaxMemory)
+	}
+	if err := c.Console.validate(c); err != nil {
+		return err
 	}
 	if c.ExportMaxRows < 0 {
 		return fmt.Errorf("export.max_rows: %d is negative (0 means no limit)", c.ExportMaxRows)

@@ -72,6 +72,13 @@ var keyDocs = map[string]string{
 	"console.max_rows":                "Rows the SQL console page shows (1–100,000); more are cut and the page says so.",
 	"console.timeout":                 "Time limit of a console query or download (duration).",
 	"console.max_memory":              "Memory limit of a console query or download (e.g. `1GiB`).",
+	"console.max_result_bytes":        "Bytes of a result the console page holds (64KiB–1GiB); a larger result is refused with a message to download it or add a LIMIT.",
+	"console.block_bytes":             "The largest block of rows a console download or `converge export sql` streams (1MiB–1GiB); a download holds one or two at a time.",
+	"console.max_bytes_to_read":       "Bytes of tables (uncompressed) a console query may read; the engine refuses one it estimates over this before it starts. 0 = no limit.",
+	"console.max_threads":             "Engine threads of a console query; 0 = half the cores.",
+	"console.priority":                "Engine priority of console queries (1–1000, larger is lower): they pause while the dashboards' queries (priority 1) run.",
+	"console.max_running_per_user":    "Console queries (runs and downloads) one person may run at once; the next is refused at once (429) saying how many run.",
+	"console.max_running":             "Console queries running at once in all; for the embedded store below `engine.pool`, so the dashboards and `/readyz` keep a connection.",
 	"export.max_rows":                 "Rows a download from the dashboard (console, tables) holds at most; a longer file ends with a TRUNCATED line; 0 = no limit.",
 }
 

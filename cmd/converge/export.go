@@ -177,7 +177,7 @@ func (a *app) exportCmd() *cobra.Command {
 			if strings.TrimSpace(query) == "" {
 				return usageError{errors.New("--read-only-query: required")}
 			}
-			c, err := console.console()
+			c, err := console.console(a.cfg)
 			if err != nil {
 				return err
 			}

@@ -105,8 +105,8 @@ func (a *app) serve(ctx context.Context) error {
 		FiscalYearStartMonth: a.cfg.ReportFiscalYearStart, Auth: a.cfg.Auth.server(), ExportMaxRows: a.cfg.ExportMaxRows}, server.Deps{Store: gate, Log: a.log, Version: convergeVersion(),
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: catalog, Telemetry: tel,
 		Customers: metrics.NewCustomers(st), Reports: rep,
-		Exports: &export.Service{Store: st, Registry: reg, Margin: a.cfg.ReportDefaultMargin,
-			Console: export.Console{MaxRows: a.cfg.ConsoleMaxRows, Timeout: a.cfg.ConsoleTimeout, MaxMemory: a.cfg.ConsoleMaxMemory}},
+		Exports: &export.Service{Store: st, Registry: reg, Margin: a.cfg.ReportDefaultMargin, Console: a.cfg.console(),
+			Gate: &export.Gate{PerUser: a.cfg.Console.MaxRunningPerUser, Total: a.cfg.Console.MaxRunning}},
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/converge-dev/converge/export"
 	"github.com/converge-dev/converge/warehouse"
 )
 
@@ -39,7 +40,7 @@ on stderr ("first N rows of more").`,
 			default:
 				return usageError{fmt.Errorf("--format: %q is not one of table, csv, json", format)}
 			}
-			c, err := console.console()
+			c, err := console.console(a.cfg)
 			if err != nil {
 				return err
 			}
@@ -86,6 +87,16 @@ on stderr ("first N rows of more").`,
 					w.flush()
 					return err
 				}
+				totals, err := rows.Totals()
+				if err != nil {
+					w.flush()
+					return err
+				}
+				if totals != nil {
+					if err := w.totals(warehouse.ScannedValues(totals)); err != nil {
+						return err
+					}
+				}
 				if err := w.flush(); err != nil {
 					return err
 				}
@@ -94,7 +105,9 @@ on stderr ("first N rows of more").`,
 				}
 				return nil
 			}
-			rows, err := st.Conn.Query(ctx, query)
+			// One block of the result at a time, each at most console.block_bytes (the embedded
+			// store's bridge refuses a larger one).
+			rows, err := st.Conn.Query(warehouse.WithResultLimit(ctx, warehouse.ResultLimit{Block: c.WithDefaults().BlockBytes}), query)
 			if err != nil {
 				return err
 			}
@@ -150,8 +163,11 @@ func (f *consoleFlags) registerLimits(cmd *cobra.Command, timeout time.Duration)
 	cmd.Flags().StringVar(&f.maxMemory, "max-memory", "1GiB", "read-only: memory limit of the query (max_memory_usage): bytes, or with KiB, MiB, GiB")
 }
 
-func (f *consoleFlags) console() (warehouse.Console, error) {
-	c := warehouse.Console{MaxRows: f.maxRows, Timeout: f.timeout}
+// console is the console's limits: the configuration's (console.*), with the flags' rows,
+// time and memory.
+func (f *consoleFlags) console(cfg *Config) (warehouse.Console, error) {
+	c := cfg.console()
+	c.MaxRows, c.Timeout = f.maxRows, f.timeout
 	if f.maxRows < 0 {
 		return c, usageError{fmt.Errorf("--max-rows: %d is negative (0 means no limit)", f.maxRows)}
 	}
@@ -219,6 +235,28 @@ func (w *rowWriter) row(vals []any) error {
 	}
 }
 
+// totals writes a query's WITH TOTALS row after its rows, marked: a line "totals" then the
+// row (table), a TOTALS line then the row (csv, as downloads do), {"totals": {…}} (json).
+func (w *rowWriter) totals(vals []any) error {
+	switch w.format {
+	case "table":
+		fmt.Fprintln(w.tw, "-- totals")
+		w.n-- // the totals are not a row of the result
+	case "csv":
+		if err := w.cw.Write([]string{"TOTALS"}); err != nil {
+			return err
+		}
+		w.n--
+	default:
+		obj := make(map[string]any, len(vals))
+		for i, v := range vals {
+			obj[w.names[i]] = jsonValue(v)
+		}
+		return w.enc.Encode(map[string]any{"totals": obj})
+	}
+	return w.row(vals)
+}
+
 func (w *rowWriter) flush() error {
 	switch {
 	case w.tw != nil:
@@ -233,6 +271,9 @@ func (w *rowWriter) flush() error {
 	return nil
 }
 
+// cellText is a value for the table and csv formats: NULL, instants with their offset, arrays,
+// maps and tuples as JSON (as downloads write them, and close to ClickHouse's own CSV), not Go's
+// syntax.
 func cellText(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -241,6 +282,9 @@ func cellText(v any) string {
 		return x.Format("2006-01-02 15:04:05.999999999Z07:00")
 	case fmt.Stringer:
 		return x.String()
+	}
+	if text, ok := export.CompositeText(v); ok {
+		return text
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() == reflect.Pointer {
@@ -258,6 +302,9 @@ func jsonValue(v any) any {
 		return x.Format(time.RFC3339Nano)
 	case fmt.Stringer:
 		return x.String()
+	}
+	if text, ok := export.CompositeText(v); ok {
+		return json.RawMessage(text)
 	}
 	return v
 }

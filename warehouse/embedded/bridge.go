@@ -147,7 +147,7 @@ func (b *bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b.e.serve(r.Context(), req, w)
+	b.e.serve(r.Context(), req, w, b.e.blockLimit(r))
 }
 
 // namesAnalyst reports whether any of the ways a request names its user
@@ -417,8 +417,9 @@ func contentType(format string) string {
 	return "application/octet-stream"
 }
 
-// serve runs req on a pooled connection and writes the response.
-func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter) {
+// serve runs req on a pooled connection and writes the response; no block of it (or its
+// whole output, when materialised) may be larger than limit bytes (see streamOut).
+func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter, limit int64) {
 	outFormat := req.format
 	if req.st.format != "" && req.st.kind != "INSERT" {
 		outFormat = req.st.format
@@ -474,7 +475,7 @@ func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter)
 	}()
 
 	if !req.st.streams() || req.waitToEnd {
-		out, err := c.exec(sql, req.format, req.params)
+		out, err := c.execLimit(sql, req.format, req.params, limit)
 		if err != nil {
 			failed = true
 			writeException(w, asException(err))
@@ -492,88 +493,8 @@ func (e *Engine) serve(ctx context.Context, req *request, w http.ResponseWriter)
 		return
 	}
 	defer s.free()
-	flusher, _ := w.(http.Flusher)
-	exTag := randomTag()
-	// Like ClickHouse's HTTP handler, hold the first MiB of output before
-	// sending the status, so that an early error still gets its error status.
-	var held []byte
-	headerSent := false
-	emit := func(b []byte) bool {
-		if !headerSent {
-			h.Set("X-ClickHouse-Exception-Tag", exTag)
-			w.WriteHeader(http.StatusOK)
-			headerSent = true
-		}
-		if len(b) == 0 {
-			return true
-		}
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return true
-	}
-	// Fetch ahead: chDB produces the next chunk while the client decodes the
-	// previous one (the two run on different cores).
-	chunks := make(chan fetched, 4)
-	go func() {
-		defer close(chunks)
-		for {
-			b, err := s.next()
-			chunks <- fetched{b, err}
-			if err != nil || len(b) == 0 {
-				return
-			}
-		}
-	}()
-	for f := range chunks {
-		if f.err != nil {
-			failed = true
-			ex := asException(f.err)
-			if !headerSent {
-				writeException(w, ex)
-				return
-			}
-			writeStreamException(w, exTag, ex)
-			return
-		}
-		chunk := f.b
-		if len(chunk) == 0 { // end of the result
-			emit(held)
-			return
-		}
-		if !headerSent && len(held)+len(chunk) < holdBytes {
-			held = append(held, chunk...)
-			continue
-		}
-		ok := true
-		if held != nil {
-			ok = emit(held)
-			held = nil
-		}
-		if ok {
-			ok = emit(chunk)
-		}
-		if !ok {
-			// The client went away: stop the query and let the stream end.
-			failed = true
-			e.kill(req.tag)
-			for range chunks {
-			}
-			return
-		}
-	}
+	failed = e.streamOut(ctx, req, s, w, limit)
 }
-
-type fetched struct {
-	b   []byte
-	err error
-}
-
-// holdBytes is how much output the bridge holds before committing to a 200.
-const holdBytes = 1 << 20
 
 // prepare brings the connection's session to the request's database and settings.
 func (e *Engine) prepare(c *conn, req *request) error {

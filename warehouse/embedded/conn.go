@@ -96,6 +96,12 @@ func (e *engineError) Error() string { return e.msg }
 
 // exec runs a query to completion and returns its whole output.
 func (c *conn) exec(query, format string, params []param) ([]byte, error) {
+	return c.execLimit(query, format, params, 0)
+}
+
+// execLimit is exec for an output of at most limit bytes (0: any): a longer one is refused
+// with a *blockTooLarge before it is copied out of chDB's memory.
+func (c *conn) execLimit(query, format string, params []param, limit int64) ([]byte, error) {
 	a := makeArgs(query, format, params)
 	var r uintptr
 	if len(params) == 0 {
@@ -115,7 +121,11 @@ func (c *conn) exec(query, format string, params []param) ([]byte, error) {
 			return nil, &engineError{msg: msg}
 		}
 	}
-	return goBytes(c.l.resultBuffer(r), c.l.resultLength(r)), nil
+	n := c.l.resultLength(r)
+	if limit > 0 && int64(n) > limit {
+		return nil, tooLargeBlock(format, unsafe.Slice((*byte)(c.l.resultBuffer(r)), min(n, 20)), int64(n), limit)
+	}
+	return goBytes(c.l.resultBuffer(r), n), nil
 }
 
 // stream is a running streaming query on a connection.
@@ -142,20 +152,40 @@ func (c *conn) stream(query, format string, params []param) (*stream, error) {
 	return &stream{c: c, ptr: r, a: a}, nil
 }
 
-// next returns the next chunk of output; an empty chunk with a nil error is
-// the end of the stream.
-func (s *stream) next() ([]byte, error) {
+// chunk is one chunk of a stream's output, still in chDB's memory: b is valid until free.
+// The bridge writes it from there, so the output is never copied into Go's heap.
+type chunk struct {
+	l *lib
+	r uintptr
+	b []byte
+}
+
+// free releases the chunk's memory (once; b is then nil).
+func (c *chunk) free() {
+	if c.r != 0 {
+		c.l.destroyResult(c.r)
+		c.r, c.b = 0, nil
+	}
+}
+
+// next returns the next chunk of output, which the caller frees; an empty chunk with a nil
+// error is the end of the stream.
+func (s *stream) next() (chunk, error) {
 	r := s.c.l.streamFetch(s.c.handle(), s.ptr)
 	if r == 0 {
-		return nil, &engineError{msg: "chDB returned no chunk"}
+		return chunk{}, &engineError{msg: "chDB returned no chunk"}
 	}
-	defer s.c.l.destroyResult(r)
 	if e := s.c.l.resultError(r); e != nil {
 		if msg := goString(e); msg != "" {
-			return nil, &engineError{msg: msg}
+			s.c.l.destroyResult(r)
+			return chunk{}, &engineError{msg: msg}
 		}
 	}
-	return goBytes(s.c.l.resultBuffer(r), s.c.l.resultLength(r)), nil
+	ch := chunk{l: s.c.l, r: r}
+	if p, n := s.c.l.resultBuffer(r), s.c.l.resultLength(r); p != nil && n > 0 {
+		ch.b = unsafe.Slice((*byte)(p), n)
+	}
+	return ch, nil
 }
 
 // cancel stops the stream early (blocks until the current fetch ends).

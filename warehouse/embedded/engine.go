@@ -38,6 +38,10 @@ type Config struct {
 	MaxQueryMemory  int64
 	MarkCacheSize   int64 // default 256 MiB
 	MaxThreads      int   // per query; default the number of CPUs
+	// MaxResultBlock is the largest block of a result (a chunk of a streamed one, or a whole
+	// materialised one) the bridge passes on, in bytes; a request may ask for less
+	// (BlockLimitHeader). Default DefaultMaxResultBlock.
+	MaxResultBlock int64
 
 	// SpoolDir holds INSERT bodies while chDB reads them (defect 3); default
 	// /dev/shm when writable, else the OS temp dir.
@@ -55,6 +59,11 @@ type workaroundSet struct {
 	signals bool // defect 2: restore Go's signal handlers (read from the env in tests)
 	infile  bool // defect 3: INSERT data through a spool file, not inline
 }
+
+// DefaultPriority is the engine's priority of a query that sets none (ClickHouse's priority
+// setting: 1 is the highest; a query with a larger number waits while one with a smaller
+// number runs).
+const DefaultPriority = 1
 
 // Engine is an open embedded ClickHouse.
 type Engine struct {
@@ -102,6 +111,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxQueryMemory <= 0 {
 		c.MaxQueryMemory = c.MaxServerMemory / 2
+	}
+	if c.MaxResultBlock <= 0 {
+		c.MaxResultBlock = DefaultMaxResultBlock
 	}
 	if c.MarkCacheSize <= 0 {
 		c.MarkCacheSize = 256 << 20
@@ -165,6 +177,10 @@ func Open(cfg Config) (*Engine, error) {
 			"async_insert":     "0",
 			"max_memory_usage": strconv.FormatInt(cfg.MaxQueryMemory, 10),
 			"max_threads":      strconv.Itoa(cfg.MaxThreads),
+			// Every query takes part in the engine's priorities (0 would not) at the highest
+			// one, DefaultPriority: a query that asks for a lower one (a larger number: the
+			// SQL console's) is paused while one of these runs.
+			"priority": strconv.Itoa(DefaultPriority),
 		},
 	}
 	e.ctl, err = e.newConn()

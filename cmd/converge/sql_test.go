@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Maps, arrays and tuples print as JSON a spreadsheet user can read (as downloads write them),
+// not Go's map[a:1] or [1 2].
+func TestRowWriterComposites(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	vals := []any{map[string]uint64{"b": 2, "a": 1}, []int64{1, 2}, []any{int64(1), "x"}, map[string]any{"n": int64(1)}, nil, at, "plain"}
+	names := []string{"m", "a", "t", "nt", "z", "at", "s"}
+	cases := []struct{ format, want string }{
+		{"csv", "m,a,t,nt,z,at,s\n\"{\"\"a\"\":1,\"\"b\"\":2}\",\"[1,2]\",\"[1,\"\"x\"\"]\",\"{\"\"n\"\":1}\",NULL,2026-03-01 09:30:00Z,plain\n"},
+		{"json", `{"a":[1,2],"at":"2026-03-01T09:30:00Z","m":{"a":1,"b":2},"nt":{"n":1},"s":"plain","t":[1,"x"],"z":null}` + "\n"},
+	}
+	for _, tc := range cases {
+		var buf bytes.Buffer
+		w := newRowWriter(tc.format, &buf, names)
+		if err := w.row(vals); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if buf.String() != tc.want {
+			t.Errorf("%s:\n%s\nwant\n%s", tc.format, buf.String(), tc.want)
+		}
+		if strings.Contains(buf.String(), "map[") {
+			t.Errorf("%s: Go syntax in %q", tc.format, buf.String())
+		}
+	}
+}
+
+// converge sql prints composites as JSON and, through the read-only console, a WITH TOTALS
+// row after the rows, marked.
+func TestSQLCommandOutput(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if out, code := converge(t, "", "--data-dir", data, "--log-level", "error", "migrate"); code != 0 {
+		t.Fatalf("migrate: %d\n%s", code, out)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sql", "--format", "csv", "SELECT map('a', 1) AS m, [1, 2] AS a, tuple(1, 'x') AS t"},
+			"m,a,t\n\"{\"\"a\"\":1}\",\"[1,2]\",\"[1,\"\"x\"\"]\"\n"},
+		{[]string{"sql", "--read-only", "--format", "csv", "SELECT number % 2 AS k, count() AS n FROM numbers(4) GROUP BY k WITH TOTALS ORDER BY k"},
+			"k,n\n0,2\n1,2\nTOTALS\n0,4\n"},
+		{[]string{"sql", "--read-only", "--format", "json", "SELECT number % 2 AS k, count() AS n FROM numbers(4) GROUP BY k WITH TOTALS ORDER BY k"},
+			"{\"k\":0,\"n\":2}\n{\"k\":1,\"n\":2}\n{\"totals\":{\"k\":0,\"n\":4}}\n"},
+	}
+	for _, tc := range cases {
+		out, code := converge(t, "", append([]string{"--data-dir", data, "--log-level", "error"}, tc.args...)...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, want the output\n%s\ngot\n%s", tc.args, code, tc.want, out)
+		}
+	}
+}
