@@ -27,7 +27,7 @@ func TestConsoleBoundary(t *testing.T) {
 	}
 	app := st.AppDatabase
 	sess := env.session(t, access.RoleAnalyst)
-	own := "is converge's own (users, sessions, api_tokens, audit_log, console_history, report_runs): the console cannot read it"
+	own := "is converge's own (" + strings.Join(warehouse.AppTables, ", ") + "): the console cannot read it"
 	for _, tc := range []struct{ query, why string }{
 		{"SELECT * FROM users", "table " + app + ".users " + own},
 		{"SELECT * FROM " + app + ".users", "table " + app + ".users " + own},

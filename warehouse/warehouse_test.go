@@ -211,6 +211,7 @@ func TestMigrateMovesAppTables(t *testing.T) {
 		"audit_log":       "INSERT INTO audit_log (actor, action) VALUES ('ann@x', 'login'), ('bob@x', 'login'), ('ann@x', 'export')",
 		"console_history": "INSERT INTO console_history (user, at, query, duration_ms, rows, ok) VALUES ('bob@x', now64(3), 'SELECT 1', 1, 1, true)",
 		"report_runs":     "INSERT INTO report_runs (run_id, schedule, report, trigger, scheduled_at, started_at, finished_at, status, attempts, emailed_to) VALUES ('r', 's', 'metric', 'manual', now64(3), now64(3), now64(3), 'ok', 1, [])",
+		"login_attempts":  "INSERT INTO login_attempts (at, email, ip, ok) VALUES (now64(3), 'ann@x', '10.0.0.1', false)",
 	}
 	want := map[string]uint64{}
 	for _, table := range warehouse.AppTables {

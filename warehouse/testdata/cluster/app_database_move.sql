@@ -48,3 +48,11 @@ DROP TABLE `converge`.`report_runs` ON CLUSTER `converge`;
 CREATE TABLE `converge_app`.`report_runs` ON CLUSTER `converge` AS `converge_app`.`report_runs_local`
 ENGINE = Distributed('converge', 'converge_app', 'report_runs_local', cityHash64(started_at, schedule))
 COMMENT 'runs of scheduled reports';
+
+RENAME TABLE `converge`.`login_attempts_local` TO `converge_app`.`login_attempts_local` ON CLUSTER `converge`;
+
+DROP TABLE `converge`.`login_attempts` ON CLUSTER `converge`;
+
+CREATE TABLE `converge_app`.`login_attempts` ON CLUSTER `converge` AS `converge_app`.`login_attempts_local`
+ENGINE = Distributed('converge', 'converge_app', 'login_attempts_local', cityHash64(email, ip, at))
+COMMENT 'sign-in attempts for the sign-in limiter (failures 1 day, successes 30 days)';
