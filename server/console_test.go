@@ -192,10 +192,16 @@ func TestConsoleDownload(t *testing.T) {
 	q := "SELECT order_id, channel, revenue FROM orders WHERE status = 'completed' AND ordered_at >= '2026-03-01' ORDER BY order_id"
 	form := url.Values{"query": {q}, csrfField: {sess.CSRFToken()}, "format": {"csv"}}
 	rec := env.send(t, ctx, http.MethodPost, "/sql/download", &sess, form, nil)
-	want := "order_id,channel,revenue\no8,\"+promo, \"\"spring\"\"\",20.0000\no9,ads,60.0000\n"
+	// A text a spreadsheet would run as a formula ("+promo…") is guarded by default; csv_raw=1
+	// gives it as stored.
+	want := "order_id,channel,revenue\no8,\"'+promo, \"\"spring\"\"\",20.0000\no9,ads,60.0000\n"
 	if rec.Code != http.StatusOK || rec.Body.String() != want || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" ||
 		!regexp.MustCompile(`^attachment; filename="query_\d{8}-\d{6}\.csv"$`).MatchString(rec.Header().Get("Content-Disposition")) {
 		t.Fatalf("download: %d %v\n%q", rec.Code, rec.Header(), rec.Body.String())
+	}
+	raw := url.Values{"query": {q}, csrfField: {sess.CSRFToken()}, "format": {"csv"}, "csv_raw": {"1"}}
+	if rec := env.send(t, ctx, http.MethodPost, "/sql/download", &sess, raw, nil); rec.Body.String() != "order_id,channel,revenue\no8,\"+promo, \"\"spring\"\"\",20.0000\no9,ads,60.0000\n" {
+		t.Errorf("csv_raw=1: %d %q", rec.Code, rec.Body.String())
 	}
 	form.Set("bundle", "zip")
 	form.Set("preset", "excel")
@@ -218,12 +224,12 @@ func TestConsoleDownload(t *testing.T) {
 		t.Errorf("zip: %q, manifest %+v", data, m)
 	}
 	list, err := svc.History(ctx, "analyst@test", 50)
-	if err != nil || len(list) != 2 || list[0].Kind != "zip" || list[1].Kind != "csv" || list[1].Rows != 2 || !list[1].OK {
+	if err != nil || len(list) != 3 || list[0].Kind != "zip" || list[1].Kind != "csv" || list[1].Rows != 2 || !list[1].OK {
 		t.Errorf("history %+v %v", list, err)
 	}
 	// Audited with the file's checksum (the test clock stands still: both at the same time).
 	entries, _, err := env.svc.AuditLog(ctx, access.AuditQuery{Action: "sql.download", Actor: "analyst@test"})
-	if err != nil || len(entries) != 2 || !slices.ContainsFunc(entries, func(e access.AuditEntry) bool {
+	if err != nil || len(entries) != 3 || !slices.ContainsFunc(entries, func(e access.AuditEntry) bool {
 		return e.Target == q && strings.Contains(e.Detail, `"format":"zip"`) && strings.Contains(e.Detail, `"sha256":"`+m.SHA256+`"`)
 	}) {
 		t.Errorf("audited downloads %+v %v", entries, err)
