@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ import (
 func (a *app) sqlCmd() *cobra.Command {
 	var (
 		format   string
+		csvRaw   bool
 		readOnly bool
 		console  consoleFlags
 	)
@@ -77,7 +79,7 @@ on stderr ("first N rows of more").`,
 				for _, col := range rows.Columns {
 					names = append(names, col.Name)
 				}
-				w := newRowWriter(format, cmd.OutOrStdout(), names)
+				w := newRowWriter(format, csvRaw, cmd.OutOrStdout(), names)
 				for rows.Next() {
 					if err := w.row(rows.Values()); err != nil {
 						return err
@@ -114,7 +116,7 @@ on stderr ("first N rows of more").`,
 			defer rows.Close()
 			types := rows.ColumnTypes()
 			names := rows.Columns()
-			w := newRowWriter(format, cmd.OutOrStdout(), names)
+			w := newRowWriter(format, csvRaw, cmd.OutOrStdout(), names)
 			dest := make([]any, len(types))
 			for rows.Next() {
 				for i, ct := range types {
@@ -139,6 +141,7 @@ on stderr ("first N rows of more").`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json (one object per line)")
+	cmd.Flags().BoolVar(&csvRaw, "csv-raw", false, "with --format csv: text cells as stored; by default a text cell a spreadsheet would run as a formula (starting with = + - @ tab CR) gets a leading '")
 	cmd.Flags().BoolVar(&readOnly, "read-only", false, "run through the read-only console: one query, readonly=1, limits, no files/URLs/other servers")
 	console.register(cmd, 10000, warehouse.DefaultConsoleTimeout)
 	return cmd
@@ -188,6 +191,7 @@ func (f *consoleFlags) console(cfg *Config) (warehouse.Console, error) {
 // rowWriter prints result rows in one of the sql command's formats.
 type rowWriter struct {
 	format string
+	raw    bool // csv: text cells as stored, not guarded against formulas (export.GuardText)
 	names  []string
 	tw     *tabwriter.Writer
 	cw     *csv.Writer
@@ -195,15 +199,19 @@ type rowWriter struct {
 	n      int
 }
 
-func newRowWriter(format string, out io.Writer, names []string) *rowWriter {
-	w := &rowWriter{format: format, names: names}
+func newRowWriter(format string, raw bool, out io.Writer, names []string) *rowWriter {
+	w := &rowWriter{format: format, raw: raw, names: names}
 	switch format {
 	case "table":
 		w.tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w.tw, strings.Join(names, "\t"))
 	case "csv":
 		w.cw = csv.NewWriter(out)
-		_ = w.cw.Write(names)
+		header := slices.Clone(names)
+		for i := range header {
+			header[i] = w.guard(header[i])
+		}
+		_ = w.cw.Write(header)
 	case "json":
 		w.enc = json.NewEncoder(out)
 	}
@@ -217,6 +225,9 @@ func (w *rowWriter) row(vals []any) error {
 		cells := make([]string, len(vals))
 		for i, v := range vals {
 			cells[i] = cellText(v)
+			if _, text := v.(string); text && w.cw != nil {
+				cells[i] = w.guard(cells[i])
+			}
 		}
 		if w.tw != nil {
 			for i, c := range cells {
@@ -255,6 +266,14 @@ func (w *rowWriter) totals(vals []any) error {
 		return w.enc.Encode(map[string]any{"totals": obj})
 	}
 	return w.row(vals)
+}
+
+// guard is a CSV text cell as a spreadsheet may open it safely (unless raw).
+func (w *rowWriter) guard(text string) string {
+	if w.raw {
+		return text
+	}
+	return export.GuardText(text)
 }
 
 func (w *rowWriter) flush() error {

@@ -20,7 +20,7 @@ func TestRowWriterComposites(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var buf bytes.Buffer
-		w := newRowWriter(tc.format, &buf, names)
+		w := newRowWriter(tc.format, false, &buf, names)
 		if err := w.row(vals); err != nil {
 			t.Fatal(err)
 		}
@@ -36,8 +36,8 @@ func TestRowWriterComposites(t *testing.T) {
 	}
 }
 
-// converge sql prints composites as JSON and, through the read-only console, a WITH TOTALS
-// row after the rows, marked.
+// converge sql prints composites as JSON; through the read-only console, a WITH TOTALS row
+// after the rows, marked; its CSV guards text cells against formulas unless --csv-raw.
 func TestSQLCommandOutput(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	if out, code := converge(t, "", "--data-dir", data, "--log-level", "error", "migrate"); code != 0 {
@@ -51,6 +51,10 @@ func TestSQLCommandOutput(t *testing.T) {
 			"m,a,t\n\"{\"\"a\"\":1}\",\"[1,2]\",\"[1,\"\"x\"\"]\"\n"},
 		{[]string{"sql", "--read-only", "--format", "csv", "SELECT number % 2 AS k, count() AS n FROM numbers(4) GROUP BY k WITH TOTALS ORDER BY k"},
 			"k,n\n0,2\n1,2\nTOTALS\n0,4\n"},
+		{[]string{"sql", "--format", "csv", "SELECT '=HYPERLINK(\"http://x\")' AS `+evil`, -12.5 AS n, '-3' AS s"},
+			"'+evil,n,s\n\"'=HYPERLINK(\"\"http://x\"\")\",-12.5,'-3\n"},
+		{[]string{"sql", "--format", "csv", "--csv-raw", "SELECT '=1+1' AS f"},
+			"f\n=1+1\n"},
 		{[]string{"sql", "--read-only", "--format", "json", "SELECT number % 2 AS k, count() AS n FROM numbers(4) GROUP BY k WITH TOTALS ORDER BY k"},
 			"{\"k\":0,\"n\":2}\n{\"k\":1,\"n\":2}\n{\"totals\":{\"k\":0,\"n\":4}}\n"},
 	}
