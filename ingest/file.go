@@ -55,13 +55,13 @@ func (l *Loader) readAll(ctx context.Context, r io.Reader, name string) error {
 	var src source
 	switch format {
 	case "csv", "tsv":
-		cs, err := newCSVSource(in, l.m, format)
+		cs, err := newCSVSource(in, l.m, format, l.opts.MaxRecordBytes)
 		if err != nil {
 			return err
 		}
 		src = cs
 	case "ndjson":
-		src = newNDJSONSource(in, l.opts.MaxFieldBytes)
+		src = newNDJSONSource(in, l.opts.MaxRecordBytes)
 	default:
 		return fmt.Errorf("format %q is not csv, tsv or ndjson", format)
 	}

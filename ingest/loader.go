@@ -56,6 +56,11 @@ type Options struct {
 	BatchRows int
 	// MaxFieldBytes bounds a field; 0 means DefaultMaxFieldBytes.
 	MaxFieldBytes int
+	// MaxRecordBytes bounds one record of a file (a CSV/TSV record, an NDJSON
+	// line, after gzip) while it is read: a longer one is rejected as too_long
+	// and skipped without being held. 0 means DefaultMaxRecordBytes, or 4 ×
+	// MaxFieldBytes when that is larger.
+	MaxRecordBytes int
 	// Host is recorded in ingest_runs.
 	Host string
 	// Log receives warnings; nil discards them.
@@ -272,6 +277,9 @@ func newLoader(st *warehouse.Store, opts Options, file string) (*Loader, error) 
 	}
 	if opts.MaxFieldBytes <= 0 {
 		opts.MaxFieldBytes = DefaultMaxFieldBytes
+	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = max(DefaultMaxRecordBytes, 4*opts.MaxFieldBytes)
 	}
 	log := opts.Log
 	if log == nil {

@@ -174,7 +174,7 @@ func badTextLine(b []byte) int {
 
 // LoadMappingFile reads a mapping file.
 func LoadMappingFile(path string) (*Mapping, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path, maxMappingBytes)
 	if err != nil {
 		return nil, fmt.Errorf("mapping: %w", err)
 	}
