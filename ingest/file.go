@@ -68,6 +68,9 @@ func (l *Loader) readAll(ctx context.Context, r io.Reader, name string) error {
 	if err := l.setColumns(src.columns()); err != nil {
 		return err
 	}
+	if err := l.checkHeader(); err != nil {
+		return err
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

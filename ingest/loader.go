@@ -12,6 +12,13 @@
 // source and natural key), tables are ReplacingMergeTree keyed by them, so
 // loading a file twice or re-running after a crash leaves every total as if
 // it had been loaded once, for queries that read with FINAL or argMax.
+//
+// A run is visible whole or not at all (CommitRun, the default: its rows are
+// staged and moved into the tables when it succeeds, see stage.go); a run
+// that fails stores nothing (Loaded 0; NotStored counts its valid records)
+// but keeps its rejects in quarantine. The events API commits per flush
+// instead (CommitBatch). A process that ends in the middle of a run leaves
+// it for the next start to fail or finish (Recover).
 package ingest
 
 import (
@@ -75,8 +82,24 @@ type Options struct {
 	// source records it settled (monitoring): loaded, rejected into quarantine,
 	// and duplicates (in the run or already in the store). Summed over a run
 	// they are the Summary's counts. It is called from the goroutine that
-	// calls Add, Flush or Close.
+	// calls Add, Flush or Close. In CommitRun mode loaded rows are staged, not
+	// yet visible.
 	OnWritten func(Counts)
+	// AfterMove, when set, is called in CommitRun mode after the staged rows
+	// of each table were moved into it (tests use it to stop a commit half-way).
+	AfterMove func(table string)
+	// Commit is CommitRun (default: staged, visible when the run succeeds)
+	// or CommitBatch (each flush is stored as it is written).
+	Commit string
+	// AllOrNothing makes a run that rejected any record fail without storing
+	// anything (its rejects stay in quarantine; the error is a *RejectsError).
+	// Without it a run stores its valid records and quarantines the others.
+	AllOrNothing bool
+	// Unknown is what becomes of source columns (NDJSON or record fields)
+	// the mapping does not read: "warn" (the run records their names as a
+	// warning; the default, else the mapping's unknown) or "reject" (a file
+	// whose header has one fails; a record with one is rejected).
+	Unknown string
 }
 
 // Counts are source records by outcome.
@@ -86,16 +109,20 @@ type Counts struct {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	RunID      string                 `json:"run_id"`
-	Entity     string                 `json:"entity"`
-	Source     string                 `json:"source"`
-	Preset     string                 `json:"preset,omitempty"`
-	File       string                 `json:"file,omitempty"`
-	Status     string                 `json:"status"`
-	Read       int64                  `json:"read"`
-	Loaded     int64                  `json:"loaded"`
-	Rejected   int64                  `json:"rejected"`
-	Duplicates int64                  `json:"duplicates"`
+	RunID      string `json:"run_id"`
+	Entity     string `json:"entity"`
+	Source     string `json:"source"`
+	Preset     string `json:"preset,omitempty"`
+	File       string `json:"file,omitempty"`
+	Status     string `json:"status"`
+	Commit     string `json:"commit,omitempty"`
+	Read       int64  `json:"read"`
+	Loaded     int64  `json:"loaded"`
+	Rejected   int64  `json:"rejected"`
+	Duplicates int64  `json:"duplicates"`
+	// NotStored counts the valid records of a run that failed in CommitRun
+	// mode: staged, then dropped (Loaded is 0: nothing of the run is stored).
+	NotStored  int64                  `json:"not_stored,omitempty"`
 	Bytes      int64                  `json:"bytes"`
 	Checksum   string                 `json:"checksum,omitempty"`
 	Tables     map[string]*TableCount `json:"tables"`
@@ -187,6 +214,12 @@ type Loader struct {
 	pendingDups int64      // in-run duplicates of source records since the last batch
 	inflight    []inflight // oldest first
 	werr        error
+
+	unknown    string   // warn or reject
+	staged     []staged // CommitRun: the run's staging tables
+	keysTarget string   // where ingest_keys rows go (its staging table in CommitRun mode)
+	leaseStop  chan struct{}
+	leaseDone  chan struct{}
 }
 
 type seenKey struct {
@@ -197,6 +230,7 @@ type seenKey struct {
 // tableState buffers the rows of one table until a flush.
 type tableState struct {
 	ent      *Entity
+	target   string   // table the rows are written to: the entity's, or its staging table
 	cols     []string // table columns in write order
 	rows     []pendingRow
 	hasKeys  bool // the store holds keys of this entity and source
@@ -213,8 +247,11 @@ type pendingRow struct {
 	line int64
 }
 
-// NewLoader starts a run: it writes the 'running' row to ingest_runs. file
+// NewLoader starts a run: it writes the 'running' row to ingest_runs, takes
+// the run's lease and, in CommitRun mode, creates its staging tables. file
 // is the file name recorded with the run and in quarantine (may be empty).
+// The first run of a store in a process first recovers the runs of
+// processes that ended in the middle of theirs (Recover).
 func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file string) (*Loader, error) {
 	if st == nil {
 		return nil, errors.New("ingest: no store (use NewDryRun to check records without one)")
@@ -223,15 +260,48 @@ func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file stri
 	if err != nil {
 		return nil, err
 	}
+	recoverOnce(ctx, st, l.log)
 	if err := l.writeRun(ctx); err != nil {
 		return nil, err
 	}
-	for _, ts := range l.tables {
-		if err := l.lookupKeys(ctx, ts); err != nil {
-			return nil, err
-		}
+	if err := l.open(ctx); err != nil {
+		return nil, l.abort(ctx, err)
 	}
 	return l, nil
+}
+
+// open prepares a run whose row is written: lease, staging tables, and
+// whether the store holds keys of its tables.
+func (l *Loader) open(ctx context.Context) error {
+	if err := l.startLease(ctx); err != nil {
+		return err
+	}
+	if l.sum.Commit == CommitRun {
+		if err := l.stageTables(ctx); err != nil {
+			return err
+		}
+	}
+	for _, ts := range l.tables {
+		if err := l.lookupKeys(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abort ends a run that could not start: recorded failed with err, nothing staged kept.
+func (l *Loader) abort(ctx context.Context, err error) error {
+	l.closed = true
+	ctx = context.WithoutCancel(ctx)
+	if derr := dropStaged(ctx, l.st, l.staged); derr != nil {
+		l.log.Warn("ingest: staging tables not dropped (the next start drops them)", "run", l.sum.RunID, "err", derr)
+	}
+	l.stopLease()
+	l.sum.Status, l.sum.Error = StatusFailed, err.Error()
+	l.sum.FinishedAt = time.Now().UTC()
+	l.bumpVersion()
+	_ = l.writeRun(ctx)
+	return err
 }
 
 // NewDryRun is a Loader that writes nothing and needs no store: records are
@@ -281,6 +351,24 @@ func newLoader(st *warehouse.Store, opts Options, file string) (*Loader, error) 
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = max(DefaultMaxRecordBytes, 4*opts.MaxFieldBytes)
 	}
+	switch opts.Commit {
+	case "":
+		opts.Commit = CommitRun
+	case CommitRun, CommitBatch:
+	default:
+		return nil, fmt.Errorf("ingest: commit mode %q is not %s or %s", opts.Commit, CommitRun, CommitBatch)
+	}
+	unknown := opts.Unknown
+	if unknown == "" {
+		unknown = m.Unknown
+	}
+	switch unknown {
+	case "":
+		unknown = UnknownWarn
+	case UnknownWarn, UnknownReject:
+	default:
+		return nil, fmt.Errorf("ingest: unknown %q is not %s or %s", unknown, UnknownWarn, UnknownReject)
+	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -288,9 +376,9 @@ func newLoader(st *warehouse.Store, opts Options, file string) (*Loader, error) 
 	now := time.Now().UTC()
 	l := &Loader{st: st, opts: opts, m: m, ent: ent, source: source, file: file, log: log,
 		tables: map[string]*tableState{}, lines: m.Lines != nil,
-		version: uint64(now.UnixNano())}
+		version: uint64(now.UnixNano()), unknown: unknown, keysTarget: keysTable}
 	l.sum = Summary{RunID: uuid.NewString(), Entity: ent.Name, Source: source, Preset: opts.Preset, File: file,
-		Status: "running", Tables: map[string]*TableCount{}, StartedAt: now}
+		Status: StatusRunning, Commit: opts.Commit, Tables: map[string]*TableCount{}, StartedAt: now}
 	if l.lines {
 		l.orders = map[string]*orderAgg{}
 		for _, n := range []string{"order_lines", "orders", "refunds"} {
@@ -312,7 +400,7 @@ func (l *Loader) table(e *Entity, isSource bool) (*tableState, error) {
 	if _, err := l.st.NewBatchWriter(e.Table, cols, 1); err != nil { // validates the names
 		return nil, err
 	}
-	ts := &tableState{ent: e, cols: cols, count: &TableCount{}, isSource: isSource, seen: map[[2]uint64]seenKey{}}
+	ts := &tableState{ent: e, target: e.Table, cols: cols, count: &TableCount{}, isSource: isSource, seen: map[[2]uint64]seenKey{}}
 	l.tables[e.Name] = ts
 	l.sum.Tables[e.Name] = ts.count
 	return ts, nil
@@ -423,6 +511,11 @@ func (l *Loader) addRecord(ctx context.Context, rec []string, line int64, raw fm
 	}
 	if l.cols.fixed && len(rec) != len(l.cols.names) {
 		return l.reject(line, "", "field_count", fmt.Sprintf("record has %d fields, the header has %d", len(rec), len(l.cols.names)), raw)
+	}
+	if l.unknown == UnknownReject && !l.cols.fixed {
+		if names := l.unknownIn(rec); len(names) > 0 {
+			return l.reject(line, names[0], "unknown_field", fmt.Sprintf("fields not in %s: %s (unknown: reject)", l.readsWhat(), strings.Join(names, ", ")), raw)
+		}
 	}
 	if l.lines {
 		return l.addLine(ctx, rec, line, raw)

@@ -9,14 +9,16 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
-// Close finishes the run: flushes (unless runErr), writes the final
-// ingest_runs row and returns the summary. runErr is a failure of the
-// caller's source (recorded as the run's error).
+// Close finishes the run: flushes (unless runErr), commits it (CommitRun:
+// its staged rows are moved into the tables, or dropped when it failed),
+// writes the final ingest_runs row and returns the summary. runErr is a
+// failure of the caller's source (recorded as the run's error).
 func (l *Loader) Close(ctx context.Context, runErr error) (Summary, error) {
 	if l.closed {
 		return l.sum, errors.New("ingest: loader already closed")
 	}
 	l.closed = true
+	defer l.stopLease()
 	err := runErr
 	if err == nil && l.lines {
 		err = l.finishOrders(ctx)
@@ -32,23 +34,84 @@ func (l *Loader) Close(ctx context.Context, runErr error) (Summary, error) {
 	if err == nil && l.sum.Read == 0 && l.cols != nil && l.cols.fixed {
 		l.warn("no records: the file has a header only")
 	}
+	l.warnUnknown()
 	l.sum.FinishedAt = time.Now().UTC()
 	l.sum.Seconds = l.sum.FinishedAt.Sub(l.sum.StartedAt).Seconds()
 	l.sum.Bytes = l.Stats.Bytes.Load()
-	l.sum.Status = "succeeded"
-	if err != nil {
-		l.sum.Status = "failed"
-		l.sum.Error = err.Error()
-	} else if got := l.sum.Loaded + l.sum.Rejected + l.sum.Duplicates; got != l.sum.Read {
-		l.sum.Status = "failed"
-		l.sum.Error = fmt.Sprintf("internal: read %d != loaded %d + rejected %d + duplicates %d", l.sum.Read, l.sum.Loaded, l.sum.Rejected, l.sum.Duplicates)
-		err = errors.New(l.sum.Error)
+	if err == nil {
+		if got := l.sum.Loaded + l.sum.Rejected + l.sum.Duplicates; got != l.sum.Read {
+			err = fmt.Errorf("internal: read %d != loaded %d + rejected %d + duplicates %d", l.sum.Read, l.sum.Loaded, l.sum.Rejected, l.sum.Duplicates)
+		}
 	}
-	l.version = max(l.version+1, uint64(time.Now().UnixNano()))
-	if werr := l.writeRun(context.WithoutCancel(ctx)); werr != nil && err == nil {
+	if err == nil && l.opts.AllOrNothing && l.sum.Rejected > 0 {
+		err = &RejectsError{Rejected: l.sum.Rejected, Good: l.sum.Read - l.sum.Rejected}
+	}
+	wctx := context.WithoutCancel(ctx)
+	if err == nil && l.st != nil && l.sum.Commit == CommitRun {
+		return l.sum, l.commitRun(wctx)
+	}
+	if err != nil {
+		l.sum.Status, l.sum.Error = StatusFailed, err.Error()
+		if l.st != nil && l.sum.Commit == CommitRun {
+			l.discard(wctx)
+		}
+	} else {
+		l.sum.Status = StatusSucceeded
+	}
+	l.bumpVersion()
+	if werr := l.writeRun(wctx); werr != nil && err == nil {
 		err = werr
 	}
 	return l.sum, err
+}
+
+// commitRun makes a CommitRun run visible: the row 'committing' with the
+// final counts, the staged partitions moved into the tables, the row
+// 'succeeded', the staging tables dropped. A failure before the moves leaves
+// nothing stored (failed); one during them leaves the run committing, and
+// the next start (Recover) moves what is still staged.
+func (l *Loader) commitRun(ctx context.Context) error {
+	l.sum.Status = StatusCommitting
+	l.bumpVersion()
+	if err := l.writeRun(ctx); err != nil {
+		l.sum.Status, l.sum.Error = StatusFailed, err.Error()
+		l.discard(ctx)
+		l.bumpVersion()
+		_ = l.writeRun(ctx)
+		return err
+	}
+	if err := commitStaged(ctx, l.st, l.staged, l.opts.AfterMove); err != nil {
+		l.sum.Error = "the commit was interrupted (the next start of converge finishes it): " + err.Error()
+		l.bumpVersion()
+		_ = l.writeRun(ctx)
+		return fmt.Errorf("commit: %w", err)
+	}
+	l.sum.Status = StatusSucceeded
+	l.bumpVersion()
+	if err := l.writeRun(ctx); err != nil {
+		return err // moved: the next start finds the run committing with nothing left to move
+	}
+	if err := dropStaged(ctx, l.st, l.staged); err != nil {
+		l.log.Warn("ingest: staging tables not dropped (the next start drops them)", "run", l.sum.RunID, "err", err)
+	}
+	return nil
+}
+
+// discard drops the staged rows of a run that failed: nothing of it is
+// stored (its rejects stay in quarantine).
+func (l *Loader) discard(ctx context.Context) {
+	if err := dropStaged(ctx, l.st, l.staged); err != nil {
+		l.log.Warn("ingest: staging tables not dropped (the next start drops them)", "run", l.sum.RunID, "err", err)
+	}
+	l.sum.NotStored, l.sum.Loaded = l.sum.Loaded, 0
+	for _, tc := range l.sum.Tables {
+		tc.Written = 0
+	}
+}
+
+// bumpVersion makes the next ingest_runs row of the run replace the last.
+func (l *Loader) bumpVersion() {
+	l.version = max(l.version+1, uint64(time.Now().UnixNano()))
 }
 
 func (l *Loader) warn(msg string) {
@@ -69,10 +132,15 @@ func (l *Loader) writeRun(ctx context.Context) error {
 	if src == "" {
 		src = l.source
 	}
-	err := l.st.Conn.Exec(ctx, `INSERT INTO ingest_runs (run_id, entity, source, record_source, preset, started_at, finished_at, status,
-		rows_read, rows_loaded, rows_rejected, rows_duplicate, bytes, checksum, error, host, version)
-		VALUES ({id:String}, {entity:String}, {source:String}, {record_source:String}, {preset:String}, {started:DateTime64(3)}, {finished:Nullable(DateTime64(3))}, {status:String},
-		{read:UInt64}, {loaded:UInt64}, {rejected:UInt64}, {dup:UInt64}, {bytes:UInt64}, {checksum:String}, {error:String}, {host:String}, {version:UInt64})`,
+	warnings := l.sum.Warnings
+	if warnings == nil {
+		warnings = []string{}
+	}
+	err := l.st.Conn.Exec(ctx, `INSERT INTO ingest_runs (run_id, entity, source, record_source, preset, started_at, finished_at, status, commit_mode,
+		rows_read, rows_loaded, rows_rejected, rows_duplicate, bytes, checksum, error, warnings, host, version)
+		VALUES ({id:String}, {entity:String}, {source:String}, {record_source:String}, {preset:String}, {started:DateTime64(3)}, {finished:Nullable(DateTime64(3))}, {status:String}, {commit:String},
+		{read:UInt64}, {loaded:UInt64}, {rejected:UInt64}, {dup:UInt64}, {bytes:UInt64}, {checksum:String}, {error:String}, {warnings:Array(String)}, {host:String}, {version:UInt64})`,
+		clickhouse.Named("commit", l.sum.Commit), clickhouse.Named("warnings", warnings),
 		clickhouse.Named("id", l.sum.RunID), clickhouse.Named("entity", l.ent.Name), clickhouse.Named("source", src),
 		clickhouse.Named("record_source", l.source), clickhouse.Named("preset", l.opts.Preset), clickhouse.Named("started", l.sum.StartedAt), clickhouse.Named("finished", fin),
 		clickhouse.Named("status", l.sum.Status), clickhouse.Named("read", uint64(l.sum.Read)), clickhouse.Named("loaded", uint64(l.sum.Loaded)),

@@ -12,8 +12,9 @@ import (
 )
 
 // Flush writes everything buffered and waits for every earlier write: when
-// it returns nil, every record added so far is in the store (the events API
-// acknowledges after Flush).
+// it returns nil, every record added so far is in the store (CommitBatch:
+// the events API acknowledges after Flush) or staged (CommitRun: visible
+// when Close commits the run).
 func (l *Loader) Flush(ctx context.Context) error {
 	if err := l.startFlush(ctx); err != nil {
 		return err
@@ -266,7 +267,7 @@ func (l *Loader) insertKeys(ctx context.Context, b *batch) error {
 	if n == 0 {
 		return nil
 	}
-	bt, err := l.st.Conn.PrepareBatch(ctx, "INSERT INTO ingest_keys (entity, source, key, hash, ingest_run_id)")
+	bt, err := l.st.Conn.PrepareBatch(ctx, "INSERT INTO `"+l.keysTarget+"` (entity, source, key, hash, ingest_run_id)")
 	if err != nil {
 		return fmt.Errorf("insert into ingest_keys: prepare: %w", err)
 	}
@@ -304,7 +305,7 @@ func (l *Loader) insertColumns(ctx context.Context, ts *tableState, rows []pendi
 		fields = append(fields, j)
 	}
 	cols = append(cols, "source", "ingest_run_id")
-	q := "INSERT INTO `" + ts.ent.Table + "` (" + strings.Join(cols, ", ") + ")"
+	q := "INSERT INTO `" + ts.target + "` (" + strings.Join(cols, ", ") + ")"
 	bt, err := l.st.Conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return fmt.Errorf("insert into %s: prepare: %w", ts.ent.Table, err)

@@ -65,6 +65,11 @@ func (a *app) serve(ctx context.Context) error {
 		if len(applied) > 0 {
 			a.log.Info("schema migrated", "applied", len(applied))
 		}
+		// Runs of a process that ended mid-run (killed, crashed): failed, or their commit
+		// finished, before the data page or the events API use the store.
+		if _, err := ingest.Recover(ctx, st, a.log); err != nil {
+			a.log.Error("ingest: recovering interrupted runs failed; the next start tries again", "err", err)
+		}
 		return a.bootstrapAdmin(ctx, acc)
 	}
 	gate := &storeGate{Store: st}

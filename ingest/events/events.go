@@ -586,6 +586,7 @@ func (s *Service) ensureLoader(ctx context.Context, st *stream) error {
 	}
 	l, err := ingest.NewLoader(context.WithoutCancel(ctx), s.st, ingest.Options{
 		Entity: st.entity, Source: s.cfg.Source, Log: s.log,
+		Commit: ingest.CommitBatch, // a 2xx means stored: each flush is committed as it is written
 		OnReject: func(r ingest.Reject) {
 			if st.rejects != nil {
 				st.rejects[r.Line] = r
