@@ -29,7 +29,7 @@ func query(name string) string {
 // Run statuses in ingest_runs.
 const (
 	StatusRunning = "running"
-	// StatusCommitting: the run's staged rows are being moved into the
+	// StatusCommitting: the run's staged rows are being attached to the
 	// tables (its counts are final); a run left committing by a process that
 	// ended is finished at the next start (Recover).
 	StatusCommitting = "committing"

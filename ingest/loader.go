@@ -14,7 +14,7 @@
 // it had been loaded once, for queries that read with FINAL or argMax.
 //
 // A run is visible whole or not at all (CommitRun, the default: its rows are
-// staged and moved into the tables when it succeeds, see stage.go); a run
+// staged and attached to the tables when it succeeds, see stage.go); a run
 // that fails stores nothing (Loaded 0; NotStored counts its valid records)
 // but keeps its rejects in quarantine. The events API commits per flush
 // instead (CommitBatch). A process that ends in the middle of a run leaves
@@ -85,9 +85,10 @@ type Options struct {
 	// calls Add, Flush or Close. In CommitRun mode loaded rows are staged, not
 	// yet visible.
 	OnWritten func(Counts)
-	// AfterMove, when set, is called in CommitRun mode after the staged rows
-	// of each table were moved into it (tests use it to stop a commit half-way).
-	AfterMove func(table string)
+	// AfterAttach, when set, is called in CommitRun mode after the staged
+	// rows of each table were attached to it (tests use it to stop a commit
+	// half-way).
+	AfterAttach func(table string)
 	// Commit is CommitRun (default: staged, visible when the run succeeds)
 	// or CommitBatch (each flush is stored as it is written).
 	Commit string
@@ -247,8 +248,9 @@ type pendingRow struct {
 	line int64
 }
 
-// NewLoader starts a run: it writes the 'running' row to ingest_runs, takes
-// the run's lease and, in CommitRun mode, creates its staging tables. file
+// NewLoader starts a run: it writes the 'running' row to ingest_runs and
+// takes the run's lease (in CommitRun mode its first flush to a table creates
+// that table's staging table). file
 // is the file name recorded with the run and in quarantine (may be empty).
 // The first run of a store in a process first recovers the runs of
 // processes that ended in the middle of theirs (Recover).
@@ -270,16 +272,11 @@ func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file stri
 	return l, nil
 }
 
-// open prepares a run whose row is written: lease, staging tables, and
-// whether the store holds keys of its tables.
+// open prepares a run whose row is written: its lease, and whether the
+// store holds keys of its tables.
 func (l *Loader) open(ctx context.Context) error {
 	if err := l.startLease(ctx); err != nil {
 		return err
-	}
-	if l.sum.Commit == CommitRun {
-		if err := l.stageTables(ctx); err != nil {
-			return err
-		}
 	}
 	for _, ts := range l.tables {
 		if err := l.lookupKeys(ctx, ts); err != nil {

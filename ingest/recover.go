@@ -32,11 +32,13 @@ import (
 //
 // A dead running run is marked failed and its staging tables are dropped
 // (nothing of it was stored); a dead committing run is finished (its staged
-// partitions moved, then marked succeeded), so its file ends up whole. A
+// partitions not attached yet are, then it is marked succeeded), so its file
+// ends up whole, each row once. A
 // run of the events API (commit mode batch) stored its flushes as it went:
 // it is marked failed with the rows it stored counted from the tables.
-// Recovering is idempotent; two processes recovering at once do the same
-// things (a partition is moved by one of them, found gone by the other).
+// Recovering is idempotent. Two processes finishing one commit at the very
+// same time could both attach a partition: its rows would be there twice,
+// identical (FINAL reads them once, merges collapse them).
 const (
 	leaseEvery  = 10 * time.Second
 	leaseExpiry = time.Minute
@@ -161,7 +163,7 @@ func Recover(ctx context.Context, st *warehouse.Store, log *slog.Logger) (Recove
 		}
 		switch {
 		case r.status == StatusCommitting:
-			if err := commitStaged(ctx, st, byRun[r.id], nil); err != nil {
+			if _, err := commitStaged(ctx, st, r.id, byRun[r.id], true, nil); err != nil {
 				return rep, fmt.Errorf("run %s: finishing its commit: %w", r.id, err)
 			}
 			if err := rewriteRun(ctx, st, r.id, StatusSucceeded, "", "the commit was interrupted ("+owner(ls, has)+" ended) and finished by "+owner(lease{host: host, pid: uint32(os.Getpid())}, true)); err != nil {

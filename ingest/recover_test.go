@@ -73,6 +73,12 @@ func TestRecoverLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer open.Close(ctx, nil)
+	if err := open.Add(ctx, ingest.Record{Fields: map[string]string{"order_id": "open1", "ordered_at": "2024-01-01", "revenue": "1", "currency": "EUR"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := open.Flush(ctx); err != nil { // staged: its staging tables exist
+		t.Fatal(err)
+	}
 	add := func(status, mode, host string, pid uint32, age, leaseAge int, wantStatus, errPart string, loaded int64) {
 		id, stage := fakeRun(t, st, status, mode, host, pid, age, leaseAge)
 		cases = append(cases, want{id, stage, wantStatus, errPart, loaded})

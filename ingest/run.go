@@ -10,7 +10,7 @@ import (
 )
 
 // Close finishes the run: flushes (unless runErr), commits it (CommitRun:
-// its staged rows are moved into the tables, or dropped when it failed),
+// its staged rows are attached to the tables, or dropped when it failed),
 // writes the final ingest_runs row and returns the summary. runErr is a
 // failure of the caller's source (recorded as the run's error).
 func (l *Loader) Close(ctx context.Context, runErr error) (Summary, error) {
@@ -66,10 +66,10 @@ func (l *Loader) Close(ctx context.Context, runErr error) (Summary, error) {
 }
 
 // commitRun makes a CommitRun run visible: the row 'committing' with the
-// final counts, the staged partitions moved into the tables, the row
-// 'succeeded', the staging tables dropped. A failure before the moves leaves
-// nothing stored (failed); one during them leaves the run committing, and
-// the next start (Recover) moves what is still staged.
+// final counts, the staged partitions attached to the tables, the row
+// 'succeeded', the staging tables dropped. A failure before the attaches
+// leaves nothing stored (failed); one during them leaves the run committing,
+// and the next start (Recover) attaches what is not attached yet.
 func (l *Loader) commitRun(ctx context.Context) error {
 	l.sum.Status = StatusCommitting
 	l.bumpVersion()
@@ -80,16 +80,21 @@ func (l *Loader) commitRun(ctx context.Context) error {
 		_ = l.writeRun(ctx)
 		return err
 	}
-	if err := commitStaged(ctx, l.st, l.staged, l.opts.AfterMove); err != nil {
+	start := time.Now()
+	attached, err := commitStaged(ctx, l.st, l.sum.RunID, l.staged, false, l.opts.AfterAttach)
+	l.log.Debug("ingest: commit", "run", l.sum.RunID, "entity", l.ent.Name, "partitions", attached, "seconds", time.Since(start).Seconds())
+	if err != nil {
 		l.sum.Error = "the commit was interrupted (the next start of converge finishes it): " + err.Error()
 		l.bumpVersion()
 		_ = l.writeRun(ctx)
 		return fmt.Errorf("commit: %w", err)
 	}
 	l.sum.Status = StatusSucceeded
+	l.sum.FinishedAt = time.Now().UTC() // the run ends when its rows are visible
+	l.sum.Seconds = l.sum.FinishedAt.Sub(l.sum.StartedAt).Seconds()
 	l.bumpVersion()
 	if err := l.writeRun(ctx); err != nil {
-		return err // moved: the next start finds the run committing with nothing left to move
+		return err // attached: the next start finds the run committing with nothing left to attach
 	}
 	if err := dropStaged(ctx, l.st, l.staged); err != nil {
 		l.log.Warn("ingest: staging tables not dropped (the next start drops them)", "run", l.sum.RunID, "err", err)

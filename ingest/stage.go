@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -21,17 +22,17 @@ const (
 
 // Staging: a run in CommitRun mode writes each of its tables (facts and
 // ingest_keys) to a staging table of its own, made like the table
-// (ingest_stage_<table>_<run id>), and commits by moving the staging
-// tables' partitions into the tables (warehouse.MovePartitions: atomic per
-// partition, metadata only), facts first and ingest_keys last, between
-// ingest_runs rows 'committing' (with the final counts) and 'succeeded'. A
-// run that fails drops its staging tables. A process that ends while a run
-// is running leaves staging tables that the next start drops (Recover); one
-// that ends while it is committing leaves a committing run that the next
-// start finishes: the partitions still staged are moved, those moved already
-// are not there to move twice.
+// (ingest_stage_<table>_<run id>), and commits by attaching the staging
+// tables' partitions to the tables (warehouse.AttachPartitions: atomic per
+// partition, hard links, no row copied), facts first and ingest_keys last,
+// between ingest_runs rows 'committing' (with the final counts) and
+// 'succeeded', then drops them. A run that fails drops its staging tables.
+// A process that ends while a run is running leaves staging tables that the
+// next start drops (Recover); one that ends while it is committing leaves a
+// committing run that the next start finishes: it attaches the staged
+// partitions that hold no row of the run in the table yet.
 //
-// Deduplication is the same as without staging: a moved part joins its
+// Deduplication is the same as without staging: an attached part joins its
 // table's partition and ReplacingMergeTree keeps the latest version of each
 // id (the loaded_at of the staged row, set when it was written), so a record
 // sent again still replaces the one stored.
@@ -63,9 +64,14 @@ func parseStageName(name string) (table, runID string, ok bool) {
 // keysTable is where a run records its keys (staged like the facts).
 const keysTable = "ingest_keys"
 
-// stageTables creates the run's staging tables and points its writes at them.
-func (l *Loader) stageTables(ctx context.Context) error {
-	for _, ts := range l.sortedTables() {
+// stageTables creates the staging tables of the tables a batch writes to
+// that have none yet (and of ingest_keys), and points their writes at them.
+// Created on first use: a table the run never writes costs nothing.
+func (l *Loader) stageTables(ctx context.Context, rows map[*tableState][]pendingRow) error {
+	for ts := range rows {
+		if ts.target != ts.ent.Table {
+			continue
+		}
 		stage := stageName(ts.ent.Table, l.sum.RunID)
 		if err := l.st.CreateStagingTable(ctx, stage, ts.ent.Table); err != nil {
 			return err
@@ -73,23 +79,15 @@ func (l *Loader) stageTables(ctx context.Context) error {
 		ts.target = stage
 		l.staged = append(l.staged, staged{stage: stage, table: ts.ent.Table})
 	}
-	stage := stageName(keysTable, l.sum.RunID)
-	if err := l.st.CreateStagingTable(ctx, stage, keysTable); err != nil {
-		return err
+	if l.keysTarget == keysTable {
+		stage := stageName(keysTable, l.sum.RunID)
+		if err := l.st.CreateStagingTable(ctx, stage, keysTable); err != nil {
+			return err
+		}
+		l.keysTarget = stage
+		l.staged = append(l.staged, staged{stage: stage, table: keysTable})
 	}
-	l.keysTarget = stage
-	l.staged = append(l.staged, staged{stage: stage, table: keysTable})
 	return nil
-}
-
-// sortedTables are the run's tables by entity name.
-func (l *Loader) sortedTables() []*tableState {
-	out := make([]*tableState, 0, len(l.tables))
-	for _, ts := range l.tables {
-		out = append(out, ts)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ent.Name < out[j].ent.Name })
-	return out
 }
 
 // staged is a staging table and the table it is for.
@@ -97,24 +95,35 @@ type staged struct {
 	stage, table string
 }
 
-// commitStaged moves every staged partition into its table: facts first,
+// commitStaged attaches every staged partition to its table: facts first,
 // ingest_keys last (a crash between them leaves keys unrecorded, which only
-// makes the next run write identical rows again).
-func commitStaged(ctx context.Context, l stageStore, tables []staged, afterMove func(table string)) error {
+// makes the next run write identical rows again). resume finishes a commit
+// that was interrupted: a partition that holds rows of the run already was
+// attached (whole: each partition is attached in one transaction) and is
+// not attached again. It returns how many partitions it attached.
+func commitStaged(ctx context.Context, st stageStore, runID string, tables []staged, resume bool, afterAttach func(table string)) (attached int, err error) {
 	sort.SliceStable(tables, func(i, j int) bool { return tables[i].table != keysTable && tables[j].table == keysTable })
 	for _, t := range tables {
-		ids, err := l.StagedPartitions(ctx, t.stage)
+		ids, err := st.StagedPartitions(ctx, t.stage)
 		if err != nil {
-			return err
+			return attached, err
 		}
-		if err := l.MovePartitions(ctx, t.stage, t.table, ids); err != nil {
-			return err
+		if resume && len(ids) > 0 {
+			done, err := st.PartitionsWith(ctx, t.table, "ingest_run_id", runID)
+			if err != nil {
+				return attached, err
+			}
+			ids = slices.DeleteFunc(ids, func(id string) bool { return slices.Contains(done, id) })
 		}
-		if afterMove != nil {
-			afterMove(t.table)
+		if err := st.AttachPartitions(ctx, t.stage, t.table, ids); err != nil {
+			return attached, err
+		}
+		attached += len(ids)
+		if afterAttach != nil {
+			afterAttach(t.table)
 		}
 	}
-	return nil
+	return attached, nil
 }
 
 // dropStaged drops staging tables, all of them even when one fails.
@@ -131,7 +140,8 @@ func dropStaged(ctx context.Context, l stageStore, tables []staged) error {
 // stageStore is what staging needs of the store (warehouse.Store).
 type stageStore interface {
 	StagedPartitions(ctx context.Context, stage string) ([]string, error)
-	MovePartitions(ctx context.Context, stage, table string, ids []string) error
+	AttachPartitions(ctx context.Context, stage, table string, ids []string) error
+	PartitionsWith(ctx context.Context, table, column, value string) ([]string, error)
 	DropStagingTable(ctx context.Context, stage string) error
 }
 

@@ -79,6 +79,11 @@ func (l *Loader) startFlush(ctx context.Context) error {
 	if l.werr != nil {
 		return l.werr
 	}
+	if l.sum.Commit == CommitRun && len(b.rows) > 0 {
+		if err := l.stageTables(ctx, b.rows); err != nil {
+			return err
+		}
+	}
 	done := make(chan error, 1)
 	l.inflight = append(l.inflight, inflight{done: done, b: b})
 	go func() { done <- l.writeBatch(context.WithoutCancel(ctx), b) }()

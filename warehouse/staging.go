@@ -12,16 +12,17 @@ import (
 
 // Staging tables make a load visible whole or not at all: rows go to a
 // staging table made like the table they are for, and when the load is
-// complete its partitions are moved into that table (ALTER TABLE … MOVE
-// PARTITION … TO TABLE: per partition atomic and metadata-only, the parts
-// change tables, no row is copied). A staging table that is dropped instead
-// leaves the table as it was. Readers of the table never see staged rows.
+// complete its partitions are attached to that table (ALTER TABLE …
+// ATTACH PARTITION … FROM: per partition atomic, the parts are hard-linked,
+// no row is copied) and the staging table is dropped. A staging table that
+// is dropped without that leaves the table as it was. Readers of the table
+// never see staged rows.
 //
 // In cluster mode a staging table is, like every table of the migrations, a
 // Replicated table per shard (<stage>_local, with a Keeper path of its own)
 // under a Distributed <stage> sharded like the table it is made like, so its
-// rows land on the shards their table's rows live on, and each shard moves
-// its own partitions.
+// rows land on the shards their table's rows live on, and each shard
+// attaches its own partitions.
 
 // CreateStagingTable creates the empty table stage with the columns, engine,
 // keys, indices and settings of like, a MergeTree table of the migrations.
@@ -128,43 +129,71 @@ func (s *Store) StagedPartitions(ctx context.Context, stage string) ([]string, e
 	return ids, nil
 }
 
-// movePartitionsChunk is how many partitions one ALTER moves.
-const movePartitionsChunk = 64
+// attachChunk is how many partitions one ALTER attaches.
+const attachChunk = 64
 
-// MovePartitions moves the partitions ids of stage into table, which stage
-// was made like (ALTER TABLE stage MOVE PARTITION ID … TO TABLE table; in
-// cluster mode on the shards' tables, ON CLUSTER). Each partition moves
-// atomically; moving one that stage no longer holds is a no-op, so a move
-// that was interrupted is finished by moving what StagedPartitions still lists.
-func (s *Store) MovePartitions(ctx context.Context, stage, table string, ids []string) error {
+// AttachPartitions attaches the partitions ids of stage to table, which
+// stage was made like (ALTER TABLE table ATTACH PARTITION ID … FROM stage;
+// in cluster mode on the shards' tables, ON CLUSTER). The parts are
+// hard-linked, not copied, and each partition is attached in one
+// transaction: a reader of table sees all of its staged rows or none. stage
+// keeps its parts, so attaching a partition again adds its rows again:
+// finish an interrupted attach with the partitions PartitionsWith does not
+// list yet. (MOVE PARTITION … TO TABLE does the same and empties the staging
+// table, but measured 10-20 times slower here: it writes an empty part in
+// place of each one it moves.)
+func (s *Store) AttachPartitions(ctx context.Context, stage, table string, ids []string) error {
 	if !identRe.MatchString(stage) || !identRe.MatchString(table) {
-		return fmt.Errorf("move partitions of %q to %q: not identifiers", stage, table)
+		return fmt.Errorf("attach partitions of %q to %q: not identifiers", stage, table)
 	}
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), movePartitionsChunk)]
+		chunk := ids[:min(len(ids), attachChunk)]
 		ids = ids[len(chunk):]
 		params := clickhouse.Parameters{}
 		for i, id := range chunk {
 			params[fmt.Sprintf("p%d", i)] = id
 		}
-		if err := s.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(params)), s.moveStatement(stage, table, len(chunk))); err != nil {
-			return fmt.Errorf("move partitions %s of %s to %s: %w", strings.Join(chunk, ", "), stage, table, err)
+		if err := s.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(params)), s.attachStatement(stage, table, len(chunk))); err != nil {
+			return fmt.Errorf("attach partitions %s of %s to %s: %w", strings.Join(chunk, ", "), stage, table, err)
 		}
 	}
 	return nil
 }
 
-// moveStatement moves n partitions, the parameters p0…p<n-1>, of stage to table.
-func (s *Store) moveStatement(stage, table string, n int) string {
-	from, to := quoteIdent(stage), quoteIdent(table)
+// attachStatement attaches n partitions, the parameters p0…p<n-1>, of stage to table.
+func (s *Store) attachStatement(stage, table string, n int) string {
+	to, from := quoteIdent(table), quoteIdent(stage)
 	if s.cfg.Cluster != "" {
-		from, to = quoteIdent(stage+localSuffix)+" ON CLUSTER "+quoteIdent(s.cfg.Cluster), quoteIdent(table+localSuffix)
+		to, from = quoteIdent(table+localSuffix)+" ON CLUSTER "+quoteIdent(s.cfg.Cluster), quoteIdent(stage+localSuffix)
 	}
 	cmds := make([]string, n)
 	for i := range cmds {
-		cmds[i] = fmt.Sprintf("MOVE PARTITION ID {p%d:String} TO TABLE %s", i, to)
+		cmds[i] = fmt.Sprintf("ATTACH PARTITION ID {p%d:String} FROM %s", i, from)
 	}
-	return "ALTER TABLE " + from + " " + strings.Join(cmds, ", ")
+	return "ALTER TABLE " + to + " " + strings.Join(cmds, ", ")
+}
+
+// PartitionsWith lists the ids of table's partitions holding a row whose
+// column is value (a scan of that column), sorted.
+func (s *Store) PartitionsWith(ctx context.Context, table, column, value string) ([]string, error) {
+	if !identRe.MatchString(table) || !identRe.MatchString(column) {
+		return nil, fmt.Errorf("partitions of %q by %q: not identifiers", table, column)
+	}
+	rows, err := s.Conn.Query(ctx, "SELECT DISTINCT _partition_id FROM "+quoteIdent(table)+" WHERE "+quoteIdent(column)+" = {v:String} ORDER BY _partition_id",
+		clickhouse.Named("v", value))
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s holding %s: %w", table, column, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("partitions of %s holding %s: %w", table, column, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // DropStagingTable drops stage (its shard tables too in cluster mode); a

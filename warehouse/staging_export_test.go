@@ -5,7 +5,7 @@ func ClusterStagingStatements(cluster, stage, like, localEngine, distEngine stri
 	return clusterStagingStatements(cluster, stage, like, localEngine, distEngine)
 }
 
-// MoveStatement exposes the statement MovePartitions runs for n partitions.
-func (s *Store) MoveStatement(stage, table string, n int) string {
-	return s.moveStatement(stage, table, n)
+// AttachStatement exposes the statement AttachPartitions runs for n partitions.
+func (s *Store) AttachStatement(stage, table string, n int) string {
+	return s.attachStatement(stage, table, n)
 }

@@ -13,9 +13,9 @@ import (
 )
 
 // TestStagingTables: a staging table is made like its table (keys, indices,
-// engine), its partitions move into the table whole and only once (moving
-// again, or a partition it does not hold, changes nothing), and dropping it
-// leaves the table as it was.
+// engine), its partitions attach to the table whole, an interrupted attach is
+// finished by attaching what PartitionsWith does not list (each row once),
+// and dropping the staging table leaves the table as it was.
 func TestStagingTables(t *testing.T) {
 	st := whtest.Store(t)
 	ctx := context.Background()
@@ -36,33 +36,29 @@ func TestStagingTables(t *testing.T) {
 		AND s.engine_full = o.engine_full AND s.sorting_key = o.sorting_key AND s.partition_key = o.partition_key`).Scan(&same); err != nil || same != 1 {
 		t.Fatalf("the staging table is not made like orders (%v)", err)
 	}
-	if err := st.Conn.Exec(ctx, `INSERT INTO ingest_stage_orders_a (order_id, ordered_at, revenue, currency, source)
-		SELECT toString(number), toDateTime64('2024-01-01', 3) + toIntervalDay(number * 10), 1, 'EUR', 's' FROM numbers(90)`); err != nil {
+	if err := st.Conn.Exec(ctx, `INSERT INTO ingest_stage_orders_a (order_id, ordered_at, revenue, currency, source, ingest_run_id)
+		SELECT toString(number), toDateTime64('2024-01-01', 3) + toIntervalDay(number * 10), 1, 'EUR', 's', 'run-a' FROM numbers(90)`); err != nil {
 		t.Fatal(err)
 	}
 	ids, err := st.StagedPartitions(ctx, "ingest_stage_orders_a")
 	if err != nil || len(ids) != 30 || ids[0] != "202401" {
 		t.Fatalf("partitions %v (%v), want the 30 months from 202401", ids, err)
 	}
-	// part of them, then all of them again plus one that does not exist: each row moves once
-	if err := st.MovePartitions(ctx, "ingest_stage_orders_a", "orders", ids[:7]); err != nil {
+	// 7 of them, then the others as a resumed commit finds them: each row once
+	if err := st.AttachPartitions(ctx, "ingest_stage_orders_a", "orders", ids[:7]); err != nil {
 		t.Fatal(err)
 	}
-	if n := count("SELECT count() FROM orders"); n == 0 || n >= 90 {
-		t.Fatalf("%d rows moved with 7 of 30 partitions", n)
+	n := count("SELECT count() FROM orders")
+	done, err := st.PartitionsWith(ctx, "orders", "ingest_run_id", "run-a")
+	if err != nil || !slices.Equal(done, ids[:7]) || n == 0 || n >= 90 {
+		t.Fatalf("after 7 partitions: %d rows, partitions holding the run %v (%v)", n, done, err)
 	}
-	rest, _ := st.StagedPartitions(ctx, "ingest_stage_orders_a")
-	if len(rest) != 23 || slices.Contains(rest, ids[0]) {
-		t.Fatalf("still staged %v, want the other 23", rest)
-	}
-	if err := st.MovePartitions(ctx, "ingest_stage_orders_a", "orders", append(ids, "209912")); err != nil {
+	rest := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(done, id) })
+	if err := st.AttachPartitions(ctx, "ingest_stage_orders_a", "orders", append(rest, "209912")); err != nil {
 		t.Fatal(err)
 	}
 	if n := count("SELECT count() FROM orders"); n != 90 {
 		t.Errorf("%d rows in orders, want 90 (each once)", n)
-	}
-	if n := count("SELECT count() FROM ingest_stage_orders_a"); n != 0 {
-		t.Errorf("%d rows still staged", n)
 	}
 	tabs, err := st.StagingTables(ctx, "ingest_stage_")
 	if err != nil || len(tabs) != 1 || tabs[0].Name != "ingest_stage_orders_a" {
@@ -77,6 +73,9 @@ func TestStagingTables(t *testing.T) {
 	if tabs, _ := st.StagingTables(ctx, "ingest_stage_"); len(tabs) != 0 {
 		t.Errorf("staging tables after the drop: %v", tabs)
 	}
+	if n := count("SELECT count() FROM orders FINAL"); n != 90 {
+		t.Errorf("%d rows in orders after the staging table is gone, want 90", n)
+	}
 	for _, bad := range []string{"a;b", "x y"} {
 		if err := st.CreateStagingTable(ctx, bad, "orders"); err == nil {
 			t.Errorf("staging table %q accepted", bad)
@@ -87,7 +86,7 @@ func TestStagingTables(t *testing.T) {
 // TestClusterStagingStatements: in cluster mode a staging table is a
 // Replicated shard table with a Keeper path of its own, made like the
 // table's shard table, under a Distributed table sharded as the table is; its
-// partitions move on the shards' tables ON CLUSTER. Every statement parses.
+// partitions attach on the shards' tables ON CLUSTER. Every statement parses.
 func TestClusterStagingStatements(t *testing.T) {
 	local := "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/converge/orders', '{replica}', loaded_at) PARTITION BY toYYYYMM(ordered_at) ORDER BY (source, order_id) SETTINGS index_granularity = 8192"
 	dist := "Distributed('converge', 'converge', 'orders_local', cityHash64(source, order_id))"
@@ -111,11 +110,11 @@ func TestClusterStagingStatements(t *testing.T) {
 		}
 	}
 	st := whtest.EmptyStore(t)
-	move := st.WithCluster("converge").MoveStatement("ingest_stage_orders_x", "orders", 2)
-	if move != "ALTER TABLE `ingest_stage_orders_x_local` ON CLUSTER `converge` MOVE PARTITION ID {p0:String} TO TABLE `orders_local`, MOVE PARTITION ID {p1:String} TO TABLE `orders_local`" {
-		t.Errorf("move statement %s", move)
+	attach := st.WithCluster("converge").AttachStatement("ingest_stage_orders_x", "orders", 2)
+	if attach != "ALTER TABLE `orders_local` ON CLUSTER `converge` ATTACH PARTITION ID {p0:String} FROM `ingest_stage_orders_x_local`, ATTACH PARTITION ID {p1:String} FROM `ingest_stage_orders_x_local`" {
+		t.Errorf("attach statement %s", attach)
 	}
-	for _, q := range append(stmts, strings.NewReplacer("{p0:String}", "'202401'", "{p1:String}", "'202402'").Replace(move)) {
+	for _, q := range append(stmts, strings.NewReplacer("{p0:String}", "'202401'", "{p1:String}", "'202402'").Replace(attach)) {
 		var formatted string
 		if err := st.Conn.QueryRow(clickhouse.Context(context.Background(), clickhouse.WithParameters(clickhouse.Parameters{"q": escapeParam(q)})),
 			"SELECT formatQuery({q:String})").Scan(&formatted); err != nil {

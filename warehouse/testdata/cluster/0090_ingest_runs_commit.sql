@@ -4,6 +4,6 @@
 ALTER TABLE ingest_runs_local ON CLUSTER `converge`
     ADD COLUMN IF NOT EXISTS commit_mode LowCardinality(String) DEFAULT '' COMMENT 'run: staged, visible when the run succeeds; batch: stored per flush (events); empty before 0090' AFTER status,
     ADD COLUMN IF NOT EXISTS warnings Array(String) DEFAULT [] COMMENT 'warnings of the run, e.g. columns not in the mapping (ignored)' AFTER error,
-    COMMENT COLUMN status 'running | committing (staged rows being moved into the tables) | succeeded | failed';
+    COMMENT COLUMN status 'running | committing (staged rows being attached to the tables) | succeeded | failed';
 
-ALTER TABLE ingest_runs ON CLUSTER `converge` ADD COLUMN IF NOT EXISTS commit_mode LowCardinality(String) DEFAULT '' COMMENT 'run: staged, visible when the run succeeds; batch: stored per flush (events); empty before 0090' AFTER status, ADD COLUMN IF NOT EXISTS warnings Array(String) DEFAULT [] COMMENT 'warnings of the run, e.g. columns not in the mapping (ignored)' AFTER error, COMMENT COLUMN status 'running | committing (staged rows being moved into the tables) | succeeded | failed';
+ALTER TABLE ingest_runs ON CLUSTER `converge` ADD COLUMN IF NOT EXISTS commit_mode LowCardinality(String) DEFAULT '' COMMENT 'run: staged, visible when the run succeeds; batch: stored per flush (events); empty before 0090' AFTER status, ADD COLUMN IF NOT EXISTS warnings Array(String) DEFAULT [] COMMENT 'warnings of the run, e.g. columns not in the mapping (ignored)' AFTER error, COMMENT COLUMN status 'running | committing (staged rows being attached to the tables) | succeeded | failed';
