@@ -191,8 +191,11 @@ func Recover(ctx context.Context, st *warehouse.Store, log *slog.Logger) (Recove
 			rep.Failed = append(rep.Failed, r.id)
 		}
 	}
-	// Staging tables of runs that are not open anywhere: failed, finished or
-	// never recorded (a process that ended between creating them and its row).
+	// Staging tables of runs that are not open anywhere: failed, or finished
+	// (succeeded) by a process that ended before dropping them. A run writes
+	// its row before its first staging table, so one whose run was not among
+	// the open runs read above is either of those, or of a run started since:
+	// a young one is left for the next start.
 	ids := make([]string, 0, len(byRun))
 	for id := range byRun {
 		if !live[id] {
@@ -207,7 +210,7 @@ func Recover(ctx context.Context, st *warehouse.Store, log *slog.Logger) (Recove
 		orphan := true
 		for _, t := range stages {
 			if _, rid, _ := parseStageName(t.Name); rid == id && t.Age < leaseExpiry && !recordedRun(runs, id) {
-				orphan = false // too young to tell from a run being started right now
+				orphan = false // perhaps a run started after its row was read
 			}
 		}
 		if !orphan {
