@@ -28,13 +28,19 @@ func query(name string) string {
 
 // Run statuses in ingest_runs.
 const (
-	StatusRunning   = "running"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
+	StatusRunning = "running"
+	// StatusCommitting: the run's staged rows are being attached to the
+	// tables (its counts are final); a run left committing by a process that
+	// ended is finished at the next start (Recover).
+	StatusCommitting = "committing"
+	StatusSucceeded  = "succeeded"
+	StatusFailed     = "failed"
 )
 
 // RunStatuses lists the statuses a run can have.
-func RunStatuses() []string { return []string{StatusRunning, StatusSucceeded, StatusFailed} }
+func RunStatuses() []string {
+	return []string{StatusRunning, StatusCommitting, StatusSucceeded, StatusFailed}
+}
 
 // Catalog reads what the ingest path recorded in a store: which sources delivered what
 // (Sources), the runs (Runs) and the rejected records (Quarantine, QuarantineReasons).
@@ -181,6 +187,8 @@ type Run struct {
 	Rejected, Duplicates   int64
 	Bytes                  int64
 	Error                  string
+	// Warnings are what the run ignored or noticed (e.g. columns not in the mapping).
+	Warnings []string
 }
 
 // Duration is how long the run took; 0 while it has not finished.
@@ -204,7 +212,7 @@ func (c *Catalog) Runs(ctx context.Context, f RunFilter, offset, limit int) (Run
 		var fin *time.Time
 		var read, loaded, rejected, dups, bytes uint64
 		if err := rows.Scan(&r.ID, &r.Entity, &r.Origin, &r.Source, &r.Preset, &r.StartedAt, &fin, &r.Status,
-			&read, &loaded, &rejected, &dups, &bytes, &r.Error); err != nil {
+			&read, &loaded, &rejected, &dups, &bytes, &r.Error, &r.Warnings); err != nil {
 			return r, err
 		}
 		if fin != nil {

@@ -12,6 +12,13 @@
 // source and natural key), tables are ReplacingMergeTree keyed by them, so
 // loading a file twice or re-running after a crash leaves every total as if
 // it had been loaded once, for queries that read with FINAL or argMax.
+//
+// A run is visible whole or not at all (CommitRun, the default: its rows are
+// staged and attached to the tables when it succeeds, see stage.go); a run
+// that fails stores nothing (Loaded 0; NotStored counts its valid records)
+// but keeps its rejects in quarantine. The events API commits per flush
+// instead (CommitBatch). A process that ends in the middle of a run leaves
+// it for the next start to fail or finish (Recover).
 package ingest
 
 import (
@@ -21,10 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -33,7 +37,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/cespare/xxhash/v2"
 	"github.com/google/uuid"
-	"github.com/shopspring/decimal"
 
 	"github.com/converge-dev/converge/warehouse"
 )
@@ -60,6 +63,11 @@ type Options struct {
 	BatchRows int
 	// MaxFieldBytes bounds a field; 0 means DefaultMaxFieldBytes.
 	MaxFieldBytes int
+	// MaxRecordBytes bounds one record of a file (a CSV/TSV record, an NDJSON
+	// line, after gzip) while it is read: a longer one is rejected as too_long
+	// and skipped without being held. 0 means DefaultMaxRecordBytes, or 4 ×
+	// MaxFieldBytes when that is larger.
+	MaxRecordBytes int
 	// Host is recorded in ingest_runs.
 	Host string
 	// Log receives warnings; nil discards them.
@@ -74,8 +82,25 @@ type Options struct {
 	// source records it settled (monitoring): loaded, rejected into quarantine,
 	// and duplicates (in the run or already in the store). Summed over a run
 	// they are the Summary's counts. It is called from the goroutine that
-	// calls Add, Flush or Close.
+	// calls Add, Flush or Close. In CommitRun mode loaded rows are staged, not
+	// yet visible.
 	OnWritten func(Counts)
+	// AfterAttach, when set, is called in CommitRun mode after the staged
+	// rows of each table were attached to it (tests use it to stop a commit
+	// half-way).
+	AfterAttach func(table string)
+	// Commit is CommitRun (default: staged, visible when the run succeeds)
+	// or CommitBatch (each flush is stored as it is written).
+	Commit string
+	// AllOrNothing makes a run that rejected any record fail without storing
+	// anything (its rejects stay in quarantine; the error is a *RejectsError).
+	// Without it a run stores its valid records and quarantines the others.
+	AllOrNothing bool
+	// Unknown is what becomes of source columns (NDJSON or record fields)
+	// the mapping does not read: "warn" (the run records their names as a
+	// warning; the default, else the mapping's unknown) or "reject" (a file
+	// whose header has one fails; a record with one is rejected).
+	Unknown string
 }
 
 // Counts are source records by outcome.
@@ -85,16 +110,20 @@ type Counts struct {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	RunID      string                 `json:"run_id"`
-	Entity     string                 `json:"entity"`
-	Source     string                 `json:"source"`
-	Preset     string                 `json:"preset,omitempty"`
-	File       string                 `json:"file,omitempty"`
-	Status     string                 `json:"status"`
-	Read       int64                  `json:"read"`
-	Loaded     int64                  `json:"loaded"`
-	Rejected   int64                  `json:"rejected"`
-	Duplicates int64                  `json:"duplicates"`
+	RunID      string `json:"run_id"`
+	Entity     string `json:"entity"`
+	Source     string `json:"source"`
+	Preset     string `json:"preset,omitempty"`
+	File       string `json:"file,omitempty"`
+	Status     string `json:"status"`
+	Commit     string `json:"commit,omitempty"`
+	Read       int64  `json:"read"`
+	Loaded     int64  `json:"loaded"`
+	Rejected   int64  `json:"rejected"`
+	Duplicates int64  `json:"duplicates"`
+	// NotStored counts the valid records of a run that failed in CommitRun
+	// mode: staged, then dropped (Loaded is 0: nothing of the run is stored).
+	NotStored  int64                  `json:"not_stored,omitempty"`
 	Bytes      int64                  `json:"bytes"`
 	Checksum   string                 `json:"checksum,omitempty"`
 	Tables     map[string]*TableCount `json:"tables"`
@@ -186,6 +215,12 @@ type Loader struct {
 	pendingDups int64      // in-run duplicates of source records since the last batch
 	inflight    []inflight // oldest first
 	werr        error
+
+	unknown    string   // warn or reject
+	staged     []staged // CommitRun: the run's staging tables
+	keysTarget string   // where ingest_keys rows go (its staging table in CommitRun mode)
+	leaseStop  chan struct{}
+	leaseDone  chan struct{}
 }
 
 type seenKey struct {
@@ -196,6 +231,7 @@ type seenKey struct {
 // tableState buffers the rows of one table until a flush.
 type tableState struct {
 	ent      *Entity
+	target   string   // table the rows are written to: the entity's, or its staging table
 	cols     []string // table columns in write order
 	rows     []pendingRow
 	hasKeys  bool // the store holds keys of this entity and source
@@ -212,8 +248,12 @@ type pendingRow struct {
 	line int64
 }
 
-// NewLoader starts a run: it writes the 'running' row to ingest_runs. file
+// NewLoader starts a run: it writes the 'running' row to ingest_runs and
+// takes the run's lease (in CommitRun mode its first flush to a table creates
+// that table's staging table). file
 // is the file name recorded with the run and in quarantine (may be empty).
+// The first run of a store in a process first recovers the runs of
+// processes that ended in the middle of theirs (Recover).
 func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file string) (*Loader, error) {
 	if st == nil {
 		return nil, errors.New("ingest: no store (use NewDryRun to check records without one)")
@@ -222,15 +262,43 @@ func NewLoader(ctx context.Context, st *warehouse.Store, opts Options, file stri
 	if err != nil {
 		return nil, err
 	}
+	recoverOnce(ctx, st, l.log)
 	if err := l.writeRun(ctx); err != nil {
 		return nil, err
 	}
-	for _, ts := range l.tables {
-		if err := l.lookupKeys(ctx, ts); err != nil {
-			return nil, err
-		}
+	if err := l.open(ctx); err != nil {
+		return nil, l.abort(ctx, err)
 	}
 	return l, nil
+}
+
+// open prepares a run whose row is written: its lease, and whether the
+// store holds keys of its tables.
+func (l *Loader) open(ctx context.Context) error {
+	if err := l.startLease(ctx); err != nil {
+		return err
+	}
+	for _, ts := range l.tables {
+		if err := l.lookupKeys(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abort ends a run that could not start: recorded failed with err, nothing staged kept.
+func (l *Loader) abort(ctx context.Context, err error) error {
+	l.closed = true
+	ctx = context.WithoutCancel(ctx)
+	if derr := dropStaged(ctx, l.st, l.staged); derr != nil {
+		l.log.Warn("ingest: staging tables not dropped (the next start drops them)", "run", l.sum.RunID, "err", derr)
+	}
+	l.stopLease()
+	l.sum.Status, l.sum.Error = StatusFailed, err.Error()
+	l.sum.FinishedAt = time.Now().UTC()
+	l.bumpVersion()
+	_ = l.writeRun(ctx)
+	return err
 }
 
 // NewDryRun is a Loader that writes nothing and needs no store: records are
@@ -277,6 +345,27 @@ func newLoader(st *warehouse.Store, opts Options, file string) (*Loader, error) 
 	if opts.MaxFieldBytes <= 0 {
 		opts.MaxFieldBytes = DefaultMaxFieldBytes
 	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = max(DefaultMaxRecordBytes, 4*opts.MaxFieldBytes)
+	}
+	switch opts.Commit {
+	case "":
+		opts.Commit = CommitRun
+	case CommitRun, CommitBatch:
+	default:
+		return nil, fmt.Errorf("ingest: commit mode %q is not %s or %s", opts.Commit, CommitRun, CommitBatch)
+	}
+	unknown := opts.Unknown
+	if unknown == "" {
+		unknown = m.Unknown
+	}
+	switch unknown {
+	case "":
+		unknown = UnknownWarn
+	case UnknownWarn, UnknownReject:
+	default:
+		return nil, fmt.Errorf("ingest: unknown %q is not %s or %s", unknown, UnknownWarn, UnknownReject)
+	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -284,9 +373,9 @@ func newLoader(st *warehouse.Store, opts Options, file string) (*Loader, error) 
 	now := time.Now().UTC()
 	l := &Loader{st: st, opts: opts, m: m, ent: ent, source: source, file: file, log: log,
 		tables: map[string]*tableState{}, lines: m.Lines != nil,
-		version: uint64(now.UnixNano())}
+		version: uint64(now.UnixNano()), unknown: unknown, keysTarget: keysTable}
 	l.sum = Summary{RunID: uuid.NewString(), Entity: ent.Name, Source: source, Preset: opts.Preset, File: file,
-		Status: "running", Tables: map[string]*TableCount{}, StartedAt: now}
+		Status: StatusRunning, Commit: opts.Commit, Tables: map[string]*TableCount{}, StartedAt: now}
 	if l.lines {
 		l.orders = map[string]*orderAgg{}
 		for _, n := range []string{"order_lines", "orders", "refunds"} {
@@ -308,7 +397,7 @@ func (l *Loader) table(e *Entity, isSource bool) (*tableState, error) {
 	if _, err := l.st.NewBatchWriter(e.Table, cols, 1); err != nil { // validates the names
 		return nil, err
 	}
-	ts := &tableState{ent: e, cols: cols, count: &TableCount{}, isSource: isSource, seen: map[[2]uint64]seenKey{}}
+	ts := &tableState{ent: e, target: e.Table, cols: cols, count: &TableCount{}, isSource: isSource, seen: map[[2]uint64]seenKey{}}
 	l.tables[e.Name] = ts
 	l.sum.Tables[e.Name] = ts.count
 	return ts, nil
@@ -419,6 +508,11 @@ func (l *Loader) addRecord(ctx context.Context, rec []string, line int64, raw fm
 	}
 	if l.cols.fixed && len(rec) != len(l.cols.names) {
 		return l.reject(line, "", "field_count", fmt.Sprintf("record has %d fields, the header has %d", len(rec), len(l.cols.names)), raw)
+	}
+	if l.unknown == UnknownReject && !l.cols.fixed {
+		if names := l.unknownIn(rec); len(names) > 0 {
+			return l.reject(line, names[0], "unknown_field", fmt.Sprintf("fields not in %s: %s (unknown: reject)", l.readsWhat(), strings.Join(names, ", ")), raw)
+		}
 	}
 	if l.lines {
 		return l.addLine(ctx, rec, line, raw)
@@ -616,579 +710,4 @@ func (l *Loader) reject(line int64, field, code, reason string, rawRec fmt.Strin
 		return l.startFlush(context.Background())
 	}
 	return nil
-}
-
-// Flush writes everything buffered and waits for every earlier write: when
-// it returns nil, every record added so far is in the store (the events API
-// acknowledges after Flush).
-func (l *Loader) Flush(ctx context.Context) error {
-	if err := l.startFlush(ctx); err != nil {
-		return err
-	}
-	return l.wait()
-}
-
-// batch is one flush: the rows of every table and the quarantine rows,
-// written by a goroutine while the next batch is read.
-type batch struct {
-	rows    map[*tableState][]pendingRow
-	quar    [][]any
-	written map[*tableState]int64
-	dups    map[*tableState]int64
-	runDups int64 // in-run duplicates settled with this batch (counted in the summary already)
-	// keys of the rows written, for ingest_keys
-	keyEnt []string
-	keys   []string
-	hashes []uint64
-}
-
-type inflight struct {
-	done chan error
-	b    *batch
-}
-
-// maxInFlight is how many batches are written while the next is read.
-const maxInFlight = 2
-
-// startFlush hands the buffered rows to a writer goroutine (reading and
-// writing overlap; at most maxInFlight batches are being written).
-func (l *Loader) startFlush(ctx context.Context) error {
-	b := &batch{rows: map[*tableState][]pendingRow{}, quar: l.pendingQuar, runDups: l.pendingDups,
-		written: map[*tableState]int64{}, dups: map[*tableState]int64{}}
-	l.pendingDups = 0
-	for _, ts := range l.tables {
-		if len(ts.rows) > 0 {
-			b.rows[ts] = ts.rows
-			ts.rows = make([]pendingRow, 0, cap(ts.rows))
-		}
-	}
-	l.pendingQuar = nil
-	l.pending = 0
-	if l.st == nil {
-		// a dry run: what would be written counts as written
-		for ts, rows := range b.rows {
-			ts.count.Written += int64(len(rows))
-			if ts.isSource {
-				l.sum.Loaded += int64(len(rows))
-			}
-		}
-		if l.opts.AfterFlush != nil {
-			l.opts.AfterFlush(l.sum.Loaded)
-		}
-		return nil
-	}
-	for len(l.inflight) >= maxInFlight {
-		if err := l.waitOldest(); err != nil {
-			return err
-		}
-	}
-	if l.werr != nil {
-		return l.werr
-	}
-	done := make(chan error, 1)
-	l.inflight = append(l.inflight, inflight{done: done, b: b})
-	go func() { done <- l.writeBatch(context.WithoutCancel(ctx), b) }()
-	return nil
-}
-
-// wait waits for every batch in flight.
-func (l *Loader) wait() error {
-	for len(l.inflight) > 0 {
-		_ = l.waitOldest()
-	}
-	return l.werr
-}
-
-// waitOldest waits for the oldest batch in flight and adds its counts to the summary.
-func (l *Loader) waitOldest() error {
-	if len(l.inflight) == 0 {
-		return l.werr
-	}
-	f := l.inflight[0]
-	l.inflight = l.inflight[1:]
-	err := <-f.done
-	b := f.b
-	if err != nil {
-		if l.werr == nil {
-			l.werr = err
-		}
-		return l.werr
-	}
-	c := Counts{Rejected: int64(len(b.quar)), Duplicates: b.runDups}
-	for ts, n := range b.written {
-		ts.count.Written += n
-		if ts.isSource {
-			l.sum.Loaded += n
-			c.Loaded += n
-		}
-	}
-	for ts, n := range b.dups {
-		ts.count.Duplicates += n
-		if ts.isSource {
-			l.sum.Duplicates += n
-			c.Duplicates += n
-		}
-	}
-	if l.opts.OnWritten != nil && c != (Counts{}) {
-		l.opts.OnWritten(c)
-	}
-	if l.opts.AfterFlush != nil {
-		l.opts.AfterFlush(l.sum.Loaded)
-	}
-	return l.werr
-}
-
-// writeBatch writes facts (table by table), then their keys, then quarantine.
-// Each batch has its own writers, so batches are written concurrently.
-func (l *Loader) writeBatch(ctx context.Context, b *batch) error {
-	quar, err := l.st.NewBatchWriter("quarantine", []string{"run_id", "entity", "source", "file", "line", "field", "code", "reason", "raw"}, 0)
-	if err != nil {
-		return err
-	}
-	tss := make([]*tableState, 0, len(b.rows))
-	for ts := range b.rows {
-		tss = append(tss, ts)
-	}
-	sort.Slice(tss, func(i, j int) bool { return tss[i].ent.Name < tss[j].ent.Name })
-	for _, ts := range tss {
-		if err := l.flushTable(ctx, ts, b.rows[ts], b); err != nil {
-			return err
-		}
-	}
-	if err := l.insertKeys(ctx, b); err != nil {
-		return err
-	}
-	for _, q := range b.quar {
-		if err := quar.Append(ctx, q...); err != nil {
-			return err
-		}
-	}
-	return quar.Flush()
-}
-
-const keyLookupChunk = 5000
-
-func (l *Loader) flushTable(ctx context.Context, ts *tableState, rows []pendingRow, b *batch) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	var stored map[string]uint64
-	if ts.hasKeys {
-		stored = map[string]uint64{}
-		for i := 0; i < len(rows); i += keyLookupChunk {
-			chunk := rows[i:min(i+keyLookupChunk, len(rows))]
-			keys := make([]string, len(chunk))
-			for j, r := range chunk {
-				keys[j] = r.key
-			}
-			rs, err := l.st.Conn.Query(ctx, "SELECT key, argMax(hash, loaded_at) FROM ingest_keys WHERE entity = {e:String} AND source = {s:String} AND key IN {k:Array(String)} GROUP BY key",
-				clickhouse.Named("e", ts.ent.Name), clickhouse.Named("s", l.source), clickhouse.Named("k", keys))
-			if err != nil {
-				return fmt.Errorf("ingest_keys lookup: %w", err)
-			}
-			for rs.Next() {
-				var k string
-				var h uint64
-				if err := rs.Scan(&k, &h); err != nil {
-					rs.Close()
-					return err
-				}
-				stored[k] = h
-			}
-			rs.Close()
-			if err := rs.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	var written, dups int64
-	kept := rows[:0:0]
-	for _, r := range rows {
-		if h, ok := stored[r.key]; ok && h == r.hash {
-			dups++
-			continue
-		}
-		kept = append(kept, r)
-		written++
-	}
-	if err := l.insertColumns(ctx, ts, kept); err != nil {
-		return err
-	}
-	for _, r := range kept {
-		b.keyEnt = append(b.keyEnt, ts.ent.Name)
-		b.keys = append(b.keys, r.key)
-		b.hashes = append(b.hashes, r.hash)
-	}
-	b.written[ts] += written
-	b.dups[ts] += dups
-	return nil
-}
-
-// omittable: the column's default in the store is the field's zero value
-// (not a version column, not a string with another default such as status).
-func omittable(f Field) bool {
-	return !f.Version && !f.Required && (f.Kind != KString || f.Default == "")
-}
-
-func allZero(rows []pendingRow, j int, isString bool) bool {
-	for _, r := range rows {
-		if isString {
-			if r.strs[j] != "" {
-				return false
-			}
-			continue
-		}
-		switch v := r.vals[j].(type) {
-		case nil:
-		case string:
-			if v != "" {
-				return false
-			}
-		case decimal.Decimal:
-			if !v.IsZero() {
-				return false
-			}
-		case *uint8:
-			if v != nil {
-				return false
-			}
-		case uint64:
-			if v != 0 {
-				return false
-			}
-		case float64:
-			if v != 0 {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// insertKeys records the keys and content hashes of the rows a batch wrote.
-func (l *Loader) insertKeys(ctx context.Context, b *batch) error {
-	n := len(b.keys)
-	if n == 0 {
-		return nil
-	}
-	bt, err := l.st.Conn.PrepareBatch(ctx, "INSERT INTO ingest_keys (entity, source, key, hash, ingest_run_id)")
-	if err != nil {
-		return fmt.Errorf("insert into ingest_keys: prepare: %w", err)
-	}
-	src, run := make([]string, n), make([]string, n)
-	for i := range src {
-		src[i], run[i] = l.source, l.sum.RunID
-	}
-	for j, col := range []any{b.keyEnt, src, b.keys, b.hashes, run} {
-		if err := bt.Column(j).Append(col); err != nil {
-			_ = bt.Abort()
-			return fmt.Errorf("insert into ingest_keys: %w", err)
-		}
-	}
-	if err := bt.Send(); err != nil {
-		return fmt.Errorf("insert into ingest_keys: send %d rows: %w", n, err)
-	}
-	return nil
-}
-
-// insertColumns writes rows to the table column by column (one typed slice
-// per column: far cheaper than appending row by row).
-func (l *Loader) insertColumns(ctx context.Context, ts *tableState, rows []pendingRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	// Columns that are zero in every row (fields the source does not have)
-	// are left out: the store fills its default, which is that zero value.
-	var cols []string
-	var fields []int
-	for j, f := range ts.ent.Fields {
-		if omittable(f) && allZero(rows, j, f.Kind == KString) {
-			continue
-		}
-		cols = append(cols, f.Name)
-		fields = append(fields, j)
-	}
-	cols = append(cols, "source", "ingest_run_id")
-	q := "INSERT INTO `" + ts.ent.Table + "` (" + strings.Join(cols, ", ") + ")"
-	bt, err := l.st.Conn.PrepareBatch(ctx, q)
-	if err != nil {
-		return fmt.Errorf("insert into %s: prepare: %w", ts.ent.Table, err)
-	}
-	n := len(rows)
-	for ci, j := range fields {
-		f := ts.ent.Fields[j]
-		var col any
-		switch {
-		case f.Kind == KString:
-			c := make([]string, n)
-			for i, r := range rows {
-				c[i] = r.strs[j]
-			}
-			col = c
-		case (f.Kind == KTime || f.Kind == KDate) && f.Nullable:
-			c := make([]*time.Time, n)
-			for i, r := range rows {
-				if v, ok := r.vals[j].(time.Time); ok {
-					c[i] = &v
-				}
-			}
-			col = c
-		case f.Kind == KTime || f.Kind == KDate:
-			c := make([]time.Time, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(time.Time)
-			}
-			col = c
-		case f.Kind == KDecimal && f.Nullable:
-			c := make([]*decimal.Decimal, n)
-			for i, r := range rows {
-				if v, ok := r.vals[j].(decimal.Decimal); ok {
-					c[i] = &v
-				}
-			}
-			col = c
-		case f.Kind == KDecimal:
-			c := make([]decimal.Decimal, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(decimal.Decimal)
-			}
-			col = c
-		case f.Kind == KInt && f.Bits == 16:
-			c := make([]int16, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(int16)
-			}
-			col = c
-		case f.Kind == KInt:
-			c := make([]int64, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(int64)
-			}
-			col = c
-		case f.Kind == KUInt && f.Bits == 8:
-			c := make([]*uint8, n)
-			for i, r := range rows {
-				c[i], _ = r.vals[j].(*uint8)
-			}
-			col = c
-		case f.Kind == KUInt && f.Bits == 32:
-			c := make([]uint32, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(uint32)
-			}
-			col = c
-		case f.Kind == KUInt:
-			c := make([]uint64, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(uint64)
-			}
-			col = c
-		case f.Kind == KFloat:
-			c := make([]float64, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(float64)
-			}
-			col = c
-		case f.Kind == KBool:
-			c := make([]bool, n)
-			for i, r := range rows {
-				c[i] = r.vals[j].(bool)
-			}
-			col = c
-		}
-		if err := bt.Column(ci).Append(col); err != nil {
-			_ = bt.Abort()
-			return fmt.Errorf("insert into %s: column %s: %w", ts.ent.Table, f.Name, err)
-		}
-	}
-	src, run := make([]string, n), make([]string, n)
-	for i := range src {
-		src[i], run[i] = l.source, l.sum.RunID
-	}
-	nf := len(fields)
-	if err := bt.Column(nf).Append(src); err != nil {
-		_ = bt.Abort()
-		return err
-	}
-	if err := bt.Column(nf + 1).Append(run); err != nil {
-		_ = bt.Abort()
-		return err
-	}
-	if err := bt.Send(); err != nil {
-		return fmt.Errorf("insert into %s: send %d rows: %w", ts.ent.Table, n, err)
-	}
-	return nil
-}
-
-// Close finishes the run: flushes (unless runErr), writes the final
-// ingest_runs row and returns the summary. runErr is a failure of the
-// caller's source (recorded as the run's error).
-func (l *Loader) Close(ctx context.Context, runErr error) (Summary, error) {
-	if l.closed {
-		return l.sum, errors.New("ingest: loader already closed")
-	}
-	l.closed = true
-	err := runErr
-	if err == nil && l.lines {
-		err = l.finishOrders(ctx)
-	}
-	if err == nil {
-		err = l.Flush(ctx)
-	} else if werr := l.wait(); werr != nil && werr != err {
-		err = fmt.Errorf("%w (and writing: %v)", err, werr)
-	}
-	if l.identical > 0 {
-		l.warn(fmt.Sprintf("%d rows repeat an earlier line of the same order exactly; kept as separate order lines (line_no = position within the order)", l.identical))
-	}
-	if err == nil && l.sum.Read == 0 && l.cols != nil && l.cols.fixed {
-		l.warn("no records: the file has a header only")
-	}
-	l.sum.FinishedAt = time.Now().UTC()
-	l.sum.Seconds = l.sum.FinishedAt.Sub(l.sum.StartedAt).Seconds()
-	l.sum.Bytes = l.Stats.Bytes.Load()
-	l.sum.Status = "succeeded"
-	if err != nil {
-		l.sum.Status = "failed"
-		l.sum.Error = err.Error()
-	} else if got := l.sum.Loaded + l.sum.Rejected + l.sum.Duplicates; got != l.sum.Read {
-		l.sum.Status = "failed"
-		l.sum.Error = fmt.Sprintf("internal: read %d != loaded %d + rejected %d + duplicates %d", l.sum.Read, l.sum.Loaded, l.sum.Rejected, l.sum.Duplicates)
-		err = errors.New(l.sum.Error)
-	}
-	l.version = max(l.version+1, uint64(time.Now().UnixNano()))
-	if werr := l.writeRun(context.WithoutCancel(ctx)); werr != nil && err == nil {
-		err = werr
-	}
-	return l.sum, err
-}
-
-func (l *Loader) warn(msg string) {
-	l.sum.Warnings = append(l.sum.Warnings, msg)
-	l.log.Warn("ingest: "+msg, "file", l.file, "entity", l.ent.Name, "run", l.sum.RunID)
-}
-
-func (l *Loader) writeRun(ctx context.Context) error {
-	if l.st == nil {
-		return nil // a dry run records nothing
-	}
-	var fin *time.Time
-	if !l.sum.FinishedAt.IsZero() {
-		t := l.sum.FinishedAt
-		fin = &t
-	}
-	src := l.file
-	if src == "" {
-		src = l.source
-	}
-	err := l.st.Conn.Exec(ctx, `INSERT INTO ingest_runs (run_id, entity, source, record_source, preset, started_at, finished_at, status,
-		rows_read, rows_loaded, rows_rejected, rows_duplicate, bytes, checksum, error, host, version)
-		VALUES ({id:String}, {entity:String}, {source:String}, {record_source:String}, {preset:String}, {started:DateTime64(3)}, {finished:Nullable(DateTime64(3))}, {status:String},
-		{read:UInt64}, {loaded:UInt64}, {rejected:UInt64}, {dup:UInt64}, {bytes:UInt64}, {checksum:String}, {error:String}, {host:String}, {version:UInt64})`,
-		clickhouse.Named("id", l.sum.RunID), clickhouse.Named("entity", l.ent.Name), clickhouse.Named("source", src),
-		clickhouse.Named("record_source", l.source), clickhouse.Named("preset", l.opts.Preset), clickhouse.Named("started", l.sum.StartedAt), clickhouse.Named("finished", fin),
-		clickhouse.Named("status", l.sum.Status), clickhouse.Named("read", uint64(l.sum.Read)), clickhouse.Named("loaded", uint64(l.sum.Loaded)),
-		clickhouse.Named("rejected", uint64(l.sum.Rejected)), clickhouse.Named("dup", uint64(l.sum.Duplicates)),
-		clickhouse.Named("bytes", uint64(l.Stats.Bytes.Load())), clickhouse.Named("checksum", l.sum.Checksum),
-		clickhouse.Named("error", l.sum.Error), clickhouse.Named("host", l.opts.Host), clickhouse.Named("version", l.version))
-	if err != nil {
-		return fmt.Errorf("ingest_runs: %w", err)
-	}
-	return nil
-}
-
-// LoadFile loads one file as one run. The returned summary is complete even
-// when err is not nil (err is then also in Summary.Error).
-func LoadFile(ctx context.Context, st *warehouse.Store, path string, opts Options, stats func(*Stats)) (Summary, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Summary{File: path, Status: "failed", Error: err.Error()}, err
-	}
-	defer f.Close()
-	l, err := NewLoader(ctx, st, opts, path)
-	if err != nil {
-		return Summary{File: path, Status: "failed", Error: err.Error()}, err
-	}
-	if stats != nil {
-		stats(&l.Stats)
-	}
-	runErr := l.readAll(ctx, f, path)
-	if runErr != nil {
-		runErr = fmt.Errorf("ingest %s: %w", path, runErr)
-	}
-	return l.Close(ctx, runErr)
-}
-
-// Load reads a whole stream (CSV, TSV or NDJSON, gzip or not) into the run.
-func (l *Loader) Load(ctx context.Context, r io.Reader, name string) error {
-	return l.readAll(ctx, r, name)
-}
-
-func (l *Loader) readAll(ctx context.Context, r io.Reader, name string) error {
-	in, h, counted, err := openInput(r, &l.Stats.Bytes)
-	if err != nil {
-		return err
-	}
-	format := l.opts.Format
-	if format == "" {
-		format = l.m.Format
-	}
-	if format == "" {
-		format = formatFromName(name)
-	}
-	var src source
-	switch format {
-	case "csv", "tsv":
-		cs, err := newCSVSource(in, l.m, format)
-		if err != nil {
-			return err
-		}
-		src = cs
-	case "ndjson":
-		src = newNDJSONSource(in, l.opts.MaxFieldBytes)
-	default:
-		return fmt.Errorf("format %q is not csv, tsv or ndjson", format)
-	}
-	if err := l.setColumns(src.columns()); err != nil {
-		return err
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec, line, raw, err := src.next()
-		if err == io.EOF {
-			break
-		}
-		var re *recordError
-		if errors.As(err, &re) {
-			l.sum.Read++
-			l.Stats.Read.Add(1)
-			if err := l.reject(re.line, re.field, re.code, re.reason, re.raw); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		if err := l.addRecord(ctx, rec, line, raw); err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-	}
-	_, _ = io.Copy(io.Discard, counted) // hash the rest (anything after the gzip stream)
-	l.sum.Checksum = hex.EncodeToString(h.Sum(nil))
-	return nil
-}
-
-func formatFromName(name string) string {
-	n := strings.ToLower(strings.TrimSuffix(strings.ToLower(name), ".gz"))
-	switch filepath.Ext(n) {
-	case ".tsv", ".tab":
-		return "tsv"
-	case ".ndjson", ".jsonl", ".json":
-		return "ndjson"
-	}
-	return "csv"
 }

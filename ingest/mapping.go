@@ -41,6 +41,7 @@ import (
 //	  status: {column: Financial Status, map: {paid: completed}, default: completed}
 //	  revenue: {column: Total, transform: [trim, negate, "multiply:0.01"]}
 //	lines: {refund_prefix: C}     # orders only: each row is an order line (see Lines)
+//	unknown: warn                 # columns the fields do not read: warn (default) | reject
 //
 // Every value is trimmed of surrounding white space; then null values become
 // empty; then the transforms run in order (trim, lower, upper, negate, abs,
@@ -60,6 +61,9 @@ type Mapping struct {
 	Key         []string            `yaml:"key"`
 	Fields      map[string]FieldMap `yaml:"fields"`
 	Lines       *Lines              `yaml:"lines"`
+	// Unknown is what becomes of source columns the fields do not read:
+	// UnknownWarn (default) or UnknownReject (see Options.Unknown).
+	Unknown string `yaml:"unknown"`
 
 	// file is where the mapping was read from, for error messages.
 	file string
@@ -174,7 +178,7 @@ func badTextLine(b []byte) int {
 
 // LoadMappingFile reads a mapping file.
 func LoadMappingFile(path string) (*Mapping, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path, maxMappingBytes)
 	if err != nil {
 		return nil, fmt.Errorf("mapping: %w", err)
 	}
@@ -248,6 +252,11 @@ func (m *Mapping) validate() error {
 	case "", "strip", "keep":
 	default:
 		return fmt.Errorf("csv.bom: %q is not strip or keep", m.CSV.BOM)
+	}
+	switch m.Unknown {
+	case "", UnknownWarn, UnknownReject:
+	default:
+		return fmt.Errorf("unknown: %q is not %s or %s", m.Unknown, UnknownWarn, UnknownReject)
 	}
 	switch m.Decimal {
 	case "", ".", ",":

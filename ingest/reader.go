@@ -20,6 +20,10 @@ import (
 // DefaultMaxFieldBytes is the largest field accepted; a larger one rejects its record.
 const DefaultMaxFieldBytes = 1 << 20
 
+// DefaultMaxRecordBytes is the largest record (CSV/TSV record, NDJSON line)
+// read; a longer one is rejected as too_long while it is read.
+const DefaultMaxRecordBytes = 4 << 20
+
 // maxRawBytes bounds the raw record kept in quarantine.
 const maxRawBytes = 64 << 10
 
@@ -83,14 +87,22 @@ func openInput(r io.Reader, counter *atomic.Int64) (io.Reader, hash.Hash, io.Rea
 var ErrEmptyFile = errors.New("empty file: no header line")
 
 // csvSource reads CSV/TSV with encoding/csv, keeping each record's raw text.
+// Its input is bounded per record while it is read (boundedReader, or
+// unquote's line limit for files without quoting): a record longer than
+// limit bytes is rejected as too_long and skipped, never held whole.
 type csvSource struct {
 	r      *csv.Reader
 	tee    *rawTee
+	bound  *boundedReader // files with quoting
+	unq    *unquote       // files without quoting (quote: none)
+	limit  int
 	cols   *columns
 	prev   int64
 	skip   int64 // lines consumed before the csv reader (skip_lines)
 	noHead bool
 	first  []string
+	nl     int64 // line ends in the raw text of the records read so far (header included)
+	skips  int64 // records skipped for being too long
 }
 
 // rawTee keeps the bytes the csv reader consumed since the last record.
@@ -131,7 +143,24 @@ func (t *rawTee) take(from, to int64) rawText {
 	return rawText(s)
 }
 
-func newCSVSource(r io.Reader, m *Mapping, format string) (*csvSource, error) {
+// unquotedText is the raw text of a record of a file without quoting, as
+// unquote rewrote it for encoding/csv: the original line is given back by
+// undoing that (each field lost its added quotes, "" is " again).
+type unquotedText struct {
+	b     rawText
+	delim string
+}
+
+func (u unquotedText) String() string {
+	fields := strings.Split(u.b.String(), u.delim)
+	for i, f := range fields {
+		f = strings.TrimSuffix(strings.TrimPrefix(f, `"`), `"`)
+		fields[i] = strings.ReplaceAll(f, `""`, `"`)
+	}
+	return strings.Join(fields, u.delim)
+}
+
+func newCSVSource(r io.Reader, m *Mapping, format string, limit int) (*csvSource, error) {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReader(r)
@@ -143,33 +172,41 @@ func newCSVSource(r io.Reader, m *Mapping, format string) (*csvSource, error) {
 	}
 	var skipped int64
 	for range m.CSV.SkipLines {
-		if _, err := br.ReadString('\n'); err != nil {
+		if err := discardLine(br); err != nil {
 			break
 		}
 		skipped++
 	}
 	delim, _ := m.CSV.delimiter(format)
-	tee := &rawTee{r: br}
-	var cr *csv.Reader
+	s := &csvSource{skip: skipped, noHead: m.CSV.NoHeader, limit: limit}
 	if m.CSV.Quote == "none" {
-		cr = csv.NewReader(&unquote{r: bufio.NewReader(tee), delim: delim})
+		s.unq = &unquote{r: br, delim: delim, limit: limit}
+		s.tee = &rawTee{r: s.unq}
 	} else {
-		cr = csv.NewReader(tee)
+		s.bound = newBoundedReader(br, limit, true)
+		s.tee = &rawTee{r: s.bound}
 	}
+	cr := csv.NewReader(s.tee)
 	cr.Comma = delim
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = m.CSV.LazyQuotes
 	cr.ReuseRecord = true
-	s := &csvSource{r: cr, tee: tee, skip: skipped, noHead: m.CSV.NoHeader}
+	s.r = cr
 	hdr, err := cr.Read()
 	if err == io.EOF {
 		return nil, ErrEmptyFile
 	}
+	if errors.Is(err, errRecordTooLong) || (s.bound != nil && s.bound.tripped) {
+		return nil, fmt.Errorf("header (line %d): %s", skipped+1, tooLongReason(limit))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("header: %w", err)
 	}
-	s.tee.take(0, cr.InputOffset())
+	s.nl += int64(bytes.Count(s.tee.take(0, cr.InputOffset()), []byte{'\n'}))
 	s.prev = cr.InputOffset()
+	if s.bound != nil {
+		s.bound.setStart(s.prev)
+	}
 	names := make([]string, len(hdr))
 	if s.noHead {
 		for i := range hdr {
@@ -190,55 +227,115 @@ func newCSVSource(r io.Reader, m *Mapping, format string) (*csvSource, error) {
 
 func (s *csvSource) columns() *columns { return s.cols }
 
+// lineShift is what encoding/csv's line count misses: the line ends of the
+// too-long records thrown away, less the one line it counted for each.
+func (s *csvSource) lineShift() int64 {
+	if s.bound == nil {
+		return 0 // unquote drops a too-long line whole; csv counts it as one
+	}
+	return s.bound.skipNL - s.skips
+}
+
 func (s *csvSource) next() ([]string, int64, fmt.Stringer, error) {
 	if s.first != nil {
 		rec := s.first
 		s.first = nil
 		return rec, 1 + s.skip, rawString(""), nil
 	}
+	shift := s.lineShift()
 	rec, err := s.r.Read()
 	off := s.r.InputOffset()
 	raw := s.tee.take(s.prev, off)
 	s.prev = off
+	nlBefore := s.nl
+	s.nl += int64(bytes.Count(raw, []byte{'\n'}))
+	if s.bound != nil {
+		s.bound.setStart(off)
+	}
+	if errors.Is(err, errRecordTooLong) || (s.bound != nil && s.bound.tripped) {
+		return s.tooLong(raw, nlBefore)
+	}
+	var rs fmt.Stringer = raw
+	if s.unq != nil {
+		rs = unquotedText{b: raw, delim: string(s.r.Comma)}
+	}
 	if err == io.EOF {
-		return nil, 0, raw, io.EOF
+		return nil, 0, rs, io.EOF
 	}
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			return nil, int64(pe.StartLine) + s.skip, raw, &recordError{line: int64(pe.StartLine) + s.skip, code: "bad_csv",
-				reason: fmt.Sprintf("line %d column %d: %v", int64(pe.Line)+s.skip, pe.Column, pe.Err), raw: raw}
+			line := int64(pe.StartLine) + s.skip + shift
+			return nil, line, rs, &recordError{line: line, code: "bad_csv",
+				reason: fmt.Sprintf("line %d column %d: %v", int64(pe.Line)+s.skip+shift, pe.Column, pe.Err), raw: rs}
 		}
-		return nil, 0, raw, err
+		return nil, 0, rs, err
 	}
 	line, _ := s.r.FieldPos(0)
-	if len(rec) == 1 && rec[0] == "" && len(s.cols.names) > 1 {
-		// a blank line inside the data is skipped by encoding/csv; a line with
-		// only spaces is a record of one empty field
-		return rec, int64(line) + s.skip, raw, nil
-	}
-	return rec, int64(line) + s.skip, raw, nil
+	return rec, int64(line) + s.skip + shift, rs, nil
 }
 
-// unquote feeds a file without quoting to encoding/csv by doubling quotes.
+// tooLong rejects the record that went over the limit and skips the rest of
+// it. raw is the part of it read (with any blank lines before it); nlBefore
+// the line ends before that part.
+func (s *csvSource) tooLong(raw rawText, nlBefore int64) ([]string, int64, fmt.Stringer, error) {
+	var kept rawString
+	line := 1 + s.skip + nlBefore
+	if s.bound != nil {
+		line += s.bound.skipNL
+		lead := len(raw) - len(bytes.TrimLeft(raw, "\r\n"))
+		line += int64(bytes.Count(raw[:lead], []byte{'\n'}))
+		kept = truncatedRaw(raw[lead:], s.limit)
+		s.bound.skip(bytes.Count(raw, []byte{'"'})%2 == 1)
+		s.skips++
+	} else {
+		line += s.unq.dropped - 1 // this one is counted already
+		kept = truncatedRaw(s.unq.cut, s.limit)
+	}
+	return nil, line, kept, &recordError{line: line, code: "too_long", reason: tooLongReason(s.limit), raw: kept}
+}
+
+// unquote feeds a file without quoting to encoding/csv by quoting every
+// field (quotes in it doubled). A line longer than limit is skipped whole:
+// Read fails once with errRecordTooLong instead of handing it on.
 type unquote struct {
-	r     *bufio.Reader
-	delim rune
-	buf   []byte
+	r       *bufio.Reader
+	delim   rune
+	limit   int
+	buf     []byte
+	err     error  // a read error to return once the line read with it is handed on
+	dropped int64  // lines skipped for being too long
+	cut     []byte // the first bytes of the last line skipped
 }
 
 func (u *unquote) Read(p []byte) (int, error) {
 	if len(u.buf) == 0 {
-		line, err := u.r.ReadBytes('\n')
+		if u.err != nil {
+			err := u.err
+			u.err = nil
+			return 0, err
+		}
+		line, tooLong, err := readLine(u.r, u.limit)
+		if tooLong {
+			u.dropped++
+			u.cut = append(u.cut[:0], line[:min(len(line), maxRawBytes)]...)
+			if err != nil && err != io.EOF {
+				u.err = err
+			}
+			return 0, errRecordTooLong
+		}
 		if len(line) == 0 {
 			return 0, err
 		}
-		var b []byte
+		if err != nil && err != io.EOF {
+			u.err = err
+		}
+		d := []byte(string(u.delim))
+		b := u.buf[:0]
 		// quote every field so that quotes in it are literal
-		fields := bytes.Split(bytes.TrimRight(line, "\r\n"), []byte(string(u.delim)))
-		for i, f := range fields {
+		for i, f := range bytes.Split(bytes.TrimRight(line, "\r\n"), d) {
 			if i > 0 {
-				b = append(b, []byte(string(u.delim))...)
+				b = append(b, d...)
 			}
 			b = append(b, '"')
 			b = append(b, bytes.ReplaceAll(f, []byte(`"`), []byte(`""`))...)
@@ -251,15 +348,16 @@ func (u *unquote) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// ndjsonSource reads one JSON object per line.
+// ndjsonSource reads one JSON object per line; a line longer than limit
+// bytes is rejected as too_long, read past and never held whole.
 type ndjsonSource struct {
-	r        *bufio.Reader
-	cols     *columns
-	line     int64
-	maxBytes int
+	r     *bufio.Reader
+	cols  *columns
+	line  int64
+	limit int
 }
 
-func newNDJSONSource(r io.Reader, maxBytes int) *ndjsonSource {
+func newNDJSONSource(r io.Reader, limit int) *ndjsonSource {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReader(r)
@@ -267,14 +365,14 @@ func newNDJSONSource(r io.Reader, maxBytes int) *ndjsonSource {
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = br.Discard(3)
 	}
-	return &ndjsonSource{r: br, cols: newColumns(nil, false), maxBytes: maxBytes}
+	return &ndjsonSource{r: br, cols: newColumns(nil, false), limit: limit}
 }
 
 func (s *ndjsonSource) columns() *columns { return s.cols }
 
 func (s *ndjsonSource) next() ([]string, int64, fmt.Stringer, error) {
 	for {
-		b, tooLong, err := readLine(s.r, s.maxBytes*4)
+		b, tooLong, err := readLine(s.r, s.limit)
 		if err == io.EOF && len(b) == 0 && !tooLong {
 			return nil, 0, nil, io.EOF
 		}
@@ -283,9 +381,8 @@ func (s *ndjsonSource) next() ([]string, int64, fmt.Stringer, error) {
 		}
 		s.line++
 		if tooLong {
-			raw := rawString(b[:min(len(b), maxRawBytes)])
-			return nil, s.line, raw, &recordError{line: s.line, code: "too_long",
-				reason: fmt.Sprintf("record longer than %d bytes", s.maxBytes*4), raw: raw}
+			raw := truncatedRaw(b, s.limit)
+			return nil, s.line, raw, &recordError{line: s.line, code: "too_long", reason: tooLongReason(s.limit), raw: raw}
 		}
 		trimmed := bytes.TrimSpace(b)
 		if len(trimmed) == 0 {
@@ -344,18 +441,23 @@ func jsonFieldAt(b []byte, off int) string {
 	return ""
 }
 
-// readLine reads a line; when it is longer than max the rest is discarded.
-func readLine(r *bufio.Reader, max int) ([]byte, bool, error) {
+// readLine reads a line; when it is longer than max the rest is read and
+// thrown away, and only its first maxRawBytes are returned (for quarantine).
+func readLine(r *bufio.Reader, limit int) ([]byte, bool, error) {
 	var out []byte
 	tooLong := false
 	for {
 		chunk, err := r.ReadSlice('\n')
-		if len(out)+len(chunk) > max {
+		switch {
+		case tooLong:
+		case len(out)+len(chunk) > limit:
 			tooLong = true
-			if len(out) < maxRawBytes {
-				out = append(out, chunk[:min(len(chunk), maxRawBytes)]...)
+			if len(out) >= maxRawBytes {
+				out = out[:maxRawBytes]
+			} else {
+				out = append(out, chunk[:min(len(chunk), maxRawBytes-len(out))]...)
 			}
-		} else {
+		default:
 			out = append(out, chunk...)
 		}
 		if err == bufio.ErrBufferFull {

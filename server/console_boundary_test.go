@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/converge-dev/converge/access"
+	"github.com/converge-dev/converge/warehouse"
 )
 
 // The attack of issue #15: an analyst in /sql reading converge's own tables

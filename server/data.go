@@ -304,7 +304,7 @@ func (s *Server) dataPage(c *gin.Context) error {
 			{Name: "entity", Label: "Entity", Value: p.entity, Options: entityOptions()},
 			{Name: "status", Label: "Status", Value: p.status, Options: []views.Option{{Value: "", Label: "Any"},
 				{Value: ingest.StatusSucceeded, Label: ingest.StatusSucceeded}, {Value: ingest.StatusFailed, Label: ingest.StatusFailed},
-				{Value: ingest.StatusRunning, Label: ingest.StatusRunning}}},
+				{Value: ingest.StatusRunning, Label: ingest.StatusRunning}, {Value: ingest.StatusCommitting, Label: ingest.StatusCommitting}}},
 		})
 		list, err := within(ctx, budget, func(ctx context.Context) (ingest.RunList, error) {
 			return s.data.Runs(ctx, runFilter, p.offset(), dataPageSize)
@@ -382,7 +382,7 @@ func (s *Server) sourceRow(p dataParams, asOf time.Time, src ingest.SourceStat) 
 func runRow(p dataParams, r ingest.Run) views.RunRow {
 	row := views.RunRow{
 		ID: r.ID, Started: p.time(r.StartedAt), Source: sourceLabel(r.Source), Entity: r.Entity, Origin: r.Origin,
-		Preset: r.Preset, Status: r.Status, Error: r.Error, Read: views.FormatCount(r.Read), Loaded: views.FormatCount(r.Loaded),
+		Preset: r.Preset, Status: r.Status, Error: r.Error, Warnings: r.Warnings, Read: views.FormatCount(r.Read), Loaded: views.FormatCount(r.Loaded),
 		Rejected: views.FormatCount(r.Rejected), Duplicates: views.FormatCount(r.Duplicates),
 		Duration: views.FormatDuration(r.Duration()), Size: views.NoData,
 	}

@@ -47,6 +47,10 @@ func TestBrowserData(t *testing.T) {
 	if runs := text(`#runs .pager-summary`); runs != "Showing 1–3 of 3 runs" {
 		t.Errorf("runs summary %q", runs)
 	}
+	// A run's warnings are on its row: the column of the crm file that customers do not have.
+	if row := text(`#run-` + ids[1]); !strings.Contains(row, "succeeded columns not in customers: nickname (ignored)") {
+		t.Errorf("crm run row %q, want its warning under its status", row)
+	}
 	if bad := text(`#metric-broken_orders`); !strings.Contains(bad, "Invalid") || !strings.Contains(bad, "broken_orders.sql:4:") {
 		t.Errorf("invalid definition row: %q", bad)
 	}

@@ -23,7 +23,7 @@ import (
 //
 //	shop/orders     orders.csv: 10 good orders (lines 2–11), 61 bad times (lines 12–72, the
 //	                last one's id is an HTML tag), 5 without currency (lines 73–77): 66 rejected
-//	crm/customers   2 customers
+//	crm/customers   2 customers, with a column customers do not have (a warning of the run)
 //	web/touchpoints an empty file: the run fails
 //
 // It returns the store and the run ids in load order.
@@ -49,7 +49,7 @@ func dataFixture(t *testing.T) (*warehouse.Store, []string) {
 		fails      bool
 	}{
 		{"orders.csv", b.String(), ingest.Options{Entity: "orders", Source: "shop"}, false},
-		{"customers.csv", "customer_id,email\ncrm-1,a@example.com\ncrm-2,b@example.com\n", ingest.Options{Entity: "customers", Source: "crm"}, false},
+		{"customers.csv", "customer_id,email,nickname\ncrm-1,a@example.com,A\ncrm-2,b@example.com,B\n", ingest.Options{Entity: "customers", Source: "crm"}, false},
 		{"touchpoints.csv", "", ingest.Options{Entity: "touchpoints", Source: "web"}, true},
 	}
 	var ids []string
@@ -127,6 +127,7 @@ func TestDataPages(t *testing.T) {
 			// runs, newest first, with where they came from and their counts
 			"Showing 1–3 of 3 runs", `id="run-` + webRun, `id="run-` + shopRun, "orders.csv</code>", "empty file",
 			`href="/data/quarantine?run=` + shopRun + `">66</a>`,
+			`<span class="run-warning">columns not in customers: nickname (ignored)</span>`,
 			// metric catalog: a series metric links to its KPI page; the invalid file shows its error
 			`href="/kpi/orders">`, `<td>CFO</td>`, "broken_orders.sql:4: ", `badge-stale">Invalid`, "table</span>",
 		}},
@@ -143,7 +144,7 @@ func TestDataPages(t *testing.T) {
 		{name: "times in the zone asked for", url: "/data?tz=Asia/Tokyo", status: http.StatusOK,
 			want: []string{"Times in <abbr", "Asia/Tokyo", `href="/data/quarantine?tz=Asia%2FTokyo"`, `name="tz" value="Asia/Tokyo"`}},
 		{name: "bad entity", url: "/data?entity=invoices", status: http.StatusBadRequest, want: []string{`Invalid value &#34;invoices&#34; for parameter &#34;entity&#34;`, "consents"}},
-		{name: "bad status", url: "/data?status=done", status: http.StatusBadRequest, want: []string{"&#34;status&#34;", "running, succeeded, failed"}},
+		{name: "bad status", url: "/data?status=done", status: http.StatusBadRequest, want: []string{"&#34;status&#34;", "running, committing, succeeded, failed"}},
 		{name: "bad page", url: "/data?page=0", status: http.StatusBadRequest, want: []string{"&#34;page&#34;"}},
 		{name: "page not a number", url: "/data?page=two", status: http.StatusBadRequest, want: []string{"&#34;page&#34;"}},
 		{name: "bad zone", url: "/data?tz=Mars/Olympus", status: http.StatusBadRequest, want: []string{"&#34;tz&#34;"}},

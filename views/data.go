@@ -68,6 +68,8 @@ type RunRow struct {
 	// Origin is where the records came from: the file, or the stream.
 	Origin, Preset string
 	Status, Error  string
+	// Warnings are what the run ignored or noticed (e.g. columns not in the mapping).
+	Warnings       []string
 	Read, Loaded   string
 	Rejected       string
 	Duplicates     string

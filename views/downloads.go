@@ -3,6 +3,7 @@ package views
 import (
 	"iter"
 	"slices"
+	"strings"
 )
 
 // Download is where a table offers its files: the CSV and XLSX of the table as the page shows
@@ -214,7 +215,7 @@ func (v *Customer360View) Tables() []TableRef {
 // data pages' downloads; the rows' Cells match them.
 var (
 	SourcesHead    = []string{"Source", "Entity", "Rows stored", "Also stored", "Last successful load", "Age", "Fresh", "Runs", "Last run status", "Rejected"}
-	RunsHead       = []string{"Run", "Started", "Source", "Entity", "From", "Preset", "Status", "Error", "Read", "Loaded", "Rejected", "Duplicates", "Duration", "Size"}
+	RunsHead       = []string{"Run", "Started", "Source", "Entity", "From", "Preset", "Status", "Error", "Read", "Loaded", "Rejected", "Duplicates", "Duration", "Size", "Warnings"}
 	CatalogHead    = []string{"Metric", "Title", "Owner", "Kind", "Shape", "Unit", "Version", "Validates", "Error"}
 	ReasonsHead    = []string{"Code", "Records", "Example reason"}
 	QuarantineHead = []string{"Position", "File", "Source", "Entity", "Field", "Code", "Reason", "Record as received", "Run", "Rejected at"}
@@ -248,7 +249,8 @@ func (r SourceRow) Cells() []string {
 
 // Cells is the row of the runs download.
 func (r RunRow) Cells() []string {
-	return []string{r.ID, r.Started, r.Source, r.Entity, r.Origin, r.Preset, r.Status, r.Error, r.Read, r.Loaded, r.Rejected, r.Duplicates, r.Duration, r.Size}
+	return []string{r.ID, r.Started, r.Source, r.Entity, r.Origin, r.Preset, r.Status, r.Error, r.Read, r.Loaded, r.Rejected, r.Duplicates, r.Duration, r.Size,
+		strings.Join(r.Warnings, "; ")}
 }
 
 // Cells is the row of the catalog download.

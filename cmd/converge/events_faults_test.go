@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -214,6 +215,16 @@ func TestEventsKillAndResend(t *testing.T) {
 	got := sqlRows(t, dir, "SELECT toString(sum(revenue)) FROM orders FINAL")
 	if g, _ := strconv.ParseFloat(got[0][0], 64); g != want {
 		t.Errorf("sum(revenue) %v, want %v", g, want)
+	}
+	// The run the kill interrupted was marked failed by the second serve's start, with the
+	// rows it stored as its loaded count; the second serve's run ended at its shutdown.
+	runs := sqlRows(t, dir, `SELECT toString(r.status), r.rows_loaded, ifNull(o.n, 0), r.error
+		FROM (SELECT * FROM ingest_runs FINAL WHERE source = 'events') AS r
+		LEFT JOIN (SELECT ingest_run_id, count() AS n FROM orders GROUP BY ingest_run_id) AS o ON o.ingest_run_id = r.run_id
+		ORDER BY r.started_at SETTINGS join_use_nulls = 1`)
+	if len(runs) != 2 || runs[0][0] != "failed" || runs[0][1] != runs[0][2] || runs[0][1] == "0" || !strings.Contains(runs[0][3], "interrupted") ||
+		runs[1][0] != "succeeded" || runs[1][1] != runs[1][2] {
+		t.Errorf("events runs (status, loaded, rows stored, error): %v; want the killed one failed with its stored rows counted, the second succeeded", runs)
 	}
 	t.Logf("killed after %d of %d batches were acknowledged; %d resent after the restart", ackedBefore, clients*batches, resent)
 }

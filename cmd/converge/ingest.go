@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,19 +26,22 @@ func init() {
 func (a *app) ingestCmd() *cobra.Command {
 	var (
 		entity, presetName, mappingFile, format, tz, presetsDir, source string
-		allowRejects, asJSON, listPresets                               bool
+		allowRejects, strict, asJSON, listPresets                       bool
 		batchRows                                                       int
 	)
 	cmd := &cobra.Command{
-		Use:   "ingest --entity E [--preset P | --mapping FILE] [--format csv|tsv|ndjson] [--tz ZONE] [--allow-rejects] [--json] FILE...",
+		Use:   "ingest --entity E [--preset P | --mapping FILE] [--format csv|tsv|ndjson] [--tz ZONE] [--allow-rejects] [--strict] [--json] FILE...",
 		Short: "Load files of a canonical entity (CSV, TSV, NDJSON, gzip) into the store",
 		Long: `Load files into one canonical entity (` + strings.Join(ingest.EntityNames(), ", ") + `).
 A file whose header uses the entity's field names loads without a mapping; otherwise
 name a preset (--preset, built in or a file in --presets-dir) or a mapping file.
 Every record is loaded, rejected into quarantine (file, line, field, reason) or
-counted as a duplicate; each file is one run in ingest_runs. Loading a file again,
-or re-running after an interruption, is idempotent. Exits 1 when records were
-rejected, unless --allow-rejects.`,
+counted as a duplicate; each file is one run in ingest_runs, stored whole or not
+at all: a file with rejected records stores nothing (its rejects stay in
+quarantine) and the command exits 1, unless --allow-rejects, which stores its
+good records. Columns no field reads are named in a warning of the run; --strict
+refuses such a file. Loading a file again, or re-running after an interruption,
+is idempotent.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if listPresets {
 				names, err := ingest.PresetNames(presetsDir)
@@ -62,6 +66,10 @@ rejected, unless --allow-rejects.`,
 				return err
 			}
 			opts.BatchRows = batchRows
+			opts.AllOrNothing = !allowRejects // a file with rejects stores nothing, unless asked
+			if strict {
+				opts.Unknown = ingest.UnknownReject
+			}
 			// warnings are in the printed summary; not logged twice
 			opts.Host, _ = os.Hostname()
 			for _, f := range args {
@@ -79,7 +87,7 @@ rejected, unless --allow-rejects.`,
 				return err
 			}
 			var sums []ingest.Summary
-			var firstErr error
+			var failed []fileError
 			for _, f := range args {
 				sum, err := loadWithProgress(ctx, a, cmd.ErrOrStderr(), f, func(stats func(*ingest.Stats)) (ingest.Summary, error) {
 					return ingest.LoadFile(ctx, st, f, opts, stats)
@@ -88,8 +96,8 @@ rejected, unless --allow-rejects.`,
 				if !asJSON {
 					printSummary(cmd.OutOrStdout(), sum)
 				}
-				if err != nil && firstErr == nil {
-					firstErr = err
+				if err != nil {
+					failed = append(failed, fileError{file: f, err: err})
 				}
 				if err != nil && ctx.Err() != nil {
 					break
@@ -102,17 +110,15 @@ rejected, unless --allow-rejects.`,
 					return err
 				}
 			}
-			if firstErr != nil {
-				return firstErr
-			}
-			// New customer records may join or split people: resolve identities again.
+			// New customer records may join or split people: resolve identities again
+			// (for the files that were stored, also when others were not).
 			var customersLoaded int64
 			for _, s := range sums {
-				if c := s.Tables["customers"]; c != nil {
+				if c := s.Tables["customers"]; c != nil && s.Status == ingest.StatusSucceeded {
 					customersLoaded += c.Written
 				}
 			}
-			if customersLoaded > 0 {
+			if customersLoaded > 0 && ctx.Err() == nil {
 				ids, err := identity.Resolve(ctx, st, a.cfg.IdentityRules)
 				if err != nil {
 					return err
@@ -120,14 +126,7 @@ rejected, unless --allow-rejects.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "identities: %d source ids resolved into %d customers (%d in several sources)\n",
 					ids.Identities, ids.Customers, ids.MultiSource)
 			}
-			var rejected int64
-			for _, s := range sums {
-				rejected += s.Rejected
-			}
-			if rejected > 0 && !allowRejects {
-				return fmt.Errorf("%d records rejected (in quarantine; see the lines above); pass --allow-rejects to accept a partial load", rejected)
-			}
-			return nil
+			return ingestFailure(failed, len(args))
 		},
 	}
 	f := cmd.Flags()
@@ -138,11 +137,51 @@ rejected, unless --allow-rejects.`,
 	f.StringVar(&format, "format", "", "csv, tsv or ndjson (default: the mapping's, else from the file name)")
 	f.StringVar(&tz, "tz", "", "time zone of times without one, e.g. Europe/Berlin (overrides the mapping's; default UTC)")
 	f.StringVar(&source, "source", "", "source name stored with the records, which scopes their ids (default: the preset's, else file)")
-	f.BoolVar(&allowRejects, "allow-rejects", false, "exit 0 even when records were rejected")
+	f.BoolVar(&allowRejects, "allow-rejects", false, "store the good records of a file that has rejected ones, and exit 0 (default: such a file stores nothing, exit 1)")
+	f.BoolVar(&strict, "strict", false, "refuse a file with columns no field of the mapping reads (default: load it and name them in a warning)")
 	f.BoolVar(&asJSON, "json", false, "print the run summaries as JSON")
 	f.BoolVar(&listPresets, "list-presets", false, "list the presets and exit")
 	f.IntVar(&batchRows, "batch-rows", ingest.DefaultBatchRows, "records per write")
 	return cmd
+}
+
+// fileError is a file whose run failed.
+type fileError struct {
+	file string
+	err  error
+}
+
+// ingestFailure is the command's error for the files whose runs failed
+// (nil when none did): what was and was not stored, and what to do.
+func ingestFailure(failed []fileError, files int) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(failed))
+	for i, f := range failed {
+		var re *ingest.RejectsError
+		if errors.As(f.err, &re) {
+			msgs[i] = fmt.Sprintf("%s: nothing was stored: %d %s rejected (in quarantine; see the lines above); pass --allow-rejects to store the %d good %s",
+				f.file, re.Rejected, plural(re.Rejected, "record", "records"), re.Good, plural(re.Good, "one", "ones"))
+			continue
+		}
+		msgs[i] = f.err.Error()
+		if !strings.Contains(msgs[i], f.file) {
+			msgs[i] = f.file + ": " + msgs[i]
+		}
+		msgs[i] += " (nothing of it was stored)"
+	}
+	if stored := files - len(failed); stored > 0 {
+		msgs = append(msgs, fmt.Sprintf("the other %d %s stored", stored, plural(int64(stored), "file was", "files were")))
+	}
+	return errors.New(strings.Join(msgs, "\n"))
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func ingestOptions(entity, presetName, mappingFile, presetsDir, format, tz, source string) (ingest.Options, error) {
@@ -263,6 +302,9 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 func printSummary(w io.Writer, s ingest.Summary) {
 	fmt.Fprintf(w, "%s: %s %s (source %s, run %s): read %d, loaded %d, rejected %d, duplicates %d in %.1fs\n",
 		s.File, s.Entity, s.Status, s.Source, s.RunID, s.Read, s.Loaded, s.Rejected, s.Duplicates, s.Seconds)
+	if s.NotStored > 0 {
+		fmt.Fprintf(w, "  not stored: %d valid records (the run failed, so none of its records were stored)\n", s.NotStored)
+	}
 	names := make([]string, 0, len(s.Tables))
 	for n := range s.Tables {
 		names = append(names, n)

@@ -62,6 +62,11 @@ func (a *app) serve(ctx context.Context) error {
 		if _, err := st.Migrate(ctx); err != nil { // logs what it applied, in one line
 			return err
 		}
+		// Runs of a process that ended mid-run (killed, crashed): failed, or their commit
+		// finished, before the data page or the events API use the store.
+		if _, err := ingest.Recover(ctx, st, a.log); err != nil {
+			a.log.Error("ingest: recovering interrupted runs failed; the next start tries again", "err", err)
+		}
 		return a.bootstrapAdmin(ctx, acc)
 	}
 	gate := &storeGate{Store: st}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/converge-dev/converge/ingest"
@@ -28,6 +29,9 @@ type LoadOptions struct {
 	// Default 2,000,000.
 	RunRecords int64
 }
+
+// closeParallel is how many of the demo's runs end (commit) at once.
+const closeParallel = 4
 
 // EntityTotal is what was done with the records of one entity and source.
 type EntityTotal struct {
@@ -58,9 +62,7 @@ func Load(ctx context.Context, st *warehouse.Store, cfg Config, o LoadOptions) (
 	lines := map[key]int64{}
 	totals := map[key]*ingest.Summary{}
 	var rep LoadReport
-	closeRun := func(k key, runErr error) error {
-		sum, err := loaders[k].Close(ctx, runErr)
-		delete(loaders, k)
+	account := func(k key, sum ingest.Summary) {
 		t := totals[k]
 		if t == nil {
 			t = &ingest.Summary{}
@@ -71,6 +73,11 @@ func Load(ctx context.Context, st *warehouse.Store, cfg Config, o LoadOptions) (
 		t.Rejected += sum.Rejected
 		t.Duplicates += sum.Duplicates
 		rep.Rejects = append(rep.Rejects, sum.Rejects...)
+	}
+	closeRun := func(k key, runErr error) error {
+		sum, err := loaders[k].Close(ctx, runErr)
+		delete(loaders, k)
+		account(k, sum)
 		return err
 	}
 	file := fmt.Sprintf("demo:%s:seed=%d", cfg.Size, cfg.Seed)
@@ -96,8 +103,29 @@ func Load(ctx context.Context, st *warehouse.Store, cfg Config, o LoadOptions) (
 	}
 	_, genErr := Generate(cfg, sink)
 	errs := []error{genErr}
+	// The runs still open end together: each commits its staged partitions
+	// (one statement per table), and the engine moves those of different
+	// tables at once.
+	open := make([]key, 0, len(loaders))
 	for k := range loaders {
-		errs = append(errs, closeRun(k, genErr))
+		open = append(open, k)
+	}
+	sums, cerrs := make([]ingest.Summary, len(open)), make([]error, len(open))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, closeParallel)
+	for i, k := range open {
+		l := loaders[k]
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			sums[i], cerrs[i] = l.Close(ctx, genErr)
+		})
+	}
+	wg.Wait()
+	for i, k := range open {
+		delete(loaders, k)
+		account(k, sums[i])
+		errs = append(errs, cerrs[i])
 	}
 	for k, sum := range totals {
 		rep.Totals = append(rep.Totals, EntityTotal{Entity: k.entity, Source: k.source, Summary: *sum})

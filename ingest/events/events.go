@@ -14,6 +14,7 @@ package events
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -31,18 +33,22 @@ import (
 
 // Config bounds and tunes the endpoint; zero values mean the defaults.
 type Config struct {
-	MaxBodyBytes int64         // default 16 MiB
-	MaxRecords   int           // per request; default 10,000
-	FlushRows    int           // default 5,000
-	FlushEvery   time.Duration // default 250 ms
-	RunEvery     time.Duration // default 15 min
-	RunRecords   int64         // a run also ends after this many records (bounds its memory); default 1,000,000
-	Source       string        // source written to the facts; default "events"
+	MaxBodyBytes   int64         // request body, as sent and (gzip) decompressed; default 16 MiB
+	MaxRecordBytes int           // one record of a body; a longer one is rejected (too_long); default 1 MiB
+	MaxRecords     int           // per request; default 10,000
+	FlushRows      int           // default 5,000
+	FlushEvery     time.Duration // default 250 ms
+	RunEvery       time.Duration // default 15 min
+	RunRecords     int64         // a run also ends after this many records (bounds its memory); default 1,000,000
+	Source         string        // source written to the facts; default "events"
 }
 
 func (c *Config) defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 16 << 20
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = 1 << 20
 	}
 	if c.MaxRecords <= 0 {
 		c.MaxRecords = 10_000
@@ -118,6 +124,9 @@ type Response struct {
 	Accepted int           `json:"accepted"`
 	Rejected int           `json:"rejected"`
 	Errors   []RecordError `json:"errors,omitempty"`
+	// Warnings are about records that were accepted: fields the entity does
+	// not have, which were ignored (?unknown=reject rejects such records).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type apiError struct {
@@ -193,12 +202,24 @@ func (s *Service) handle(r *http.Request) (*Response, error) {
 	if _, err := ingest.LookupEntity(entity); err != nil {
 		return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown entity %q; one of %s", entity, strings.Join(ingest.EntityNames(), ", "))}
 	}
-	body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes)
-	recs, raws, decodeErrs, err := decode(body, s.cfg.MaxRecords)
+	unknown := r.URL.Query().Get("unknown")
+	switch unknown {
+	case "", "warn", "reject":
+	default:
+		return nil, &apiError{http.StatusBadRequest, fmt.Sprintf("unknown=%q: one of warn (default: fields the entity does not have are ignored and reported as warnings) or reject (records with such fields are rejected)", unknown)}
+	}
+	body, err := s.body(r)
+	if err != nil {
+		return nil, err
+	}
+	d, err := decode(body, limits{records: s.cfg.MaxRecords, recordBytes: s.cfg.MaxRecordBytes})
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes; send smaller batches", s.cfg.MaxBodyBytes)}
+		}
+		if errors.Is(err, errInflatedTooLarge) {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("gzip body larger than %d bytes once decompressed; send smaller batches", s.cfg.MaxBodyBytes)}
 		}
 		var ae *apiError
 		if errors.As(err, &ae) {
@@ -206,24 +227,104 @@ func (s *Service) handle(r *http.Request) (*Response, error) {
 		}
 		return nil, &apiError{http.StatusBadRequest, "reading the body: " + err.Error()}
 	}
-	if len(recs) == 0 && len(decodeErrs) == 0 {
+	if len(d.recs) == 0 && len(d.bad) == 0 {
 		return nil, &apiError{http.StatusBadRequest, "no records: send NDJSON (one JSON object per line) or a JSON array of objects"}
 	}
-	return s.add(r.Context(), entity, recs, raws, decodeErrs)
+	warnings := unknownFields(entity, d, unknown == "reject")
+	resp, err := s.add(r.Context(), entity, d)
+	if err != nil {
+		return nil, err
+	}
+	if unknown != "reject" {
+		resp.Warnings = warnings
+	}
+	return resp, nil
 }
 
-// decode reads NDJSON or a JSON array. Records that are not JSON objects are
-// returned as errors by index, with their raw text, so they can be quarantined.
-func decode(r io.Reader, maxRecords int) ([]map[string]string, []string, map[int]string, error) {
+// body is the request body, bounded: at most MaxBodyBytes as sent and, for
+// Content-Encoding: gzip, as decompressed (a small body that inflates to
+// gigabytes is refused at the limit, while it is read).
+func (s *Service) body(r *http.Request) (io.Reader, error) {
+	body := io.Reader(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return body, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes; send smaller batches", s.cfg.MaxBodyBytes)}
+			}
+			return nil, &apiError{http.StatusBadRequest, "Content-Encoding: gzip, but the body is not gzip: " + err.Error()}
+		}
+		return &inflateLimit{r: zr, left: s.cfg.MaxBodyBytes}, nil
+	default:
+		return nil, &apiError{http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send the body as is or gzip", enc)}
+	}
+}
+
+// errInflatedTooLarge: a gzip body decompresses to more than MaxBodyBytes.
+var errInflatedTooLarge = errors.New("decompressed body too large")
+
+// inflateLimit fails with errInflatedTooLarge once more than left bytes came out.
+type inflateLimit struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *inflateLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// one byte more tells a body of exactly the limit from a larger one
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			return 0, errInflatedTooLarge
+		}
+		return l.r.Read(p)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// limits bound one request's records.
+type limits struct {
+	records     int // records in the request
+	recordBytes int // bytes of one record
+}
+
+// badRecord is a record of a request that could not be decoded.
+type badRecord struct {
+	code, reason string
+}
+
+// decoded is a request's records in order: recs[i] is nil for a record that
+// could not be decoded (bad[i] says why); raws[i] is each one's text as sent
+// (cut, for one that was too long).
+type decoded struct {
+	recs []map[string]string
+	raws []string
+	bad  map[int]badRecord
+}
+
+// decode reads NDJSON or a JSON array. Records that are not JSON objects, or
+// are longer than lim.recordBytes, are kept as bad records by index, with
+// their raw text (a too-long NDJSON line is read past, not held), so they can
+// be quarantined.
+func decode(r io.Reader, lim limits) (decoded, error) {
+	d := decoded{bad: map[int]badRecord{}}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var first byte
 	for {
 		b, err := br.ReadByte()
 		if err == io.EOF {
-			return nil, nil, nil, nil
+			return d, nil
 		}
 		if err != nil {
-			return nil, nil, nil, err
+			return d, err
 		}
 		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
 			first = b
@@ -231,62 +332,145 @@ func decode(r io.Reader, maxRecords int) ([]map[string]string, []string, map[int
 			break
 		}
 	}
-	var recs []map[string]string
-	var raws []string
-	bad := map[int]string{}
+	full := func() error {
+		if len(d.recs) >= lim.records {
+			return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d records in one request; send smaller batches", lim.records)}
+		}
+		return nil
+	}
+	addBad := func(code, reason string, raw []byte) {
+		d.bad[len(d.recs)] = badRecord{code: code, reason: reason} // recs holds a nil for it: indexes are the request's
+		d.recs = append(d.recs, nil)
+		d.raws = append(d.raws, string(raw))
+	}
+	tooLong := func(raw []byte) {
+		cut := string(raw[:min(len(raw), maxRawBytes, lim.recordBytes)]) + fmt.Sprintf("…(truncated: the record is longer than %d bytes)", lim.recordBytes)
+		addBad("too_long", fmt.Sprintf("record longer than %d bytes", lim.recordBytes), []byte(cut))
+	}
 	addRaw := func(raw []byte) error {
-		if len(recs) >= maxRecords {
-			return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d records in one request; send smaller batches", maxRecords)}
+		if err := full(); err != nil {
+			return err
+		}
+		if len(raw) > lim.recordBytes {
+			tooLong(raw)
+			return nil
 		}
 		obj, err := object(raw)
 		if err != nil {
-			bad[len(recs)] = string(raw) // recs holds a nil for it: indexes are the request's
-			recs = append(recs, nil)
-			raws = append(raws, string(raw))
+			addBad("malformed_json", "not a JSON object", raw)
 			return nil
 		}
-		recs = append(recs, obj)
-		raws = append(raws, string(raw))
+		d.recs = append(d.recs, obj)
+		d.raws = append(d.raws, string(raw))
 		return nil
 	}
 	if first == '[' {
+		// an element is held whole by the JSON decoder: the body's bound is its bound
 		dec := json.NewDecoder(br)
 		if _, err := dec.Token(); err != nil {
-			return nil, nil, nil, err
+			return d, err
 		}
 		for dec.More() {
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				return nil, nil, nil, &apiError{http.StatusBadRequest, fmt.Sprintf("record %d: the JSON array is malformed: %v", len(recs), err)}
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) || errors.Is(err, errInflatedTooLarge) {
+					return d, err
+				}
+				return d, &apiError{http.StatusBadRequest, fmt.Sprintf("record %d: the JSON array is malformed: %v", len(d.recs), err)}
 			}
 			if err := addRaw(raw); err != nil {
-				return nil, nil, nil, err
+				return d, err
 			}
 		}
 		if _, err := dec.Token(); err != nil {
-			return nil, nil, nil, &apiError{http.StatusBadRequest, "the JSON array is not closed"}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) || errors.Is(err, errInflatedTooLarge) {
+				return d, err
+			}
+			return d, &apiError{http.StatusBadRequest, "the JSON array is not closed"}
 		}
-	} else {
-		for {
-			line, err := br.ReadBytes('\n')
-			if t := bytes.TrimSpace(line); len(t) > 0 {
-				if aerr := addRaw(t); aerr != nil {
-					return nil, nil, nil, aerr
+		return d, nil
+	}
+	for {
+		line, long, err := readLine(br, lim.recordBytes)
+		if t := bytes.TrimSpace(line); len(t) > 0 || long {
+			if long {
+				if ferr := full(); ferr != nil {
+					return d, ferr
+				}
+				tooLong(t)
+			} else if aerr := addRaw(t); aerr != nil {
+				return d, aerr
+			}
+		}
+		if err == io.EOF {
+			return d, nil
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+}
+
+// maxRawBytes bounds the text of a too-long record kept in quarantine.
+const maxRawBytes = 64 << 10
+
+// readLine reads one line of at most limit bytes; of a longer one only the
+// first maxRawBytes are kept (long is true), the rest is read and thrown away.
+func readLine(r *bufio.Reader, limit int) (line []byte, long bool, err error) {
+	for {
+		chunk, err := r.ReadSlice('\n')
+		switch {
+		case long:
+		case len(line)+len(chunk) > limit:
+			long = true
+			line = append(line, chunk...)[:min(len(line)+len(chunk), maxRawBytes)]
+		default:
+			line = append(line, chunk...)
+		}
+		if err != bufio.ErrBufferFull {
+			return line, long, err
+		}
+	}
+}
+
+// unknownFields names, per request, the fields of its records that entity
+// does not have. With reject, each record carrying one becomes a bad record
+// (unknown_field) instead; otherwise they are returned as the warning.
+func unknownFields(entity string, d decoded, reject bool) []string {
+	e, err := ingest.LookupEntity(entity)
+	if err != nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, n := range e.FieldNames() {
+		known[n] = true
+	}
+	seen := map[string]bool{}
+	var names []string
+	for i, rec := range d.recs {
+		var mine []string
+		for k := range rec {
+			if !known[k] {
+				mine = append(mine, k)
+				if !seen[k] {
+					seen[k] = true
+					names = append(names, k)
 				}
 			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, nil, nil, err
-			}
+		}
+		if reject && len(mine) > 0 {
+			sort.Strings(mine)
+			d.recs[i] = nil
+			d.bad[i] = badRecord{code: "unknown_field", reason: fmt.Sprintf("fields not in %s: %s (unknown=reject)", entity, strings.Join(mine, ", "))}
 		}
 	}
-	errs := map[int]string{}
-	for i := range bad {
-		errs[i] = "not a JSON object"
+	if len(names) == 0 || reject {
+		return nil
 	}
-	return recs, raws, errs, nil
+	sort.Strings(names)
+	return []string{fmt.Sprintf("fields not in %s: %s (ignored)", entity, strings.Join(names, ", "))}
 }
 
 // object decodes one JSON object into field → text (numbers as written,
@@ -332,12 +516,12 @@ func (s *Service) stream(ctx context.Context, entity string) (*stream, error) {
 }
 
 // add buffers a request's records and waits for the flush that holds them.
-func (s *Service) add(ctx context.Context, entity string, recs []map[string]string, raws []string, decodeErrs map[int]string) (*Response, error) {
+func (s *Service) add(ctx context.Context, entity string, d decoded) (*Response, error) {
 	st, err := s.stream(ctx, entity)
 	if err != nil {
 		return nil, err
 	}
-	resp := &Response{Entity: entity, Received: len(recs)}
+	resp := &Response{Entity: entity, Received: len(d.recs)}
 	done := make(chan error, 1)
 
 	st.mu.Lock()
@@ -346,7 +530,7 @@ func (s *Service) add(ctx context.Context, entity string, recs []map[string]stri
 		return nil, err
 	}
 	st.rejects = map[int64]ingest.Reject{}
-	resp.Errors, err = addRecords(ctx, st.loader, &st.line, st.rejects, recs, raws, decodeErrs)
+	resp.Errors, err = addRecords(ctx, st.loader, &st.line, st.rejects, d)
 	st.rejects = nil
 	if err != nil {
 		st.mu.Unlock()
@@ -355,7 +539,7 @@ func (s *Service) add(ctx context.Context, entity string, recs []map[string]stri
 	resp.Rejected = len(resp.Errors)
 	resp.Accepted = resp.Received - resp.Rejected
 	st.waiters = append(st.waiters, done)
-	st.pending += len(recs)
+	st.pending += len(d.recs)
 	if st.pending >= s.cfg.FlushRows {
 		s.flushLocked(ctx, st)
 	} else if st.timer == nil {
@@ -379,22 +563,21 @@ func (s *Service) add(ctx context.Context, entity string, recs []map[string]stri
 }
 
 // addRecords adds a request's records to l as the lines after *line (which it advances):
-// the malformed ones to quarantine, the others through validation. rejects is where l's
+// the bad ones to quarantine, the others through validation. rejects is where l's
 // OnReject puts the records it rejects, by line. It returns the request's rejected records,
 // in order; an error means the store failed.
-func addRecords(ctx context.Context, l *ingest.Loader, line *int64, rejects map[int64]ingest.Reject,
-	recs []map[string]string, raws []string, decodeErrs map[int]string) ([]RecordError, error) {
-	lines := make([]int64, len(recs))
-	for i, rec := range recs {
+func addRecords(ctx context.Context, l *ingest.Loader, line *int64, rejects map[int64]ingest.Reject, d decoded) ([]RecordError, error) {
+	lines := make([]int64, len(d.recs))
+	for i, rec := range d.recs {
 		*line++
 		lines[i] = *line
-		if reason, bad := decodeErrs[i]; bad {
-			if err := l.Quarantine(ctx, *line, "", "malformed_json", reason, raws[i]); err != nil {
+		if b, bad := d.bad[i]; bad {
+			if err := l.Quarantine(ctx, *line, "", b.code, b.reason, d.raws[i]); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err := l.Add(ctx, ingest.Record{Line: *line, Fields: rec, Raw: raws[i]}); err != nil {
+		if err := l.Add(ctx, ingest.Record{Line: *line, Fields: rec, Raw: d.raws[i]}); err != nil {
 			return nil, err
 		}
 	}
@@ -402,8 +585,8 @@ func addRecords(ctx context.Context, l *ingest.Loader, line *int64, rejects map[
 	for i, ln := range lines {
 		if rj, ok := rejects[ln]; ok {
 			errs = append(errs, RecordError{Index: i, Field: rj.Field, Reason: rj.Reason})
-		} else if reason, bad := decodeErrs[i]; bad {
-			errs = append(errs, RecordError{Index: i, Reason: reason})
+		} else if b, bad := d.bad[i]; bad {
+			errs = append(errs, RecordError{Index: i, Reason: b.reason})
 		}
 	}
 	return errs, nil
@@ -418,6 +601,7 @@ func (s *Service) ensureLoader(ctx context.Context, st *stream) error {
 	}
 	l, err := ingest.NewLoader(context.WithoutCancel(ctx), s.st, ingest.Options{
 		Entity: st.entity, Source: s.cfg.Source, Log: s.log,
+		Commit: ingest.CommitBatch, // a 2xx means stored: each flush is committed as it is written
 		OnReject: func(r ingest.Reject) {
 			if st.rejects != nil {
 				st.rejects[r.Line] = r

@@ -50,7 +50,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ent uint8, body []byte) {
 		const maxRecords = 50
-		recs, raws, decodeErrs, err := decode(bytes.NewReader(body), maxRecords)
+		d, err := decode(bytes.NewReader(body), limits{records: maxRecords, recordBytes: 1 << 10})
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) || (ae.status != http.StatusBadRequest && ae.status != http.StatusRequestEntityTooLarge) || ae.Message == "" {
@@ -58,10 +58,11 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
+		recs, raws, decodeErrs := d.recs, d.raws, d.bad
 		if len(recs) != len(raws) {
 			t.Fatalf("%d records, %d raw texts", len(recs), len(raws))
 		}
-		if want, ok := countRecords(body); ok && want != len(recs) {
+		if want, ok := countRecords(body, 1<<10); ok && want != len(recs) {
 			t.Fatalf("%d records decoded, the body has %d", len(recs), want)
 		}
 		for i, rec := range recs {
@@ -90,7 +91,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		ctx := context.Background()
 		var line int64
-		errs, err := addRecords(ctx, l, &line, rejects, recs, raws, decodeErrs)
+		errs, err := addRecords(ctx, l, &line, rejects, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,8 +113,9 @@ func FuzzDecode(f *testing.F) {
 }
 
 // countRecords counts a body's records independently of decode: NDJSON lines that are not
-// blank, or the elements of a well-formed JSON array (ok is false for a malformed one).
-func countRecords(body []byte) (int, bool) {
+// blank or are longer than limit (a too-long record, blank or not), or the elements of a
+// well-formed JSON array (ok is false for a malformed one).
+func countRecords(body []byte, limit int) (int, bool) {
 	t := bytes.TrimLeft(body, " \t\r\n")
 	if len(t) > 0 && t[0] == '[' {
 		var elems []json.RawMessage
@@ -123,8 +125,8 @@ func countRecords(body []byte) (int, bool) {
 		return len(elems), true
 	}
 	n := 0
-	for _, l := range bytes.Split(body, []byte("\n")) {
-		if len(bytes.TrimSpace(l)) > 0 {
+	for _, l := range bytes.SplitAfter(body, []byte("\n")) { // with its line end: the limit counts it
+		if len(bytes.TrimSpace(l)) > 0 || len(l) > limit {
 			n++
 		}
 	}

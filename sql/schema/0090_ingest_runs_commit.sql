@@ -1,0 +1,5 @@
+-- ingest_runs.commit_mode, warnings, and the committing status: how a run's rows become visible and what it warned about. commit_mode 'run': the rows are staged (a staging table per table and run, ingest_stage_<table>_<run>) and attached to the tables when the run succeeds, status running -> committing (counts final) -> succeeded, so a file is visible whole or not at all and a run interrupted while committing is finished at the next start; 'batch': each flush is stored as it is written (the events API acknowledges after it); '' for runs recorded before this column, which wrote as batch does. warnings: what the run ignored or noticed (e.g. columns not in the mapping), kept with the run.
+ALTER TABLE ingest_runs
+    ADD COLUMN IF NOT EXISTS commit_mode LowCardinality(String) DEFAULT '' COMMENT 'run: staged, visible when the run succeeds; batch: stored per flush (events); empty before 0090' AFTER status,
+    ADD COLUMN IF NOT EXISTS warnings Array(String) DEFAULT [] COMMENT 'warnings of the run, e.g. columns not in the mapping (ignored)' AFTER error,
+    COMMENT COLUMN status 'running | committing (staged rows being attached to the tables) | succeeded | failed'
