@@ -217,13 +217,18 @@ func TestInjectionValuesRoundTrip(t *testing.T) {
 		Metrics: NewRegistryMetrics(reg, RegistryConfig{Currency: "EUR"})}))
 
 	// Orders: one per payload, its channel the payload, revenue its index + 1; the mapping's
-	// campaign constant and status map are payloads too.
+	// campaign constant and country map are payloads too. (A status is one of a closed list:
+	// a mapping that maps onto a payload there is refused when it is read.)
 	yamlQuote := func(s string) string { b, _ := json.Marshal(s); return string(b) } // JSON strings are YAML
 	drop := injectionPayloads[0].V
+	if _, err := ingest.ParseMapping("inject", []byte("entity: orders\nfields:\n  status: {column: status, map: {"+yamlQuote("1 OR 1=1")+": "+yamlQuote(drop)+"}}\n")); err == nil ||
+		!strings.Contains(err.Error(), "is not a status of an order") {
+		t.Fatalf("a status map onto a payload: %v, want it refused", err)
+	}
 	m, err := ingest.ParseMapping("inject", []byte("entity: orders\nsource: "+yamlQuote(drop)+"\nfields:\n"+
 		"  order_id: {column: id}\n  ordered_at: {column: at}\n  revenue: {column: revenue}\n  currency: {value: EUR}\n"+
 		"  channel: {column: channel}\n  campaign: {value: "+yamlQuote(drop)+"}\n"+
-		"  status: {column: status, map: {"+yamlQuote("1 OR 1=1")+": "+yamlQuote(drop)+"}}\n"))
+		"  country: {column: status, map: {"+yamlQuote("1 OR 1=1")+": "+yamlQuote(drop)+"}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +251,9 @@ func TestInjectionValuesRoundTrip(t *testing.T) {
 		t.Fatalf("load: %v %+v", err, sum)
 	}
 	var n uint64
-	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM orders FINAL WHERE source = {p:String} AND campaign = {p:String} AND status = lower({p:String})",
+	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM orders FINAL WHERE source = {p:String} AND campaign = {p:String} AND country = upper({p:String})",
 		clickhouse.Named("p", drop)).Scan(&n); err != nil || n != uint64(len(injectionPayloads)) {
-		t.Fatalf("orders with the payload as source, campaign and status: %d (%v)", n, err)
+		t.Fatalf("orders with the payload as source, campaign and country: %d (%v)", n, err)
 	}
 
 	// Touchpoints through the events API: each payload as customer and campaign.

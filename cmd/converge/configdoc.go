@@ -44,7 +44,7 @@ var keyDocs = map[string]string{
 	"metrics.dir":                     "Analysts' folder of metric definitions (`*.sql`), picked up without a restart; empty = the built-in metrics only.",
 	"identity.source_priority":        "Comma-separated sources whose ids become the canonical customer id first, e.g. `shop,crm`; empty = the record seen first.",
 	"report.tz":                       "IANA time zone buckets and dates are reported in, e.g. `Europe/Berlin`.",
-	"report.currency":                 "ISO 4217 code shown with amounts, e.g. `EUR`.",
+	"report.currency":                 "ISO 4217 code of the report currency, e.g. `EUR`: money metrics answer in it, and name the rows in any other currency they leave out (there are no exchange rates).",
 	"report.week_start":               "First day of a week: `monday` or `sunday`.",
 	"report.fiscal_year_start":        "First month of the fiscal year, 1–12: quarters and years start there.",
 	"report.default_margin":           "Gross margin assumed where an order's cost is unknown, a fraction between 0 and 1 (`0.30` = 30 %).",
