@@ -192,7 +192,7 @@ type boundary struct {
 	who      string
 	settings clickhouse.Settings
 	dbs      []string        // the store's databases, once read
-	seen     map[string]bool // views checked (database.name)
+	seen     map[string]bool // tables and views checked (database.name)
 }
 
 func (b *boundary) refuse(table string, offset int, format string, args ...any) error {

@@ -226,6 +226,13 @@ func (b *boundary) unknownTable(err error, toks []sqlToken) error {
 // objects checks the tables and views names of database db that a query
 // reads, by their engines.
 func (b *boundary) objects(ctx context.Context, db string, names []string, toks []sqlToken, depth int, exist bool) error {
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return b.seen[db+"."+n] })
+	if len(names) == 0 {
+		return nil // each checked already (the analysis names what the parse tree did)
+	}
+	if b.seen == nil {
+		b.seen = map[string]bool{}
+	}
 	rows, err := b.conn.Query(clickhouse.Context(ctx, clickhouse.WithSettings(b.settings)),
 		"SELECT name, engine, engine_full, as_select, arrayMap(p -> tupleElement(p, 1), parameterized_view_parameters), arrayMap(p -> tupleElement(p, 2), parameterized_view_parameters) FROM system.tables WHERE database = {db:String} AND has({names:Array(String)}, name)",
 		clickhouse.Named("db", db), clickhouse.Named("names", names))
@@ -260,15 +267,12 @@ func (b *boundary) objects(ctx context.Context, db string, names []string, toks 
 			return b.refuse(full, offset, "%s is not a table of system.tables: %s cannot check what it reads", full, b.who)
 		}
 		o := objs[at]
+		if b.seen[full] {
+			continue // being checked: a column of its definition named like the view
+		}
+		b.seen[full] = true
 		switch {
 		case o.engine == "View":
-			if b.seen[full] {
-				continue // checked already, or being checked (a column named like the view)
-			}
-			if b.seen == nil {
-				b.seen = map[string]bool{}
-			}
-			b.seen[full] = true
 			if depth >= maxViewDepth {
 				return b.refuse(full, offset, "view %s is more than %d views deep: %s cannot check what it reads", full, maxViewDepth, b.who)
 			}
