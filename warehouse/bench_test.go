@@ -156,3 +156,36 @@ func median(d []time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
+
+// BenchmarkConsoleBoundary: what the boundary check adds to a console
+// query, by the shape of what it reads (a table; a view over views; the
+// attribution parameterized view), next to the query run unchecked.
+func BenchmarkConsoleBoundary(b *testing.B) {
+	s := whtest.Store(b)
+	ctx := context.Background()
+	for _, q := range []struct{ name, sql string }{
+		{"table", "SELECT count() FROM orders"},
+		{"views", "SELECT count() FROM orders_resolved"},
+		{"attribution", "SELECT count() FROM attribution(from = toDateTime64('2026-01-01', 3, 'UTC'), to = toDateTime64('2026-02-01', 3, 'UTC'), tz = 'UTC', grain = 'month', " +
+			"week_mode = 1, fy_shift = 0, default_margin = 0.3, model = 'last_touch', level = 'channel', lookback_days = 30, half_life_days = 7)"},
+	} {
+		b.Run(q.name+"/check", func(b *testing.B) {
+			for range b.N {
+				if err := s.CheckBoundary(ctx, q.sql, nil, "the console"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(q.name+"/query", func(b *testing.B) {
+			for range b.N {
+				rows, err := warehouse.Console{}.OpenUnchecked(ctx, s, q.sql)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+				}
+				rows.Close()
+			}
+		})
+	}
+}
