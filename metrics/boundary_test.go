@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/converge-dev/converge/warehouse"
 )
 
 // TestMetricBoundary: a metric file that reads converge's own tables (or
@@ -34,7 +36,7 @@ func TestMetricBoundary(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"users.sql":   "users.sql:13: model SQL: table " + app + ".users is converge's own (users, sessions, api_tokens, audit_log, console_history, report_runs): a metric cannot read it",
+		"users.sql":   "users.sql:13: model SQL: table " + app + ".users is converge's own (" + strings.Join(warehouse.AppTables, ", ") + "): a metric cannot read it",
 		"bare.sql":    "bare.sql:13: model SQL: table " + app + ".users is converge's own",
 		"measure.sql": "measure.sql:9: measure: table " + app + ".users is converge's own",
 		"custom.sql":  "custom.sql:9: custom SQL: table " + app + ".audit_log is converge's own",

@@ -41,7 +41,7 @@ func TestCurrencyLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const jan = "from=2026-01-01&to=2026-03-01&grain=month"
+	const jan = "from=2026-01-01&to=2026-02-28&grain=month" // January and February, both days included
 	xx2 := "current XX 2 orders: 2 orders in currency XX left out: not convertible to EUR"
 	cases := []struct {
 		name, metric, query string
