@@ -176,11 +176,13 @@ func Recover(ctx context.Context, st *warehouse.Store, log *slog.Logger) (Recove
 			}
 			rep.Failed = append(rep.Failed, r.id)
 		case r.mode == CommitBatch:
-			n, err := storedRows(ctx, st, r)
+			n, q, err := storedRows(ctx, st, r)
 			if err != nil {
 				return rep, err
 			}
-			if err := rewriteRun(ctx, st, r.id, StatusFailed, fmt.Sprintf("interrupted: %s ended before the run finished; the %d rows of the batches it stored are kept (rows_loaded)", owner(ls, has), n), "", storedLoaded(n)); err != nil {
+			msg := fmt.Sprintf("interrupted: %s ended before the run finished; the %d rows of the batches it stored are kept (rows_loaded), its %d %s in quarantine",
+				owner(ls, has), n, q, plural(int64(q), "reject is", "rejects are"))
+			if err := rewriteRun(ctx, st, r.id, StatusFailed, msg, "", storedLoaded(n, q)); err != nil {
 				return rep, err
 			}
 			rep.Failed = append(rep.Failed, r.id)
@@ -314,17 +316,20 @@ func runLeases(ctx context.Context, st *warehouse.Store, runs []runState) (map[s
 }
 
 // storedRows counts the rows a batch-mode run wrote to its entity's table
-// that are stored (a later version of a record may have replaced some).
-func storedRows(ctx context.Context, st *warehouse.Store, r runState) (uint64, error) {
+// that are stored (a later version of a record may have replaced some) and
+// the records it quarantined.
+func storedRows(ctx context.Context, st *warehouse.Store, r runState) (rows, quarantined uint64, err error) {
 	e, err := LookupEntity(r.entity)
 	if err != nil {
-		return 0, fmt.Errorf("run %s: %w", r.id, err)
+		return 0, 0, fmt.Errorf("run %s: %w", r.id, err)
 	}
-	var n uint64
-	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM `"+e.Table+"` WHERE ingest_run_id = {id:String}", clickhouse.Named("id", r.id)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("run %s: rows stored: %w", r.id, err)
+	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM `"+e.Table+"` WHERE ingest_run_id = {id:String}", clickhouse.Named("id", r.id)).Scan(&rows); err != nil {
+		return 0, 0, fmt.Errorf("run %s: rows stored: %w", r.id, err)
 	}
-	return n, nil
+	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM quarantine WHERE run_id = {id:String}", clickhouse.Named("id", r.id)).Scan(&quarantined); err != nil {
+		return 0, 0, fmt.Errorf("run %s: records quarantined: %w", r.id, err)
+	}
+	return rows, quarantined, nil
 }
 
 // rewrite options of rewriteRun: SQL expressions replacing columns of the row.
@@ -335,13 +340,15 @@ func zeroLoaded(set map[string]string, _ clickhouse.Parameters) {
 	set["rows_loaded"] = "toUInt64(0)"
 }
 
-// storedLoaded records n rows loaded, and the records read as what was
-// loaded, rejected and found duplicate.
-func storedLoaded(n uint64) rewrite {
+// storedLoaded records n rows loaded and q rejected, and the records read
+// as what was loaded, rejected and found duplicate (as of the run's last row:
+// the duplicates of a killed batch run are not known).
+func storedLoaded(n, q uint64) rewrite {
 	return func(set map[string]string, p clickhouse.Parameters) {
-		p["loaded"] = fmt.Sprint(n)
+		p["loaded"], p["rejected"] = fmt.Sprint(n), fmt.Sprint(q)
 		set["rows_loaded"] = "{loaded:UInt64}"
-		set["rows_read"] = "{loaded:UInt64} + rows_rejected + rows_duplicate"
+		set["rows_rejected"] = "{rejected:UInt64}"
+		set["rows_read"] = "{loaded:UInt64} + {rejected:UInt64} + rows_duplicate"
 	}
 }
 

@@ -48,6 +48,9 @@ func fakeRun(t *testing.T, st *warehouse.Store, status, mode, host string, pid u
 		if err := st.Conn.Exec(ctx, "INSERT INTO orders (order_id, ordered_at, revenue, currency, source, ingest_run_id) SELECT concat('b', toString(number)), '2024-01-01', 1, 'EUR', 'fake', {id:String} FROM numbers(3)", clickhouse.Named("id", id)); err != nil {
 			t.Fatal(err)
 		}
+		if err := st.Conn.Exec(ctx, "INSERT INTO quarantine (run_id, entity, source, line, code, reason, raw) VALUES ({id:String}, 'orders', 'fake', 4, 'bad_number', 'x', 'x')", clickhouse.Named("id", id)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return id, stage
 }
@@ -83,14 +86,14 @@ func TestRecoverLiveness(t *testing.T) {
 		id, stage := fakeRun(t, st, status, mode, host, pid, age, leaseAge)
 		cases = append(cases, want{id, stage, wantStatus, errPart, loaded})
 	}
-	add("running", ingest.CommitRun, "elsewhere", 42, 5, 5, "running", "", 7)                                                  // another host, fresh lease: alive
-	add("running", ingest.CommitRun, "elsewhere", 42, 300, 90, "failed", "its process (host elsewhere, pid 42) ended", 0)      // lease a minute and a half old
-	add("running", ingest.CommitRun, me, gonePID, 5, 5, "failed", "nothing of it was stored", 0)                               // this host, pid gone
-	add("running", ingest.CommitRun, me, uint32(os.Getpid()), 5, 5, "failed", "nothing of it was stored", 0)                   // this pid, not open here: reused
-	add("running", ingest.CommitRun, "", 0, 30, 0, "running", "", 7)                                                           // no lease yet, young
-	add("running", ingest.CommitBatch, "elsewhere", 42, 300, 300, "failed", "the 3 rows of the batches it stored are kept", 3) // events: what it stored is counted
-	add("running", "", "", 0, 3600, 0, "failed", "recorded before converge staged its loads", 7)                               // before leases
-	add("committing", ingest.CommitRun, me, gonePID, 5, 5, "succeeded", "", 7)                                                 // commit finished
+	add("running", ingest.CommitRun, "elsewhere", 42, 5, 5, "running", "", 7)                                                                                               // another host, fresh lease: alive
+	add("running", ingest.CommitRun, "elsewhere", 42, 300, 90, "failed", "its process (host elsewhere, pid 42) ended", 0)                                                   // lease a minute and a half old
+	add("running", ingest.CommitRun, me, gonePID, 5, 5, "failed", "nothing of it was stored", 0)                                                                            // this host, pid gone
+	add("running", ingest.CommitRun, me, uint32(os.Getpid()), 5, 5, "failed", "nothing of it was stored", 0)                                                                // this pid, not open here: reused
+	add("running", ingest.CommitRun, "", 0, 30, 0, "running", "", 7)                                                                                                        // no lease yet, young
+	add("running", ingest.CommitBatch, "elsewhere", 42, 300, 300, "failed", "the 3 rows of the batches it stored are kept (rows_loaded), its 1 reject is in quarantine", 3) // events: what it stored is counted
+	add("running", "", "", 0, 3600, 0, "failed", "recorded before converge staged its loads", 7)                                                                            // before leases
+	add("committing", ingest.CommitRun, me, gonePID, 5, 5, "succeeded", "", 7)                                                                                              // commit finished
 
 	rec, err := ingest.Recover(ctx, st, nil)
 	if err != nil {
