@@ -73,7 +73,7 @@ type ConsoleConfig struct {
 	MaxThreads        int   // console.max_threads: engine threads of a console query; 0 = half the cores
 	Priority          int   // console.priority: engine priority of console queries (larger: lower; the application's are 1)
 	MaxRunningPerUser int   // console.max_running_per_user: console queries one person may run at once
-	MaxRunning        int   // console.max_running: console queries running at once in all
+	MaxRunning        int   // console.max_running: console queries running at once in all (embedded: at most engine.pool − 1)
 }
 
 // console is the console's limits as the warehouse takes them.
@@ -99,10 +99,20 @@ func (cc ConsoleConfig) validate(c *Config) error {
 		return fmt.Errorf("console.max_running_per_user: %d is not positive", cc.MaxRunningPerUser)
 	case cc.MaxRunning < cc.MaxRunningPerUser:
 		return fmt.Errorf("console.max_running: %d is below console.max_running_per_user (%d)", cc.MaxRunning, cc.MaxRunningPerUser)
-	case c.ClickHouse.Addr == "" && cc.MaxRunning >= c.EnginePool:
-		return fmt.Errorf("console.max_running: %d is not below engine.pool (%d): the dashboards and /readyz need a connection of the store while console queries run", cc.MaxRunning, c.EnginePool)
 	}
 	return nil
+}
+
+// consoleRunning is how many console queries may run at once, per person and in all:
+// console.max_running_per_user and console.max_running, and on the embedded store at most
+// engine.pool − 1 in all (at least 1), so that one connection is always left to the
+// dashboards and /readyz.
+func (c *Config) consoleRunning() (perUser, total int) {
+	total = c.Console.MaxRunning
+	if c.ClickHouse.Addr == "" {
+		total = min(total, max(c.EnginePool-1, 1))
+	}
+	return min(c.Console.MaxRunningPerUser, total), total
 }
 
 // AuthConfig is the auth.* part of Config.
