@@ -76,8 +76,7 @@ type ConsoleConfig struct {
 	MaxThreads        int   // console.max_threads: engine threads of a console query; 0 = half the cores
 	Priority          int   // console.priority: engine priority of console queries (larger: lower; the application's are 1)
 	MaxRunningPerUser int   // console.max_running_per_user: console queries one person may run at once
-	MaxRunning        int   // console.max_running: console queries running at once in all
-	derived           bool  // MaxRunning (and MaxRunningPerUser at most it) came from engine.pool
+	MaxRunning        int   // console.max_running: console queries running at once in all (embedded: at most engine.pool − 1)
 }
 
 // console is the console's limits as the warehouse takes them.
@@ -99,16 +98,24 @@ func (cc ConsoleConfig) validate(c *Config) error {
 		return fmt.Errorf("console.max_threads: %d is out of range 0..256 (0: half the cores)", cc.MaxThreads)
 	case cc.Priority < 1 || cc.Priority > 1000:
 		return fmt.Errorf("console.priority: %d is out of range 1..1000 (a larger number is a lower priority; the application's queries run at 1)", cc.Priority)
-	case cc.MaxRunning < 0:
-		return fmt.Errorf("console.max_running: %d is negative (0: derived from engine.pool)", cc.MaxRunning)
 	case cc.MaxRunningPerUser < 1:
 		return fmt.Errorf("console.max_running_per_user: %d is not positive", cc.MaxRunningPerUser)
 	case cc.MaxRunning < cc.MaxRunningPerUser:
 		return fmt.Errorf("console.max_running: %d is below console.max_running_per_user (%d)", cc.MaxRunning, cc.MaxRunningPerUser)
-	case !cc.derived && c.ClickHouse.Addr == "" && cc.MaxRunning >= c.EnginePool:
-		return fmt.Errorf("console.max_running: %d is not below engine.pool (%d): the dashboards and /readyz need a connection of the store while console queries run", cc.MaxRunning, c.EnginePool)
 	}
 	return nil
+}
+
+// consoleRunning is how many console queries may run at once, per person and in all:
+// console.max_running_per_user and console.max_running, and on the embedded store at most
+// engine.pool − 1 in all (at least 1), so that one connection is always left to the
+// dashboards and /readyz.
+func (c *Config) consoleRunning() (perUser, total int) {
+	total = c.Console.MaxRunning
+	if c.ClickHouse.Addr == "" {
+		total = min(total, max(c.EnginePool-1, 1))
+	}
+	return min(c.Console.MaxRunningPerUser, total), total
 }
 
 // AuthConfig is the auth.* part of Config.
@@ -189,19 +196,8 @@ var defaults = map[string]any{
 	"console.max_threads":             0,
 	"console.priority":                10,
 	"console.max_running_per_user":    2,
-	"console.max_running":             0,
+	"console.max_running":             3,
 	"export.max_rows":                 1000000,
-}
-
-// deriveMaxRunning sets console.max_running when it is 0: for the embedded store one below
-// engine.pool (so the dashboards and /readyz keep a connection), at least 1 and at most 3; for a
-// server 3. The per-person limit is at most that.
-func (cc *ConsoleConfig) deriveMaxRunning(embedded bool, pool int) {
-	cc.MaxRunning, cc.derived = 3, true
-	if embedded {
-		cc.MaxRunning = min(3, max(1, pool-1))
-	}
-	cc.MaxRunningPerUser = min(cc.MaxRunningPerUser, cc.MaxRunning)
 }
 
 // flagKeys binds global and per-command flags to config keys.
@@ -383,9 +379,6 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		Priority:          intKey("console.priority"),
 		MaxRunningPerUser: intKey("console.max_running_per_user"),
 		MaxRunning:        intKey("console.max_running"),
-	}
-	if c.Console.MaxRunning == 0 {
-		c.Console.deriveMaxRunning(c.ClickHouse.Addr == "", c.EnginePool)
 	}
 	c.ExportMaxRows = intKey("export.max_rows")
 	c.EngineMaxServerMemory = sizeKey("engine.max_server_memory")

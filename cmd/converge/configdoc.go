@@ -78,7 +78,7 @@ var keyDocs = map[string]string{
 	"console.max_threads":             "Engine threads of a console query; 0 = half the cores.",
 	"console.priority":                "Engine priority of console queries (1–1000, larger is lower): they pause while the dashboards' queries (priority 1) run.",
 	"console.max_running_per_user":    "Console queries (runs and downloads) one person may run at once; the next is refused at once (429) saying how many run.",
-	"console.max_running":             "Console queries running at once in all; for the embedded store below `engine.pool`, so the dashboards and `/readyz` keep a connection. 0: derived, `engine.pool` − 1 for the embedded store (at least 1, at most 3), 3 for a server; the per-person limit is then at most it.",
+	"console.max_running":             "Console queries running at once in all; on the embedded store at most `engine.pool` − 1 (a lower pool lowers it), so the dashboards and `/readyz` keep a connection.",
 	"export.max_rows":                 "Rows a download from the dashboard (console, tables) holds at most; a longer file ends with a TRUNCATED line; 0 = no limit.",
 }
 

@@ -111,7 +111,7 @@ func (a *app) serve(ctx context.Context) error {
 		Events: evs, Changes: changes, Access: acc, Tokens: tokens, Data: catalog, Telemetry: tel,
 		Customers: metrics.NewCustomers(st), Reports: rep,
 		Exports: &export.Service{Store: st, Registry: reg, Margin: a.cfg.ReportDefaultMargin, Console: a.cfg.console(),
-			Gate: &export.Gate{PerUser: a.cfg.Console.MaxRunningPerUser, Total: a.cfg.Console.MaxRunning}},
+			Gate: consoleGate(a.cfg)},
 		Metrics: server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: a.cfg.ReportCurrency, WeekStart: a.cfg.ReportWeekStart,
 			FiscalYearStart: a.cfg.ReportFiscalYearStart})})
 	g, gctx := errgroup.WithContext(ctx)
@@ -220,4 +220,10 @@ func (a *app) openServeStore(ctx context.Context) (*warehouse.Store, error) {
 		return a.openStore(ctx, true)
 	}
 	return warehouse.OpenDeferred(ctx, a.cfg.warehouseConfig(), a.log)
+}
+
+// consoleGate bounds the console queries running at once (Config.consoleRunning).
+func consoleGate(cfg *Config) *export.Gate {
+	perUser, total := cfg.consoleRunning()
+	return &export.Gate{PerUser: perUser, Total: total}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,6 +63,59 @@ func TestSQLCommandOutput(t *testing.T) {
 		out, code := converge(t, "", append([]string{"--data-dir", data, "--log-level", "error"}, tc.args...)...)
 		if code != 0 || !strings.Contains(out, tc.want) {
 			t.Errorf("%v: exit %d, want the output\n%s\ngot\n%s", tc.args, code, tc.want, out)
+		}
+	}
+}
+
+// The console's keys are checked, each error naming its key.
+func TestConsoleConfigErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"result bytes", map[string]string{"CONVERGE_CONSOLE_MAX_RESULT_BYTES": "1KiB"}, "console.max_result_bytes: 1024 is out of range"},
+		{"result bytes size", map[string]string{"CONVERGE_CONSOLE_MAX_RESULT_BYTES": "big"}, "console.max_result_bytes"},
+		{"block bytes", map[string]string{"CONVERGE_CONSOLE_BLOCK_BYTES": "2GiB"}, "console.block_bytes"},
+		{"bytes to read", map[string]string{"CONVERGE_CONSOLE_MAX_BYTES_TO_READ": "-1"}, "console.max_bytes_to_read"},
+		{"threads", map[string]string{"CONVERGE_CONSOLE_MAX_THREADS": "-2"}, "console.max_threads"},
+		{"priority", map[string]string{"CONVERGE_CONSOLE_PRIORITY": "0"}, "console.priority: 0 is out of range 1..1000"},
+		{"per user", map[string]string{"CONVERGE_CONSOLE_MAX_RUNNING_PER_USER": "0"}, "console.max_running_per_user"},
+		{"total below per user", map[string]string{"CONVERGE_CONSOLE_MAX_RUNNING": "1"}, "console.max_running: 1 is below console.max_running_per_user (2)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := run(t, context.Background(), "config", "keys")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+// On the embedded store one connection is always left to the dashboards and /readyz.
+func TestConsoleRunning(t *testing.T) {
+	cases := []struct {
+		pool, perUser, total int
+		remote               bool
+		wantPer, wantTotal   int
+	}{
+		{4, 2, 3, false, 2, 3},
+		{2, 2, 3, false, 1, 1},
+		{1, 2, 3, false, 1, 1},
+		{8, 2, 3, false, 2, 3},
+		{2, 2, 3, true, 2, 3}, // a server's connections are not the engine pool's
+	}
+	for _, c := range cases {
+		cfg := &Config{EnginePool: c.pool, Console: ConsoleConfig{MaxRunningPerUser: c.perUser, MaxRunning: c.total}}
+		if c.remote {
+			cfg.ClickHouse.Addr = "h:8123"
+		}
+		if per, total := cfg.consoleRunning(); per != c.wantPer || total != c.wantTotal {
+			t.Errorf("%+v: %d per person, %d in all; want %d, %d", c, per, total, c.wantPer, c.wantTotal)
 		}
 	}
 }
