@@ -183,7 +183,17 @@ func Open(cfg Config) (*Engine, error) {
 			"priority": strconv.Itoa(DefaultPriority),
 		},
 	}
-	e.ctl, err = e.newConn()
+	// Loading the tables at connect still fails now and then with "recursive_mutex lock
+	// failed" (ASYNC_LOAD_WAIT_FAILED) although they load in the foreground: a defect of this
+	// chDB build that a second connect does not repeat, so it is tried again, twice at most.
+	for try := 1; ; try++ {
+		e.ctl, err = e.newConn()
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "ASYNC_LOAD_WAIT_FAILED") {
+			break
+		}
+		e.log.Warn("embedded: loading the tables failed; connecting again", "try", try, "err", err)
+		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, err
 	}
