@@ -46,7 +46,7 @@ func appStore(t *testing.T) *warehouse.Store {
 // names (quotes, comments, Unicode spaces, case), applied to table names.
 var consoleEscapes = []struct{ sql, want string }{
 	// Named as before the app database existed.
-	{"SELECT * FROM users", "table APP.users is converge's own ("+ownTables+"): the console cannot read it"},
+	{"SELECT * FROM users", "table APP.users is converge's own (" + ownTables + "): the console cannot read it"},
 	{"SELECT * FROM sessions", "table APP.sessions is converge's own"},
 	{"SELECT hash FROM api_tokens", "table APP.api_tokens is converge's own"},
 	{"SELECT * FROM audit_log", "table APP.audit_log is converge's own"},
@@ -174,7 +174,7 @@ func TestBoundaryThroughObjects(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ sql, want string }{
-		{"SELECT * FROM v_users", "table APP.users is converge's own ("+ownTables+"): the console cannot read it (read through the view MAIN.v_users)"},
+		{"SELECT * FROM v_users", "table APP.users is converge's own (" + ownTables + "): the console cannot read it (read through the view MAIN.v_users)"},
 		{"SELECT * FROM v_users2", "(read through the view MAIN.v_users) (read through the view MAIN.v_users2)"},
 		{"SELECT * FROM orders WHERE order_id IN (SELECT email FROM v_users)", "read through the view MAIN.v_users"},
 		{"SELECT * FROM v_in", "table APP.users is converge's own"},
