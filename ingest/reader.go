@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -406,12 +407,19 @@ func (s *ndjsonSource) next() ([]string, int64, fmt.Stringer, error) {
 			return nil, s.line, raw, &recordError{line: s.line, code: "bad_json", reason: err.Error(), raw: raw}
 		}
 		rec := make([]string, len(s.cols.names), len(s.cols.names)+len(obj))
-		for k, v := range obj {
+		// Keys in sorted order, so that new fields get the same columns (and a
+		// warning the same names) however often the same bytes are read.
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
 			i := s.cols.add(k)
 			for len(rec) <= i {
 				rec = append(rec, "")
 			}
-			rec[i] = v
+			rec[i] = obj[k]
 		}
 		return rec, s.line, raw, nil
 	}
