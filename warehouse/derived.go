@@ -1,0 +1,124 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// Derived tables hold what is computed from the facts as they land
+// (rollups): plain MergeTree-family tables and inserts, created at run time
+// from a CREATE TABLE statement the caller writes, and rewritten for cluster
+// mode by the same rules as the migrations (a Replicated table per shard
+// under a Distributed one). They are replaced a partition at a time from a
+// staging table made like them (ReplacePartitions), so a reader sees a
+// partition's old rows or its new ones, never a mixture.
+
+// CreateDerivedTable runs ddl, one CREATE TABLE IF NOT EXISTS statement of a
+// MergeTree-family table in the main database (ON CLUSTER, Replicated and
+// Distributed in cluster mode).
+func (s *Store) CreateDerivedTable(ctx context.Context, ddl string) error {
+	stmts := []string{ddl}
+	if s.cfg.Cluster != "" {
+		cms, err := ClusterMigrations([]Migration{{Version: 1, Name: "derived", SQL: ddl}}, s.cfg.Cluster, s.Database, s.AppDatabase)
+		if err != nil {
+			return fmt.Errorf("derived table: %w", err)
+		}
+		stmts = cms[0].Statements
+	}
+	for _, q := range stmts {
+		if err := s.Conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create derived table: %w", err)
+		}
+	}
+	return nil
+}
+
+// DropDerivedTable drops table (its shard tables too in cluster mode); a table
+// that is not there is no error.
+func (s *Store) DropDerivedTable(ctx context.Context, table string) error {
+	return s.DropStagingTable(ctx, table)
+}
+
+// ReplacePartitions replaces the partitions ids of table with those of stage,
+// a table made like it (ALTER TABLE table REPLACE PARTITION ID … FROM stage;
+// on the shards' tables ON CLUSTER in cluster mode). Each partition is
+// replaced in one transaction; a partition stage does not hold is emptied.
+func (s *Store) ReplacePartitions(ctx context.Context, stage, table string, ids []string) error {
+	if !identRe.MatchString(stage) || !identRe.MatchString(table) {
+		return fmt.Errorf("replace partitions of %q from %q: not identifiers", table, stage)
+	}
+	to, from := quoteIdent(table), quoteIdent(stage)
+	if s.cfg.Cluster != "" {
+		to, from = quoteIdent(table+localSuffix)+" ON CLUSTER "+quoteIdent(s.cfg.Cluster), quoteIdent(stage+localSuffix)
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), attachChunk)]
+		ids = ids[len(chunk):]
+		params := clickhouse.Parameters{}
+		cmds := make([]string, len(chunk))
+		for i, id := range chunk {
+			params[fmt.Sprintf("p%d", i)] = id
+			cmds[i] = fmt.Sprintf("REPLACE PARTITION ID {p%d:String} FROM %s", i, from)
+		}
+		q := "ALTER TABLE " + to + " " + strings.Join(cmds, ", ")
+		if err := s.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(params)), q); err != nil {
+			return fmt.Errorf("replace partitions %s of %s from %s: %w", strings.Join(chunk, ", "), table, stage, err)
+		}
+	}
+	return nil
+}
+
+// PartBlocks is, per table, per partition, the highest block number of its
+// active parts: an insert (or an attached or replaced partition) raises it, a
+// merge does not (a merged part spans the blocks of its sources). Partition
+// keys are "<host>/<partition id>" in cluster mode, where block numbers are
+// per shard.
+type PartBlocks map[string]map[string]int64
+
+// PartBlocks reads the active parts of tables (main database).
+func (s *Store) PartBlocks(ctx context.Context, tables []string) (PartBlocks, error) {
+	from, suffix := "system.parts", ""
+	host := "''"
+	if s.cfg.Cluster != "" {
+		from, suffix, host = "clusterAllReplicas("+quoteString(s.cfg.Cluster)+", system.parts)", localSuffix, "hostName()"
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t + suffix
+	}
+	q := "SELECT table, if(" + host + " = '', partition_id, concat(" + host + ", '/', partition_id)) AS p, toInt64(max(max_block_number))" +
+		" FROM " + from + " WHERE database = currentDatabase() AND active AND table IN {t:Array(String)} GROUP BY table, p"
+	rows, err := s.Conn.Query(ctx, q, clickhouse.Named("t", names))
+	if err != nil {
+		return nil, fmt.Errorf("parts of %s: %w", strings.Join(tables, ", "), err)
+	}
+	defer rows.Close()
+	out := PartBlocks{}
+	for _, t := range tables {
+		out[t] = map[string]int64{}
+	}
+	for rows.Next() {
+		var t, p string
+		var b int64
+		if err := rows.Scan(&t, &p, &b); err != nil {
+			return nil, fmt.Errorf("parts of %s: %w", strings.Join(tables, ", "), err)
+		}
+		t = strings.TrimSuffix(t, suffix)
+		if out[t] == nil {
+			out[t] = map[string]int64{}
+		}
+		out[t][p] = b
+	}
+	return out, rows.Err()
+}
+
+// PartitionID is a partition key's id: the part after the host in cluster mode.
+func PartitionID(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[i+1:]
+	}
+	return key
+}
