@@ -157,9 +157,8 @@ func warnings(left []leftOut, period, reportCurrency string) []Warning {
 // grouped by currency (and, broken down by a dimension, by currency alone for the whole range),
 // with their count, so that the report currency's groups are the answer and the others what it
 // leaves out, in the same pass over the rows.
-func plannedCurrency(d *Definition, p Params) (cols, sets string) {
-	x, _ := d.Dimension("currency")
-	cols = ", toString(m." + x.Column + ") AS currency, count() AS rows"
+func plannedCurrency(currency, rows string, p Params) (cols, sets string) {
+	cols = ", " + currency + " AS currency, " + rows + " AS rows"
 	sets = "(bucket, dim, currency), (dim, currency)"
 	if p.By != "" {
 		cols += ", toBool(grouping(dim)) AS alldims"

@@ -26,6 +26,7 @@
 //	formula      derived/ratio: arithmetic over other metric names, numbers, + - * / and parentheses
 //	component    score: "metric weight=W min=A max=B" (repeatable): the metric's value mapped from [A, B] to [0, 100]
 //	param        custom: "name Type = default | allowed1, allowed2" or "name Type = default | min..max" (a number's or a date's bounds, inclusive; either may be left out) an extra bound parameter (repeatable)
+//	rollup       simple: auto (the default: kept rolled up as facts land when its model allows, see rollup_spec.go) or none (always from raw rows)
 //	roles        comma separated roles that see it: executive, finance, analyst, admin (optional; absent = everyone; admin always sees it)
 //
 // Simple: the body is a SELECT (the model) whose rows carry the time
@@ -152,6 +153,7 @@ type Definition struct {
 	Kind        Kind
 	Time        string
 	Measure     string
+	NoRollup    bool // rollup: none: always answered from raw rows
 	Dimensions  []Dimension
 	Formula     string
 	Components  []Component
@@ -219,7 +221,7 @@ var (
 )
 
 var knownKeys = []string{"name", "title", "description", "owner", "unit", "format", "polarity", "target", "kind",
-	"time", "measure", "dimensions", "formula", "component", "param", "roles"}
+	"time", "measure", "dimensions", "formula", "component", "param", "roles", "rollup"}
 
 // Parse parses the definition in src; file names it in errors.
 func Parse(file string, src []byte) (*Definition, error) {
@@ -303,6 +305,14 @@ func Parse(file string, src []byte) (*Definition, error) {
 			d.Time = val
 		case "measure":
 			d.Measure = val
+		case "rollup":
+			switch val {
+			case "auto":
+			case "none":
+				d.NoRollup = true
+			default:
+				return nil, fail(ln, "rollup %q is not one of auto, none", val)
+			}
 		case "dimensions":
 			for _, part := range splitList(val) {
 				name, col, hasCol := strings.Cut(part, "=")
@@ -399,7 +409,7 @@ func Parse(file string, src []byte) (*Definition, error) {
 		if d.SQL != "" {
 			return nil, fail(d.bodyLine, "kind derived has no SQL body (its formula combines other metrics)")
 		}
-		for _, k := range []string{"time", "measure", "param", "component"} {
+		for _, k := range []string{"time", "measure", "param", "component", "rollup"} {
 			if l, ok := d.lines[k]; ok {
 				return nil, fail(l, "%q is not allowed for kind derived", k)
 			}
@@ -419,7 +429,7 @@ func Parse(file string, src []byte) (*Definition, error) {
 		if d.SQL != "" {
 			return nil, fail(d.bodyLine, "kind score has no SQL body (it combines other metrics)")
 		}
-		for _, k := range []string{"time", "measure", "formula", "param"} {
+		for _, k := range []string{"time", "measure", "formula", "param", "rollup"} {
 			if l, ok := d.lines[k]; ok {
 				return nil, fail(l, "%q is not allowed for kind score", k)
 			}
@@ -436,7 +446,7 @@ func Parse(file string, src []byte) (*Definition, error) {
 		if d.SQL == "" {
 			return nil, fail(d.bodyLine, "kind custom needs a body: the query")
 		}
-		for _, k := range []string{"time", "measure", "formula", "dimensions", "component"} {
+		for _, k := range []string{"time", "measure", "formula", "dimensions", "component", "rollup"} {
 			if l, ok := d.lines[k]; ok {
 				return nil, fail(l, "%q is not allowed for kind custom (filters and breakdowns are the query's own params)", k)
 			}

@@ -247,14 +247,6 @@ func finite(v *float64) *float64 {
 	return &x
 }
 
-// dayExpr is the calendar day, in the report zone, of the model's time column.
-func dayExpr(d *Definition, sh *shape) string {
-	if sh.timeIsDate {
-		return "m." + d.Time
-	}
-	return "toDate(m." + d.Time + ", {tz:String})"
-}
-
 // bucketExpr maps a day to the start of its bucket (see bucketStart, which
 // must agree).
 func bucketExpr(g Grain, day string) string {
@@ -315,33 +307,57 @@ func paramText(v string) string { return paramEscaper.Replace(v) }
 // dimension alone for the whole range (GROUPING SETS; those rows have whole = true), the
 // measure computed per group from raw rows: a distinct count's total is not a sum of buckets.
 func planSimple(d *Definition, sh *shape, p Params) (string, clickhouse.Parameters) {
+	return planOver(d, rawSource(d, sh), p)
+}
+
+// planSource is what a simple metric's statement reads: the model's raw rows, or its rollup.
+type planSource struct {
+	from       string // the FROM clause, aliased m
+	time       string // the time column
+	timeIsDate bool
+	dim        func(name string) string // a dimension's value as String
+	measure    string
+	rows       string // the count of model rows
+}
+
+func rawSource(d *Definition, sh *shape) planSource {
+	return planSource{from: "(\n" + d.SQL + "\n) AS m", time: "m." + d.Time, timeIsDate: sh.timeIsDate, measure: d.Measure, rows: "count()",
+		dim: func(name string) string {
+			x, _ := d.Dimension(name)
+			return "toString(m." + x.Column + ")"
+		}}
+}
+
+// planOver writes planSimple's statement over src.
+func planOver(d *Definition, src planSource, p Params) (string, clickhouse.Parameters) {
 	args := contractArgs(p)
-	day := dayExpr(d, sh)
+	day := "toDate(" + src.time + ", {tz:String})"
+	if src.timeIsDate {
+		day = src.time
+	}
 	bucket := bucketExpr(p.Grain, day)
 	dim := "''"
 	if p.By != "" {
-		x, _ := d.Dimension(p.By)
-		dim = "toString(m." + x.Column + ")"
+		dim = src.dim(p.By)
 	}
 	var where []string
-	if sh.timeIsDate {
-		where = append(where, "m."+d.Time+" >= toDate({from:DateTime64(3, 'UTC')}, {tz:String})",
-			"m."+d.Time+" < toDate({to:DateTime64(3, 'UTC')}, {tz:String})")
+	if src.timeIsDate {
+		where = append(where, src.time+" >= toDate({from:DateTime64(3, 'UTC')}, {tz:String})",
+			src.time+" < toDate({to:DateTime64(3, 'UTC')}, {tz:String})")
 	} else {
-		where = append(where, "m."+d.Time+" >= {from:DateTime64(3, 'UTC')}", "m."+d.Time+" < {to:DateTime64(3, 'UTC')}")
+		where = append(where, src.time+" >= {from:DateTime64(3, 'UTC')}", src.time+" < {to:DateTime64(3, 'UTC')}")
 	}
 	for i, f := range p.Filters {
-		x, _ := d.Dimension(f.Dim)
 		name := fmt.Sprintf("f%d", i)
-		where = append(where, "toString(m."+x.Column+") = {"+name+":String}")
+		where = append(where, src.dim(f.Dim)+" = {"+name+":String}")
 		args[name] = paramText(f.Value)
 	}
 	extra, sets := "", "(bucket, dim), (dim)"
 	if restricted(d, p) {
-		extra, sets = plannedCurrency(d, p)
+		extra, sets = plannedCurrency(src.dim("currency"), src.rows, p)
 	}
-	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + d.Measure + " AS Nullable(Float64)) AS value, toBool(grouping(bucket)) AS whole" + extra + "\n" +
-		"FROM (\n" + d.SQL + "\n) AS m\nWHERE " + strings.Join(where, "\n  AND ") +
+	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + src.measure + " AS Nullable(Float64)) AS value, toBool(grouping(bucket)) AS whole" + extra + "\n" +
+		"FROM " + src.from + "\nWHERE " + strings.Join(where, "\n  AND ") +
 		"\nGROUP BY GROUPING SETS (" + sets + ")\nORDER BY whole, bucket, dim"
 	return q, args
 }
@@ -526,6 +542,9 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		restrict := restricted(d, p)
 		left := map[string]*leftOut{}
 		q, args := planSimple(d, sh, p)
+		if sp, _, _ := r.rollupPath(ctx, d, p); sp != nil {
+			q, args = planOver(d, rollupSource(sp), p)
+		}
 		err = r.scan(ctx, q, args, func(x row) {
 			if !restrict || collectLeftOut(d, p, x, left) {
 				out.add(x)

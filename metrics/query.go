@@ -62,9 +62,12 @@ type Result struct {
 	Currency string            `json:"currency,omitempty"` // the report currency amounts are in (unit currency)
 	// Warnings name the rows the answer leaves out (rows in a currency it cannot convert), in the
 	// period and in the comparison period; the answer holds every other row.
-	Warnings  []Warning `json:"warnings,omitempty"`
-	Sources   []string  `json:"sources"`   // tables the metric reads
-	Freshness time.Time `json:"freshness"` // last change (insert, merge, drop) of those tables; zero when empty
+	Warnings []Warning `json:"warnings,omitempty"`
+	Sources  []string  `json:"sources"` // tables the metric reads
+	// Freshness is when the data the answer is computed from was current: a rollup's as-of (every
+	// fact committed before it is folded in), or the last change (insert, merge, drop) of the raw
+	// tables read; zero when empty.
+	Freshness time.Time `json:"freshness"`
 	Cached    bool      `json:"cached"`
 }
 
@@ -145,9 +148,12 @@ func (r *Registry) query(ctx context.Context, d *Definition, p Params, cache *st
 		p.FiscalYearStart = time.January
 	}
 	sources := r.Sources(d.Name)
-	fresh, freshAt, err := r.freshness(ctx, sources)
+	fresh, freshAt, err := r.freshFor(ctx, d, p)
 	if err != nil {
 		return nil, err
+	}
+	if rawRows(ctx) {
+		fresh += ",raw"
 	}
 	key := r.versions(d) + "|" + p.Key() + "|" + fresh
 	if r.cache.ttl >= 0 {

@@ -66,6 +66,8 @@ type Registry struct {
 	cache  *cache
 	flight singleflight.Group // cache key → the computation in progress (Options.Finish)
 	lanes  *Lanes             // admission of statements: heavy ones by the cores they use, retries alone
+	// rollups are the store's rollups as this registry knows them, and their upkeep.
+	rollups *rollups
 	// computed counts answers computed (not from the cache), for tests.
 	computed atomic.Int64
 }
@@ -83,7 +85,7 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 		o.CacheTTL = 10 * time.Minute
 	}
 	r := &Registry{opts: o, log: o.Log, builtin: map[string]*Definition{}, user: map[string]*Definition{},
-		userErr: map[string]error{}, checked: map[string]*shape{}, cache: newCache(o.CacheTTL), lanes: o.Lanes}
+		userErr: map[string]error{}, checked: map[string]*shape{}, cache: newCache(o.CacheTTL), lanes: o.Lanes, rollups: newRollups()}
 	if r.lanes == nil {
 		r.lanes = NewLanes()
 	}
