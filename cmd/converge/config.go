@@ -45,6 +45,7 @@ type Config struct {
 	ServerAddr        string        // server.addr: the dashboard's listen address
 	ServerTileTimeout time.Duration // server.tile_timeout: each dashboard widget's time budget
 	ServerFinish      time.Duration // server.finish_timeout: how long a query a widget gave up on goes on in the background; 0 = it stops
+	RollupsInterval   time.Duration // rollups.interval: how often serve folds new facts into the rollups; 0 = never (raw rows only)
 	ServerMetricsAddr string        // server.metrics_addr: a listener serving only /metrics without authentication; "" = off
 
 	IdentityRules identity.Rules // identity.source_priority: comma-separated sources whose ids become canonical first
@@ -157,6 +158,7 @@ var defaults = map[string]any{
 	"server.addr":                     ":8080",
 	"server.tile_timeout":             "8s",
 	"server.finish_timeout":           "10m",
+	"rollups.interval":                "1s",
 	"server.metrics_addr":             "",
 	"metrics.dir":                     "",
 	"identity.source_priority":        "",
@@ -321,6 +323,11 @@ func decodeConfig(v *viper.Viper) (*Config, error) {
 		errs = append(errs, fmt.Errorf("server.tile_timeout: %q is not a positive duration (e.g. 8s)", v.GetString("server.tile_timeout")))
 	} else {
 		c.ServerTileTimeout = d
+	}
+	if d, err := time.ParseDuration(v.GetString("rollups.interval")); err != nil || d < 0 || d > 0 && d < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("rollups.interval: %q is not 0 or a duration of at least 100ms (e.g. 1s)", v.GetString("rollups.interval")))
+	} else {
+		c.RollupsInterval = d
 	}
 	if d, err := time.ParseDuration(v.GetString("server.finish_timeout")); err != nil || d < 0 {
 		errs = append(errs, fmt.Errorf("server.finish_timeout: %q is not a duration of 0 or more (e.g. 10m; 0 stops a query with its widget)", v.GetString("server.finish_timeout")))

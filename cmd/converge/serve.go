@@ -103,7 +103,13 @@ func (a *app) serve(ctx context.Context) error {
 	changes := server.NewBroadcaster()
 	tokens := events.NewTokens(st, 0)
 	evs := events.New(st, tokens, events.Config{}, a.log)
-	evs.OnData = func(string) { changes.Notify() }
+	evs.OnData = func(string) {
+		if a.cfg.RollupsInterval > 0 {
+			reg.KickRollups() // the open pages hear of it once the rollups hold it
+			return
+		}
+		changes.Notify()
+	}
 	evs.OnRecords = tel.ObserveIngest
 	defer evs.Close(context.WithoutCancel(ctx)) // flush what is buffered at shutdown
 	srv := server.New(server.Config{Addr: a.cfg.ServerAddr, TZ: a.cfg.ReportTZ.String(), TileTimeout: a.cfg.ServerTileTimeout, FinishInBackground: a.cfg.ServerFinish > 0, WeekStart: a.cfg.ReportWeekStart,
@@ -127,6 +133,13 @@ func (a *app) serve(ctx context.Context) error {
 		g.Go(func() error { return srv.ServeMetrics(gctx, mln) })
 	}
 	g.Go(func() error { return rep.Run(gctx) }) // the scheduled reports; stops with the server
+	if a.cfg.RollupsInterval > 0 {
+		// Rollups: built at the first round where missing, then kept as facts land.
+		g.Go(func() error {
+			reg.RunRollups(gctx, a.cfg.RollupsInterval, changes.Notify)
+			return nil
+		})
+	}
 	// What the statements cost, saved now and then (and when serve returns).
 	g.Go(func() error {
 		t := time.NewTicker(5 * time.Minute)
