@@ -26,7 +26,7 @@
 //	formula      derived/ratio: arithmetic over other metric names, numbers, + - * / and parentheses
 //	component    score: "metric weight=W min=A max=B" (repeatable): the metric's value mapped from [A, B] to [0, 100]
 //	param        custom: "name Type = default | allowed1, allowed2" or "name Type = default | min..max" (a number's or a date's bounds, inclusive; either may be left out) an extra bound parameter (repeatable)
-//	rollup       simple: auto (the default: kept rolled up as facts land when its model allows, see rollup_spec.go) or none (always from raw rows)
+//	rollup       simple: auto (the default: kept rolled up as facts land when its model allows, see rollup_spec.go), none (always from raw rows), or by COLUMN (the model has one row per COLUMN, e.g. customer_id, and a fact changes only the row of its own COLUMN value: its rows are kept, see rollup_keyed.go)
 //	roles        comma separated roles that see it: executive, finance, analyst, admin (optional; absent = everyone; admin always sees it)
 //
 // Simple: the body is a SELECT (the model) whose rows carry the time
@@ -153,7 +153,8 @@ type Definition struct {
 	Kind        Kind
 	Time        string
 	Measure     string
-	NoRollup    bool // rollup: none: always answered from raw rows
+	NoRollup    bool   // rollup: none: always answered from raw rows
+	RollupKey   string // rollup: by COLUMN: the model has one row per value of COLUMN (see rollup_keyed.go)
 	Dimensions  []Dimension
 	Formula     string
 	Components  []Component
@@ -306,12 +307,14 @@ func Parse(file string, src []byte) (*Definition, error) {
 		case "measure":
 			d.Measure = val
 		case "rollup":
-			switch val {
-			case "auto":
-			case "none":
+			switch key, by := strings.CutPrefix(val, "by "); {
+			case val == "auto":
+			case val == "none":
 				d.NoRollup = true
+			case by && identRe.MatchString(strings.TrimSpace(key)):
+				d.RollupKey = strings.TrimSpace(key)
 			default:
-				return nil, fail(ln, "rollup %q is not one of auto, none", val)
+				return nil, fail(ln, "rollup %q is not one of auto, none, by COLUMN", val)
 			}
 		case "dimensions":
 			for _, part := range splitList(val) {

@@ -144,6 +144,14 @@ func formatDefinition(d *Definition) string {
 	if d.Line("formula") > 0 {
 		h("formula", d.Formula)
 	}
+	switch {
+	case d.NoRollup:
+		h("rollup", "none")
+	case d.RollupKey != "":
+		h("rollup", "by "+d.RollupKey)
+	case d.Line("rollup") > 0:
+		h("rollup", "auto")
+	}
 	for _, c := range d.Components {
 		g := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 		h("component", fmt.Sprintf("%s weight=%s min=%s max=%s", c.Metric, g(c.Weight), g(c.Min), g(c.Max)))

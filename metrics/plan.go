@@ -543,7 +543,11 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 		left := map[string]*leftOut{}
 		q, args := planSimple(d, sh, p)
 		if sp, _, _ := r.rollupPath(ctx, d, p); sp != nil {
-			q, args = planOver(d, rollupSource(sp), p)
+			src := rollupSource(sp)
+			if sp.key != "" {
+				src = keyedSource(d, sp, sh.timeIsDate)
+			}
+			q, args = planOver(d, src, p)
 		}
 		err = r.scan(ctx, q, args, func(x row) {
 			if !restrict || collectLeftOut(d, p, x, left) {

@@ -84,7 +84,15 @@ func (r *Registry) rollupSpecOf(ctx context.Context, d *Definition) (*rollupSpec
 	if margin == 0 {
 		margin = DefaultMargin
 	}
-	sp, err := deriveRollup(d, sh, margin, func(t string) (string, string, error) { return r.factKeys(ctx, t) })
+	var sp *rollupSpec
+	switch {
+	case d.NoRollup:
+		err = rawOnly("its definition says rollup: none")
+	case d.RollupKey != "":
+		sp, err = deriveKeyed(d, margin, func(t, c string) (bool, error) { return r.hasColumn(ctx, t, c) })
+	default:
+		sp, err = deriveRollup(d, sh, margin, func(t string) (string, string, error) { return r.factKeys(ctx, t) })
+	}
 	var nr *notRollable
 	if err != nil && !errors.As(err, &nr) {
 		return nil, err // the store did not answer: try again next time
@@ -226,7 +234,11 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 	var errs []error
 	for _, sp := range specs {
 		st.Rollups++
-		n, built, err := r.upkeepOne(ctx, sp, states[sp.table], blocks, asOf)
+		upkeep := r.upkeepOne
+		if sp.key != "" {
+			upkeep = r.upkeepKeyed
+		}
+		n, built, err := upkeep(ctx, sp, states[sp.table], blocks, asOf)
 		st.Partitions += n
 		if built {
 			st.Built = append(st.Built, sp.table)

@@ -21,8 +21,8 @@ import (
 
 // rolledUp are the built-in metrics whose models a rollup follows; the others
 // must say why they read raw rows.
-var rolledUp = []string{"active_customers", "clv_predicted", "cogs", "csat", "first_response_time", "marketing_spend", "nps", "orders",
-	"resolution_time", "revenue_gross", "rewarded_customers", "rewards_spend", "tickets"}
+var rolledUp = []string{"active_customers", "clv_historic", "clv_predicted", "cogs", "csat", "first_response_time", "marketing_spend",
+	"new_customers", "new_customers_paid", "nps", "orders", "resolution_time", "revenue_gross", "rewarded_customers", "rewards_spend", "tickets"}
 
 // TestRollupsExact: for every built-in metric, on the small demo, random
 // ranges, grains, report time zones (whole and half-hour offsets),
@@ -283,6 +283,9 @@ func mutate(t *testing.T, st *warehouse.Store) {
 		`INSERT INTO survey_responses (response_id, customer_id, answered_at, kind, score, channel, source) VALUES
 		 ('late-s1','` + some.customer + `','2025-02-01 10:00:00','nps',10,'email','survey'),
 		 ('late-s2','c-new','2025-02-01 10:30:00','csat',2,'email','survey')`,
+		// a refund of an existing order, months after it
+		`INSERT INTO refunds (refund_id, order_id, customer_id, refunded_at, amount, currency, source) VALUES
+		 ('late-r1','` + some.order + `','` + some.customer + `','2026-06-01 09:00:00',5.5,'EUR','` + some.source + `')`,
 		`INSERT INTO tickets (ticket_id, customer_id, opened_at, first_response_at, resolved_at, channel, status, priority, source) VALUES
 		 ('late-t1','c-new','2025-04-01 08:00:00','2025-04-01 08:30:00',NULL,'chat','open','low','desk')`,
 		// identity merge: the other customer's source id now resolves to the first one

@@ -62,8 +62,8 @@ func rollupCovers(sp *rollupSpec, p Params) string {
 	if sp.baked && p.margin() != sp.margin {
 		return fmt.Sprintf("the query's margin %s is not the %s its rollup was built with", strconv.FormatFloat(p.margin(), 'g', -1, 64), strconv.FormatFloat(sp.margin, 'g', -1, 64))
 	}
-	if sp.slotDate {
-		return ""
+	if sp.slotDate || sp.key != "" {
+		return "" // days, or the model's own rows: any range
 	}
 	slot := slotMinutes * time.Minute
 	for _, t := range []time.Time{p.From, p.To} {

@@ -41,6 +41,10 @@ type rollupSpec struct {
 	measure  string  // the measure over the rollup's merged states
 	margin   float64 // the default margin the model was built with (marginBaked)
 	baked    bool    // the model or measure reads {default_margin}
+	// A keyed rollup (rollup: by COLUMN, rollup_keyed.go) keeps the model's rows by key;
+	// keyed tells which tables it reads carry the key (a change elsewhere rebuilds it).
+	key   string
+	keyed map[string]bool
 }
 
 // rollupState is one aggregate of the measure: its column, the state it keeps

@@ -9,6 +9,7 @@
 -- time: first_order_at
 -- measure: sum(margin) / count()
 -- dimensions: channel, country
+-- rollup: by customer_id
 SELECT o.customer_id AS customer_id, o.first_order_at AS first_order_at, o.channel AS channel, o.country AS country,
        o.margin - ifNull(r.refunded, 0) AS margin
 FROM (

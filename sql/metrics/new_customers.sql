@@ -9,6 +9,7 @@
 -- time: first_order_at
 -- measure: uniqExact(customer_id)
 -- dimensions: channel, campaign, channel_campaign, country
+-- rollup: by customer_id
 SELECT customer_id,
        min(ordered_at) AS first_order_at,
        argMin(channel, ordered_at) AS channel,
