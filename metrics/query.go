@@ -287,14 +287,15 @@ func (r *Registry) Sources(name string) []string {
 }
 
 // freshness identifies the data of tables: it changes whenever rows are
-// inserted, replaced, merged or dropped in any of them. It also returns the
-// time of the last such change.
+// inserted, replaced, dropped or mutated in any of them, not when the engine
+// merges parts (warehouse.Store.DataMark). It also returns the time of the
+// last change of their parts.
 func (r *Registry) freshness(ctx context.Context, tables []string) (string, time.Time, error) {
-	parts, rows, at, err := r.opts.Store.DataVersion(ctx, tables)
+	mark, at, err := r.opts.Store.DataMark(ctx, tables)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("metrics: data freshness: %w", err)
 	}
-	return fmt.Sprintf("%d/%d/%d", parts, rows, at.UnixNano()), at.UTC(), nil
+	return mark, at.UTC(), nil
 }
 
 type cacheEntry struct {

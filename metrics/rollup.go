@@ -403,7 +403,7 @@ func dirtyPartitions(sp *rollupSpec, marks warehouse.PartBlocks, blocks warehous
 		}
 	}
 	_, seen := marks[sp.fact]
-	if !seen {
+	if !seen || marks[sp.fact][warehouse.MutationsKey] != blocks[sp.fact][warehouse.MutationsKey] {
 		all()
 	}
 	for k, b := range blocks[sp.fact] {
@@ -424,6 +424,7 @@ func dirtyPartitions(sp *rollupSpec, marks warehouse.PartBlocks, blocks warehous
 			all()
 		}
 	}
+	delete(set, warehouse.MutationsKey)
 	out := sortedKeys(set)
 	sort.Strings(out)
 	return out

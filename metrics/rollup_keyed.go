@@ -148,7 +148,7 @@ func (r *Registry) upkeepKeyed(ctx context.Context, sp *rollupSpec, old *rollupR
 			continue
 		}
 		changed = true
-		if t == "identities" || !sp.keyed[t] {
+		if t == "identities" || !sp.keyed[t] || x.marks[t][warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] {
 			full = true
 			break
 		}

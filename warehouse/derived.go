@@ -2,8 +2,12 @@ package warehouse
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -112,7 +116,83 @@ func (s *Store) PartBlocks(ctx context.Context, tables []string) (PartBlocks, er
 		}
 		out[t][p] = b
 	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("parts of %s: %w", strings.Join(tables, ", "), err)
+	}
+	muts, err := s.mutationCounts(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for t, n := range muts {
+		t = strings.TrimSuffix(t, suffix)
+		if out[t] == nil {
+			out[t] = map[string]int64{}
+		}
+		out[t][MutationsKey] = n
+	}
+	return out, nil
+}
+
+// MutationsKey is the PartBlocks entry counting a table's mutations (ALTER …
+// DELETE/UPDATE, lightweight deletes): they change rows without new blocks.
+const MutationsKey = "~mutations"
+
+// mutationCounts counts the mutations of tables (names as in system.parts).
+func (s *Store) mutationCounts(ctx context.Context, names []string) (map[string]int64, error) {
+	from := "system.mutations"
+	if s.cfg.Cluster != "" {
+		from = "clusterAllReplicas(" + quoteString(s.cfg.Cluster) + ", system.mutations)"
+	}
+	rows, err := s.Conn.Query(ctx, "SELECT table, toInt64(count()) FROM "+from+" WHERE database = currentDatabase() AND table IN {t:Array(String)} GROUP BY table",
+		clickhouse.Named("t", names))
+	if err != nil {
+		return nil, fmt.Errorf("mutations of %s: %w", strings.Join(names, ", "), err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, fmt.Errorf("mutations of %s: %w", strings.Join(names, ", "), err)
+		}
+		out[t] = n
+	}
 	return out, rows.Err()
+}
+
+// DataMark identifies the data of tables: it changes when rows are inserted,
+// replaced, attached, dropped or mutated in any of them, and, unlike
+// DataVersion, not when the engine merges parts (a merge changes parts, not
+// data). It also returns the latest modification time of their parts (zero
+// when they hold none).
+func (s *Store) DataMark(ctx context.Context, tables []string) (string, time.Time, error) {
+	var names []string
+	for _, t := range tables {
+		if identRe.MatchString(t) {
+			names = append(names, t)
+		}
+	}
+	blocks, err := s.PartBlocks(ctx, names)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	_, _, at, err := s.DataVersion(ctx, names)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	h := sha256.New()
+	for _, t := range names {
+		keys := make([]string, 0, len(blocks[t]))
+		for k := range blocks[t] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(h, "%s/%s=%d;", t, k, blocks[t][k])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20], at, nil
 }
 
 // PartitionID is a partition key's id: the part after the host in cluster mode.
