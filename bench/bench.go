@@ -59,6 +59,14 @@ type Config struct {
 	// than minutes: the overview as it opens (last 30 days) and the customer 360;
 	// default 50.
 	PageCold int
+	// RollupLoads is the least number of cold loads of each path (raw rows, rollup) per
+	// metric and range in the rollups step; a quick metric is loaded more often (up to
+	// rollupMaxLoads pairs within rollupBudget); default 5.
+	RollupLoads int
+	// StreamFor is how long the stream step streams events; default 30 s. StreamRate is
+	// the events per second it aims at; default 1,000.
+	StreamFor  time.Duration
+	StreamRate int
 	// Metrics limits the per-metric benchmark to these names; empty: all.
 	Metrics []string
 	// Steps limits the run to these steps (Steps lists them); empty: all.
@@ -90,6 +98,15 @@ func (c *Config) defaults() {
 	if c.Warm <= 0 {
 		c.Warm = 50
 	}
+	if c.RollupLoads <= 0 {
+		c.RollupLoads = 5
+	}
+	if c.StreamFor <= 0 {
+		c.StreamFor = 30 * time.Second
+	}
+	if c.StreamRate <= 0 {
+		c.StreamRate = 1000
+	}
 	if c.PageCold <= 0 {
 		c.PageCold = 50
 	}
@@ -105,6 +122,12 @@ func (c *Config) defaults() {
 // the engine doing the same work (0 when there is no such comparison) and
 // Ratio = Median / Direct for durations, Median / Direct for rates too (so
 // for a rate, higher is better; for a time, lower is better).
+//
+// The rollup group compares a metric's two paths instead: Median and P95 are
+// the rollup path's, Direct and DirectP95 the raw path's, and Ratio is the
+// speed-up raw / rollup (0 when the metric reads raw rows either way); Path is
+// the path the metric's answer took (rollup, raw, or mixed for a derived
+// metric whose inputs took both).
 type Result struct {
 	Group  string  `json:"group"`
 	Name   string  `json:"name"`
@@ -114,7 +137,10 @@ type Result struct {
 	Direct float64 `json:"direct,omitempty"`
 	Ratio  float64 `json:"ratio,omitempty"`
 	N      int     `json:"n"`
-	Note   string  `json:"note,omitempty"`
+	// DirectP95 is the comparison's 95th percentile, where it has one.
+	DirectP95 float64 `json:"direct_p95,omitempty"`
+	Path      string  `json:"path,omitempty"`
+	Note      string  `json:"note,omitempty"`
 }
 
 // Report is a whole run.
@@ -136,11 +162,13 @@ var steps = []step{
 	{"memory", "memory at rest", memoryAtRest},
 	{"ingest", "CSV ingest", ingestCSV},
 	{"events", "events API", eventsAPI},
+	{"rollups", "rollups vs raw rows", rollupsVsRaw},
 	{"metrics", "metrics", builtins},
 	{"overview", "overview", overview},
 	{"customer360", "customer 360", customer360},
 	{"export", "CSV export", exportCSV},
 	{"console-load", "overview beside the SQL console", consoleLoad},
+	{"stream", "overview while events stream", streamOverview},
 }
 
 // Steps names the steps of a run, in order (Config.Steps).
