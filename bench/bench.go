@@ -7,6 +7,10 @@
 //     vs the engine reading it with INSERT … FROM INFILE;
 //   - events API: events/s and ack latency of 4 clients posting 1,000-record
 //     NDJSON batches vs the engine inserting the same rows as JSONEachRow;
+//   - rollups vs raw rows: the full rebuild of the rollups, their bytes on disk
+//     vs the raw tables', each metric that is not custom loaded cold from raw
+//     rows and from its rollups in turn (ratio raw/rollup, the path Explain
+//     names), and the upkeep that folds a CSV ingest in vs the ingest's time;
 //   - every built-in metric over a year at month grain: cold answer (no result
 //     cache) vs the SQL statements it ran replayed one after another, and the
 //     cached answer;
@@ -16,7 +20,10 @@
 //   - the customer 360 page of the customer with the most orders, likewise;
 //   - the server's memory (RSS) at rest and its peak under the page loads;
 //   - the overview's cold load alone and while one analyst keeps six long SQL console
-//     queries going (console-load).
+//     queries going (console-load);
+//   - the overview while events stream through the events API with the rollup
+//     loop running: page median and p95, events/s achieved, and the lag from an
+//     order's acknowledgement to the answers that count it (stream).
 //
 // It imports server, metrics and ingest (it drives them as serve does), so
 // only cmd/converge imports it. Benchmarks run in the calling process: the
