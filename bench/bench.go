@@ -7,6 +7,10 @@
 //     vs the engine reading it with INSERT … FROM INFILE;
 //   - events API: events/s and ack latency of 4 clients posting 1,000-record
 //     NDJSON batches vs the engine inserting the same rows as JSONEachRow;
+//   - rollups vs raw rows: the full rebuild of the rollups, their bytes on disk
+//     vs the raw tables', each metric that is not custom loaded cold from raw
+//     rows and from its rollups in turn (ratio raw/rollup, the path Explain
+//     names), and the upkeep that folds a CSV ingest in vs the ingest's time;
 //   - every built-in metric over a year at month grain: cold answer (no result
 //     cache) vs the SQL statements it ran replayed one after another, and the
 //     cached answer;
@@ -16,7 +20,10 @@
 //   - the customer 360 page of the customer with the most orders, likewise;
 //   - the server's memory (RSS) at rest and its peak under the page loads;
 //   - the overview's cold load alone and while one analyst keeps six long SQL console
-//     queries going (console-load).
+//     queries going (console-load);
+//   - the overview while events stream through the events API with the rollup
+//     loop running: page median and p95, events/s achieved, and the lag from an
+//     order's acknowledgement to the answers that count it (stream).
 //
 // It imports server, metrics and ingest (it drives them as serve does), so
 // only cmd/converge imports it. Benchmarks run in the calling process: the
@@ -59,6 +66,14 @@ type Config struct {
 	// than minutes: the overview as it opens (last 30 days) and the customer 360;
 	// default 50.
 	PageCold int
+	// RollupLoads is the least number of cold loads of each path (raw rows, rollup) per
+	// metric and range in the rollups step; a quick metric is loaded more often (up to
+	// rollupMaxLoads pairs within rollupBudget); default 5.
+	RollupLoads int
+	// StreamFor is how long the stream step streams events; default 30 s. StreamRate is
+	// the events per second it aims at; default 1,000.
+	StreamFor  time.Duration
+	StreamRate int
 	// Metrics limits the per-metric benchmark to these names; empty: all.
 	Metrics []string
 	// Steps limits the run to these steps (Steps lists them); empty: all.
@@ -90,6 +105,15 @@ func (c *Config) defaults() {
 	if c.Warm <= 0 {
 		c.Warm = 50
 	}
+	if c.RollupLoads <= 0 {
+		c.RollupLoads = 5
+	}
+	if c.StreamFor <= 0 {
+		c.StreamFor = 30 * time.Second
+	}
+	if c.StreamRate <= 0 {
+		c.StreamRate = 1000
+	}
 	if c.PageCold <= 0 {
 		c.PageCold = 50
 	}
@@ -105,6 +129,12 @@ func (c *Config) defaults() {
 // the engine doing the same work (0 when there is no such comparison) and
 // Ratio = Median / Direct for durations, Median / Direct for rates too (so
 // for a rate, higher is better; for a time, lower is better).
+//
+// The rollup group compares a metric's two paths instead: Median and P95 are
+// the rollup path's, Direct and DirectP95 the raw path's, and Ratio is the
+// speed-up raw / rollup (0 when the metric reads raw rows either way); Path is
+// the path the metric's answer took (rollup, raw, or mixed for a derived
+// metric whose inputs took both).
 type Result struct {
 	Group  string  `json:"group"`
 	Name   string  `json:"name"`
@@ -114,7 +144,10 @@ type Result struct {
 	Direct float64 `json:"direct,omitempty"`
 	Ratio  float64 `json:"ratio,omitempty"`
 	N      int     `json:"n"`
-	Note   string  `json:"note,omitempty"`
+	// DirectP95 is the comparison's 95th percentile, where it has one.
+	DirectP95 float64 `json:"direct_p95,omitempty"`
+	Path      string  `json:"path,omitempty"`
+	Note      string  `json:"note,omitempty"`
 }
 
 // Report is a whole run.
@@ -136,11 +169,13 @@ var steps = []step{
 	{"memory", "memory at rest", memoryAtRest},
 	{"ingest", "CSV ingest", ingestCSV},
 	{"events", "events API", eventsAPI},
+	{"rollups", "rollups vs raw rows", rollupsVsRaw},
 	{"metrics", "metrics", builtins},
 	{"overview", "overview", overview},
 	{"customer360", "customer 360", customer360},
 	{"export", "CSV export", exportCSV},
 	{"console-load", "overview beside the SQL console", consoleLoad},
+	{"stream", "overview while events stream", streamOverview},
 }
 
 // Steps names the steps of a run, in order (Config.Steps).

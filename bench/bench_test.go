@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/converge-dev/converge/ingest/demo"
 	"github.com/converge-dev/converge/warehouse"
@@ -31,8 +32,15 @@ func TestRun(t *testing.T) {
 	}
 	st := demoStore(t)
 	ctx := context.Background()
+	// The rollups and stream steps have their own test (TestRollupsAndStream).
+	var others []string
+	for _, s := range Steps() {
+		if s != "rollups" && s != "stream" {
+			others = append(others, s)
+		}
+	}
 	rep, err := Run(ctx, Config{Store: st, Size: "small", Cold: 1, Warm: 2, PageCold: 2, IngestRows: 2000, Events: 2000,
-		Metrics: []string{"revenue_gross", "ltv_cac"}, TempDir: t.TempDir()})
+		Metrics: []string{"revenue_gross", "ltv_cac"}, TempDir: t.TempDir(), Steps: others})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,5 +112,97 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := Run(ctx, Config{Store: st, Steps: []string{"overveiw"}}); err == nil || !strings.Contains(err.Error(), `no step "overveiw"`) {
 		t.Errorf("unknown step: %v", err)
+	}
+}
+
+// The rollups step compares each metric's raw and rollup paths (ratio where the answer took
+// a rollup, none where it read raw rows either way, and the path named), sizes the rollups
+// and times the upkeep after an ingest; the stream step loads the overview while events
+// stream and measures how long an acknowledged order takes to reach the answers, and leaves
+// the store as it found it.
+func TestRollupsAndStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the rollups and stream steps")
+	}
+	st := demoStore(t)
+	ctx := context.Background()
+	count := func(q string) uint64 {
+		t.Helper()
+		var n uint64
+		if err := st.Conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	orders, touches := count("SELECT count() FROM orders"), count("SELECT count() FROM touchpoints")
+	// orders and revenue_gross roll up, aov is derived from them, refunds reads raw rows.
+	mets := []string{"orders", "revenue_gross", "aov", "refunds"}
+	rep, err := Run(ctx, Config{Store: st, Size: "small", RollupLoads: 1, IngestRows: 1000, StreamFor: 3 * time.Second, StreamRate: 200,
+		Metrics: mets, TempDir: t.TempDir(), Steps: []string{"rollups", "stream"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for _, r := range rep.Results {
+		got[r.Name] = r
+	}
+	for _, name := range []string{"full rebuild", "rollups on disk vs raw tables", "upkeep per ingest", "speed-up raw/rollup, all metrics",
+		"overview while events stream", "events streamed", "data-as-of lag of an order"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no %q in the report", name)
+		}
+	}
+	if r := got["rollups on disk vs raw tables"]; r.Median <= 0 || !strings.Contains(r.Note, "orders") {
+		t.Errorf("rollup bytes: %.1f %% of the raw tables, note %q", r.Median, r.Note)
+	}
+	if r := got["upkeep per ingest"]; r.N != 3 || r.Median <= 0 || !strings.Contains(r.Note, "partitions folded in") {
+		t.Errorf("upkeep per ingest: %+v", r)
+	}
+	for _, view := range []string{"last 30 days", "year"} {
+		for name, want := range map[string]string{"orders (simple)": "rollup", "revenue_gross (simple)": "rollup", "aov (derived)": "rollup"} {
+			r, ok := got[name+", "+view]
+			switch {
+			case !ok:
+				t.Errorf("no %s over %s", name, view)
+			case r.Path != want || r.Ratio <= 0 || r.Direct <= 0 || r.DirectP95 < r.Direct || r.P95 < r.Median || r.N < 1:
+				t.Errorf("%s over %s: path %q (want %s), raw %v/%v ms, ratio %v, n %d", name, view, r.Path, want, r.Direct, r.DirectP95, r.Ratio, r.N)
+			case !strings.Contains(r.Note, "rollup ") || !strings.Contains(r.Note, "ratio raw/rollup"):
+				t.Errorf("%s over %s: note %q", name, view, r.Note)
+			}
+		}
+	}
+	// Metrics that are not rolled up say so and show no ratio.
+	raws := 0
+	for _, r := range rep.Results {
+		if r.Group == "rollup" && r.Path == "raw" {
+			raws++
+			if r.Ratio != 0 || r.Direct != 0 || !strings.HasPrefix(r.Note, "raw rows either way: ") {
+				t.Errorf("%s reads raw rows either way: ratio %v, raw %v, note %q", r.Name, r.Ratio, r.Direct, r.Note)
+			}
+		}
+	}
+	if raws == 0 {
+		t.Errorf("no metric of %v read raw rows either way: %+v", mets, rep.Results)
+	}
+	if s := got["speed-up raw/rollup, all metrics"]; s.N != 2*len(mets) || !strings.Contains(s.Note, "paths: ") {
+		t.Errorf("summary: %+v", s)
+	}
+
+	ov := got["overview while events stream"]
+	if ov.N < 1 || ov.Median <= 0 || ov.Direct <= 0 || ov.Ratio <= 0 {
+		t.Errorf("overview while streaming: %+v", ov)
+	}
+	if ev := got["events streamed"]; ev.N < 200 || ev.Median <= 0 {
+		t.Errorf("events streamed: %+v", ev)
+	}
+	if lag := got["data-as-of lag of an order"]; lag.N < 1 || lag.Path != "rollup" || !strings.Contains(lag.Note, "max ") {
+		t.Errorf("lag: %+v", lag)
+	}
+	// The streamed events are gone, and the rollups with them.
+	if o, tp := count("SELECT count() FROM orders"), count("SELECT count() FROM touchpoints"); o != orders || tp != touches {
+		t.Errorf("after the stream: %d orders, %d touchpoints; want %d and %d as before", o, tp, orders, touches)
+	}
+	if n := count("SELECT count() FROM orders WHERE source = '" + streamSource + "'"); n != 0 {
+		t.Errorf("%d streamed orders left", n)
 	}
 }

@@ -44,7 +44,11 @@ func scratch(ctx context.Context, cfg *Config) (*warehouse.Store, func(), error)
 
 // writeOrdersCSV writes n canonical orders (the ingest contract's column
 // names) to path.
-func writeOrdersCSV(path string, n int) error {
+func writeOrdersCSV(path string, n int) error { return writeOrders(path, 0, n) }
+
+// writeOrders writes the n orders numbered from first, every 37 s from the start of
+// 2024 (so files of as many orders from any first span the same months).
+func writeOrders(path string, first, n int) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -53,9 +57,9 @@ func writeOrdersCSV(path string, n int) error {
 	fmt.Fprintln(w, "order_id,customer_id,ordered_at,revenue,currency,status,channel,country")
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	channels := []string{"search", "social", "email", "direct"}
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		fmt.Fprintf(w, "o%08d,c%06d,%s,%d.%02d,EUR,completed,%s,DE\n", i, i%50000,
-			base.Add(time.Duration(i)*37*time.Second).Format("2006-01-02 15:04:05"), 5+i%300, i%100, channels[i%4])
+			base.Add(time.Duration(i-first)*37*time.Second).Format("2006-01-02 15:04:05"), 5+i%300, i%100, channels[i%4])
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()

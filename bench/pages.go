@@ -258,39 +258,11 @@ func (l loaded) coldResult(name, view string) Result {
 // server's clock now.
 func pageLoads(ctx context.Context, cfg *Config, target string, now func() time.Time, cold int) (loaded, error) {
 	newServer := func(cacheTTL time.Duration) (*server.Server, error) {
-		reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes, CacheTTL: cacheTTL})
-		if err != nil {
-			return nil, err
-		}
-		// Definitions are checked against the store once per version (a serving server has
-		// done it before its first visitor): not part of a cold answer.
-		if errs := reg.Check(ctx); len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		m := server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: "EUR", WeekStart: time.Monday})
-		if _, err := m.Catalog(ctx); err != nil {
-			return nil, err
-		}
-		return server.New(server.Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: time.Hour}, server.Deps{Store: cfg.Store, Metrics: m, Now: now}), nil
+		srv, _, err := pageServer(ctx, cfg, cacheTTL, now)
+		return srv, err
 	}
 	load := func(srv *server.Server, rctx context.Context) (time.Duration, string, error) {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequestWithContext(access.WithUser(rctx, benchUser), http.MethodGet, target, nil)
-		t0 := time.Now()
-		srv.Handler().ServeHTTP(rec, req)
-		d := time.Since(t0)
-		if rec.Code != http.StatusOK {
-			return 0, "", fmt.Errorf("%s: status %d", target, rec.Code)
-		}
-		body := rec.Body.String()
-		if errs := tileErrRe.FindAllStringSubmatch(body, -1); len(errs) > 0 {
-			var msgs []string
-			for _, e := range errs {
-				msgs = append(msgs, html.UnescapeString(strings.TrimSpace(e[1])))
-			}
-			return 0, "", fmt.Errorf("%s: %d tiles failed: %s", target, len(errs), strings.Join(msgs, "; "))
-		}
-		return d, body, nil
+		return loadPage(rctx, srv, target)
 	}
 	var out loaded
 	for i := range cold {
@@ -330,6 +302,48 @@ func pageLoads(ctx context.Context, cfg *Config, target string, now func() time.
 	}
 	out.warmMedian, out.warmP95 = quantiles(warm)
 	return out, nil
+}
+
+// pageServer is the real server over a fresh metrics registry (result cache cacheTTL; -1:
+// none) with the clock now, as serve builds it; the registry is returned too (the stream
+// step runs its rollup upkeep).
+func pageServer(ctx context.Context, cfg *Config, cacheTTL time.Duration, now func() time.Time) (*server.Server, *metrics.Registry, error) {
+	reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes, CacheTTL: cacheTTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Definitions are checked against the store once per version (a serving server has
+	// done it before its first visitor): not part of a cold answer.
+	if errs := reg.Check(ctx); len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	m := server.NewRegistryMetrics(reg, server.RegistryConfig{Currency: "EUR", WeekStart: time.Monday})
+	if _, err := m.Catalog(ctx); err != nil {
+		return nil, nil, err
+	}
+	return server.New(server.Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: time.Hour}, server.Deps{Store: cfg.Store, Metrics: m, Now: now}), reg, nil
+}
+
+// loadPage serves target in-process as the bench user and returns the server time and the
+// HTML; a failed tile is an error naming it.
+func loadPage(ctx context.Context, srv *server.Server, target string) (time.Duration, string, error) {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(access.WithUser(ctx, benchUser), http.MethodGet, target, nil)
+	t0 := time.Now()
+	srv.Handler().ServeHTTP(rec, req)
+	d := time.Since(t0)
+	if rec.Code != http.StatusOK {
+		return 0, "", fmt.Errorf("%s: status %d", target, rec.Code)
+	}
+	body := rec.Body.String()
+	if errs := tileErrRe.FindAllStringSubmatch(body, -1); len(errs) > 0 {
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, html.UnescapeString(strings.TrimSpace(e[1])))
+		}
+		return 0, "", fmt.Errorf("%s: %d tiles failed: %s", target, len(errs), strings.Join(msgs, "; "))
+	}
+	return d, body, nil
 }
 
 // loads lists each cold load's time and its statements' (seconds): the first load of a run

@@ -20,10 +20,13 @@ func (a *app) benchCmd() *cobra.Command {
 		size, out, only, steps string
 		cold, warm, coldPages  int
 		ingestRows             int
+		rollupLoads            int
+		streamRate             int
+		streamFor              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [--size small|large] [--out DIR]",
-		Short: "Measure ingest, events, every metric, the overview and memory; print one table",
+		Short: "Measure ingest, events, rollups, every metric, the overview and memory; print one table",
 		Long: `Runs converge's benchmarks on the embedded store in --data-dir and prints one
 table: median, p95 and, where there is one, the engine doing the same work
 directly, measured in the same run, with the ratio. When the store has no
@@ -66,7 +69,8 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 			// The statements' costs known from earlier runs on this store, as serve knows them.
 			lanes := a.lanes()
 			defer a.saveLanes(lanes)
-			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, PageCold: coldPages, IngestRows: ingestRows, Log: a.log, Lanes: lanes}
+			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, PageCold: coldPages, IngestRows: ingestRows, Log: a.log, Lanes: lanes,
+				RollupLoads: rollupLoads, StreamFor: streamFor, StreamRate: streamRate}
 			if only != "" {
 				cfg.Metrics = strings.Split(only, ",")
 			}
@@ -96,6 +100,9 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 	f.IntVar(&warm, "warm", 50, "warm loads of the overview")
 	f.IntVar(&coldPages, "cold-pages", 50, "cold loads of the pages that take seconds: the overview as it opens (last 30 days) and the customer 360")
 	f.IntVar(&ingestRows, "ingest-rows", 200_000, "rows of the CSV ingest benchmark")
+	f.IntVar(&rollupLoads, "rollup-loads", 5, "least cold loads of each path (raw rows, rollup) per metric and range in the rollups step")
+	f.DurationVar(&streamFor, "stream-for", 30*time.Second, "how long the stream step streams events")
+	f.IntVar(&streamRate, "stream-rate", 1000, "events per second the stream step aims at (touchpoints and orders)")
 	f.StringVar(&only, "metrics", "", "comma-separated metrics to measure (default all)")
 	f.StringVar(&steps, "steps", "", "comma-separated steps to run, of "+strings.Join(bench.Steps(), ",")+" (default all)")
 	return cmd
