@@ -22,7 +22,7 @@ import (
 // rolledUp are the built-in metrics whose models a rollup follows; the others
 // must say why they read raw rows.
 var rolledUp = []string{"active_customers", "clv_historic", "clv_predicted", "cogs", "csat", "first_response_time", "marketing_spend",
-	"new_customers", "new_customers_paid", "nps", "orders", "resolution_time", "revenue_gross", "rewarded_customers", "rewards_spend", "tickets"}
+	"new_customers", "new_customers_paid", "nps", "orders", "refunds", "repeat_purchase_rate", "resolution_time", "revenue_gross", "rewarded_customers", "rewards_spend", "tickets"}
 
 // TestRollupsExact: for every built-in metric, on the small demo, random
 // ranges, grains, report time zones (whole and half-hour offsets),
@@ -288,6 +288,10 @@ func mutate(t *testing.T, st *warehouse.Store) {
 		 ('late-r1','` + some.order + `','` + some.customer + `','2026-06-01 09:00:00',5.5,'EUR','` + some.source + `')`,
 		`INSERT INTO tickets (ticket_id, customer_id, opened_at, first_response_at, resolved_at, channel, status, priority, source) VALUES
 		 ('late-t1','c-new','2025-04-01 08:00:00','2025-04-01 08:30:00',NULL,'chat','open','low','desk')`,
+		// an order's refund taken back (re-sent with refund 0): its refund row goes
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, refund, status, channel, campaign, country, source, loaded_at)
+		 SELECT order_id, customer_id, ordered_at, revenue, currency, 0, status, channel, campaign, country, source, now64(3) + 60
+		 FROM orders FINAL WHERE refund != 0 AND status != 'cancelled' ORDER BY order_id LIMIT 3`,
 		// identity merge: the other customer's source id now resolves to the first one
 		`INSERT INTO identities (source, source_key, customer_id, rule, matched_at)
 		 SELECT source, source_key, '` + some.customer + `', 'email', now64(3) + 60 FROM identities FINAL WHERE customer_id = '` + some.other + `'`,

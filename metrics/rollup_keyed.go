@@ -17,16 +17,18 @@ import (
 	"github.com/converge-dev/converge/warehouse"
 )
 
-// A keyed rollup keeps the rows of a model that has one row per key (a
-// definition's "rollup: by customer_id": first order, channel and margin of
-// each customer), so a query reads them instead of aggregating every fact.
-// The rows live in a ReplacingMergeTree by the key (newest _version wins, a
-// _deleted row removes the key). When facts land, the keys of the rows in
-// the fact parts written since the watermark are recomputed from the model,
-// restricted to those keys (a key the model no longer yields gets a deleted
-// row); an identity merge, or a change to a table without the key, rebuilds
-// the rows whole and replaces them at once. The measure, dimensions and time
-// column then run over the kept rows exactly as over the model's.
+// A keyed rollup keeps the rows of a model whose rows of one key depend only
+// on that key's facts (a definition's "rollup: by customer_id": each
+// customer's first order, channel and margin; "rollup: by order_id": an
+// order's refunds), so a query reads them instead of aggregating every fact.
+// The rows live in a ReplacingMergeTree by (key, _row), _row numbering a
+// key's rows (newest _version wins, a _deleted row removes one). When facts
+// land, the keys of the rows in the fact parts written since the watermark
+// are recomputed from the model, restricted to those keys, and a key's rows
+// beyond its new count are deleted; an identity merge, or a change to a
+// table without the key, rebuilds the rows whole and replaces them at once.
+// The measure, dimensions and time column then run over the kept rows
+// exactly as over the model's.
 
 // keyChunk is how many keys one recompute statement binds.
 const keyChunk = 50_000
@@ -77,7 +79,7 @@ func (r *Registry) hasColumn(ctx context.Context, table, column string) (bool, e
 // keyedSource is what planOver reads to answer d from its keyed rollup: the
 // kept model rows.
 func keyedSource(d *Definition, sp *rollupSpec, timeIsDate bool) planSource {
-	src := planSource{from: "(SELECT * EXCEPT (_version, _deleted) FROM `" + sp.table + "` FINAL WHERE _deleted = 0) AS m",
+	src := planSource{from: "(SELECT * EXCEPT (_row, _version, _deleted) FROM `" + sp.table + "` FINAL WHERE _deleted = 0) AS m",
 		time: "m." + d.Time, timeIsDate: timeIsDate, measure: d.Measure, rows: "count()"}
 	src.dim = func(name string) string {
 		x, _ := d.Dimension(name)
@@ -112,9 +114,9 @@ func (r *Registry) createKeyed(ctx context.Context, d *Definition, sp *rollupSpe
 	for _, c := range order {
 		defs = append(defs, "    `"+c+"` "+cols[c])
 	}
-	defs = append(defs, "    `_version` UInt64", "    `_deleted` UInt8")
+	defs = append(defs, "    `_row` UInt64", "    `_version` UInt64", "    `_deleted` UInt8")
 	ddl := "CREATE TABLE IF NOT EXISTS `" + sp.table + "`\n(\n" + strings.Join(defs, ",\n") + "\n)\nENGINE = ReplacingMergeTree(_version, _deleted)\n" +
-		"ORDER BY `" + sp.key + "`\nSETTINGS allow_nullable_key = 1"
+		"ORDER BY (`" + sp.key + "`, _row)\nSETTINGS allow_nullable_key = 1"
 	return st.CreateDerivedTable(ctx, ddl)
 }
 
@@ -244,7 +246,8 @@ func (r *Registry) rebuildKeyed(ctx context.Context, d *Definition, sp *rollupSp
 	defer func() { _ = st.DropStagingTable(context.WithoutCancel(ctx), stage) }()
 	args := r.buildArgs(sp, "200001", "200002")
 	args["rv"] = strconv.FormatInt(time.Now().UnixNano(), 10)
-	q := "INSERT INTO `" + stage + "` (" + quotedList(order) + ", _version, _deleted)\nSELECT " + quotedList(order) + ", {rv:UInt64}, 0 FROM (\n" + d.SQL + "\n) AS m"
+	q := "INSERT INTO `" + stage + "` (" + quotedList(order) + ", _row, _version, _deleted)\nSELECT " + quotedList(order) +
+		", row_number() OVER (PARTITION BY m.`" + sp.key + "`), {rv:UInt64}, 0 FROM (\n" + d.SQL + "\n) AS m"
 	if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), q); err != nil {
 		return fmt.Errorf("rebuild: %s", chMessage(err))
 	}
@@ -261,16 +264,19 @@ func (r *Registry) recomputeKeys(ctx context.Context, d *Definition, sp *rollupS
 	tomb := make([]string, len(order))
 	for i, c := range order {
 		if c == sp.key {
-			tomb[i] = "k"
+			tomb[i] = "CAST(k, '" + strings.ReplaceAll(cols[c], "'", `\'`) + "')"
 			continue
 		}
 		tomb[i] = "defaultValueOfTypeName('" + strings.ReplaceAll(cols[c], "'", `\'`) + "')"
 	}
 	key := "toString(m.`" + sp.key + "`)"
-	q := "INSERT INTO `" + sp.table + "` (" + quotedList(order) + ", _version, _deleted)\n" +
-		"SELECT " + quotedList(order) + ", {rv:UInt64}, 0 FROM (\n" + d.SQL + "\n) AS m WHERE " + key + " IN {keys:Array(String)}\n" +
-		"UNION ALL\nSELECT " + strings.Join(tomb, ", ") + ", {rv:UInt64}, 1 FROM (SELECT arrayJoin({keys:Array(String)}) AS k)\n" +
-		"WHERE k NOT IN (SELECT " + key + " FROM (\n" + d.SQL + "\n) AS m WHERE " + key + " IN {keys:Array(String)})"
+	fresh := "SELECT *, row_number() OVER (PARTITION BY m.`" + sp.key + "`) AS _row FROM (\n" + d.SQL + "\n) AS m WHERE " + key + " IN {keys:Array(String)}"
+	// The keys' rows anew, then a deleted row for each kept row beyond its key's new count.
+	q := "INSERT INTO `" + sp.table + "` (" + quotedList(order) + ", _row, _version, _deleted)\n" +
+		"SELECT " + quotedList(order) + ", _row, {rv:UInt64}, 0 FROM (" + fresh + ")\n" +
+		"UNION ALL\nSELECT " + strings.Join(tomb, ", ") + ", j, {rv:UInt64}, 1 FROM (\n" +
+		"    SELECT toString(`" + sp.key + "`) AS k, _row AS j FROM `" + sp.table + "` FINAL WHERE _deleted = 0 AND toString(`" + sp.key + "`) IN {keys:Array(String)})\n" +
+		"WHERE (k, j) NOT IN (SELECT toString(`" + sp.key + "`), _row FROM (" + fresh + "))"
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), keyChunk)]
 		keys = keys[len(chunk):]

@@ -22,7 +22,7 @@ import (
 // in one fact partition is folded in by recomputing one rollup partition.
 
 // rollupFormat versions the layout of rollup tables: a change rebuilds them.
-const rollupFormat = "1"
+const rollupFormat = "2"
 
 // slotMinutes is the width of a rollup slot.
 const slotMinutes = 30

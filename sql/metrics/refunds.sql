@@ -9,13 +9,14 @@
 -- time: at
 -- measure: sum(amount)
 -- dimensions: channel, campaign, country, currency, source
-SELECT r.refunded_at AS at, r.amount AS amount, r.currency AS currency, r.source AS source,
+-- rollup: by order_id
+SELECT r.refunded_at AS at, r.amount AS amount, r.currency AS currency, r.source AS source, r.order_id AS order_id,
        o.channel AS channel, o.campaign AS campaign, o.country AS country
 FROM refunds AS r FINAL
 LEFT JOIN (SELECT source, order_id, channel, campaign, country FROM orders_latest
            WHERE (source, order_id) IN (SELECT source, order_id FROM refunds)) AS o
        ON o.source = r.source AND o.order_id = r.order_id
 UNION ALL
-SELECT ordered_at AS at, refund AS amount, currency, source, channel, campaign, country
+SELECT ordered_at AS at, refund AS amount, currency, source, order_id, channel, campaign, country
 FROM orders_latest
 WHERE refund != 0 AND status != 'cancelled'

@@ -9,6 +9,7 @@
 -- time: ordered_at
 -- measure: 100 * uniqExactIf(customer_id, is_repeat) / uniqExact(customer_id)
 -- dimensions: channel, country
+-- rollup: by customer_id
 SELECT o.customer_id AS customer_id, o.ordered_at AS ordered_at, o.channel AS channel, o.country AS country,
        toDate(o.ordered_at) > f.first_day AS is_repeat
 FROM orders_resolved AS o
