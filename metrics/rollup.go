@@ -220,6 +220,7 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 	if err != nil {
 		return st, err
 	}
+	r.dropStaleStages(ctx)
 	set := map[string]bool{}
 	for _, sp := range specs {
 		for _, t := range sp.tables {
@@ -253,6 +254,26 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 	}
 	st.Took = time.Since(start)
 	return st, errors.Join(errs...)
+}
+
+// staleStage is the age after which a rollup's staging table is a leftover
+// of an upkeep that died (a round's own live for seconds).
+const staleStage = time.Hour
+
+// dropStaleStages drops the staging tables upkeep rounds that died left.
+func (r *Registry) dropStaleStages(ctx context.Context) {
+	stages, err := r.opts.Store.StagingTables(ctx, "rollup_")
+	if err != nil {
+		r.log.Warn("rollup: list staging tables", "err", err)
+		return
+	}
+	for _, s := range stages {
+		if strings.Contains(s.Name, "_stage_") && s.Age > staleStage {
+			if err := r.opts.Store.DropStagingTable(ctx, s.Name); err != nil {
+				r.log.Warn("rollup: drop a stale staging table", "table", s.Name, "err", err)
+			}
+		}
+	}
 }
 
 // rollupSpecs are the specs of every defined metric that is rolled up.
@@ -511,6 +532,11 @@ func (r *Registry) recompute(ctx context.Context, sp *rollupSpec, ids []string) 
 		return err
 	}
 	defer func() { _ = st.DropStagingTable(context.WithoutCancel(ctx), stage) }()
+	if r.rollups.fault != nil {
+		if err := r.rollups.fault("recompute"); err != nil {
+			return err
+		}
+	}
 	q := "INSERT INTO `" + stage + "`\n" + r.buildSelect(sp)
 	for _, run := range monthRuns(ids) {
 		args := r.buildArgs(sp, run[0], nextMonth(run[1]))

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +78,47 @@ func totalOf(res *Result) any {
 		return nil
 	}
 	return *res.Series[0].Total
+}
+
+// TestRollupFailureFallsBack: a rollup whose build fails is marked failed
+// with the metric and the reason, and its metric answers from raw rows.
+func TestRollupFailureFallsBack(t *testing.T) {
+	ctx := context.Background()
+	st := whtest.Store(t)
+	if err := loadFixture(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(ctx, Options{Store: st, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetRollupFault(func(step string) error {
+		if step == "recompute" {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	if _, err := r.UpkeepRollups(ctx); err == nil || !strings.Contains(err.Error(), "metric orders") || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("upkeep: %v, want an error naming the metric and the reason", err)
+	}
+	p := Params{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC),
+		Grain: Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January}
+	e, err := r.Explain(ctx, "orders", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Inputs[0].Path != "raw" || e.Inputs[0].Status != RollupFailed || !strings.Contains(e.Inputs[0].Reason, "disk full") {
+		t.Fatalf("explain %+v, want raw rows because the rollup failed", e.Inputs[0])
+	}
+	res, err := r.Query(ctx, "orders", p)
+	if err != nil || totalOf(res) != 8.0 {
+		t.Fatalf("orders after a failed rollup: %v, %v; want 8 from raw rows", totalOf(res), err)
+	}
+	r.SetRollupFault(nil)
+	if _, err := r.UpkeepRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.Explain(ctx, "orders", p); e.Inputs[0].Path != "rollup" {
+		t.Fatalf("after a good round: %+v, want the rollup", e.Inputs[0])
+	}
 }
