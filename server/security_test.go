@@ -27,16 +27,17 @@ var injectionPayloads = whtest.InjectionPayloads
 func storeState(t *testing.T, st *warehouse.Store) map[string]uint64 {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := st.Conn.Query(ctx, "SELECT name, engine LIKE '%View' FROM system.tables WHERE database = currentDatabase() AND NOT is_temporary ORDER BY name")
+	rows, err := st.Conn.Query(ctx, "SELECT name, engine LIKE '%View', match(engine, '(Replacing|Collapsing|Summing|Aggregating)MergeTree') FROM system.tables WHERE database = currentDatabase() AND NOT is_temporary ORDER BY name")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]uint64{}
 	var names []string
+	final := map[string]bool{}
 	for rows.Next() {
 		var n string
-		var view bool
-		if err := rows.Scan(&n, &view); err != nil {
+		var view, merging bool
+		if err := rows.Scan(&n, &view, &merging); err != nil {
 			t.Fatal(err)
 		}
 		if view {
@@ -44,12 +45,19 @@ func storeState(t *testing.T, st *warehouse.Store) map[string]uint64 {
 			continue
 		}
 		names = append(names, n)
+		final[n] = merging
 	}
 	rows.Close()
 	for _, n := range names {
 		var c uint64
-		// n is a table name read from the store's catalog, quoted as an identifier.
-		if err := st.Conn.QueryRow(ctx, "SELECT count() FROM `"+strings.ReplaceAll(n, "`", "``")+"`").Scan(&c); err != nil {
+		// n is a table name read from the store's catalog, quoted as an identifier. Tables
+		// whose merges combine rows are counted as their readers see them (FINAL), so that a
+		// background merge during the test is no change.
+		q := "SELECT count() FROM `" + strings.ReplaceAll(n, "`", "``") + "`"
+		if final[n] {
+			q += " FINAL"
+		}
+		if err := st.Conn.QueryRow(ctx, q).Scan(&c); err != nil {
 			t.Fatalf("count %s: %v", n, err)
 		}
 		out[n] = c
