@@ -92,3 +92,48 @@ func (r roleMetrics) Table(ctx context.Context, name string, q MetricQuery) (*Me
 	}
 	return t, nil
 }
+
+// Explain answers a hidden metric as an unknown one. A derived metric's inputs are its
+// formula's (shown on its page), so they are shown with it.
+func (r roleMetrics) Explain(ctx context.Context, name string, q MetricQuery) ([]MetricPath, error) {
+	defs, err := r.m.Definitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range defs {
+		if d.Name == name && !visible(ctx, d) {
+			return nil, hidden(name)
+		}
+	}
+	return r.m.Explain(ctx, name, q)
+}
+
+// Rollups leaves out the rollups and raw metrics of metrics the user may not see.
+func (r roleMetrics) Rollups(ctx context.Context) (RollupsReport, error) {
+	rep, err := r.m.Rollups(ctx)
+	if err != nil {
+		return rep, err
+	}
+	defs, err := r.m.Definitions(ctx)
+	if err != nil {
+		return RollupsReport{}, err
+	}
+	hide := map[string]bool{}
+	for _, d := range defs {
+		if !visible(ctx, d) {
+			hide[d.Name] = true
+		}
+	}
+	out := RollupsReport{}
+	for _, x := range rep.Rollups {
+		if !hide[x.Metric] {
+			out.Rollups = append(out.Rollups, x)
+		}
+	}
+	for _, x := range rep.Raw {
+		if !hide[x.Metric] {
+			out.Raw = append(out.Raw, x)
+		}
+	}
+	return out, nil
+}

@@ -337,6 +337,17 @@ func (s *Server) dataPage(c *gin.Context) error {
 			}
 		}
 	})
+	wg.Go(func() {
+		if s.metrics == nil {
+			return
+		}
+		rep, err := within(ctx, budget, s.metrics.Rollups)
+		if err != nil {
+			v.Rollups.Error = s.widgetError(c, "rollups", err)
+			return
+		}
+		v.Rollups = rollupsSection(p, rep)
+	})
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
@@ -349,6 +360,27 @@ func (s *Server) dataPage(c *gin.Context) error {
 		}, func(r ingest.Run) []string { return runRow(p, r).Cells() })}
 	}}
 	return s.renderTables(c, http.StatusOK, &v, func() templ.Component { return views.Data(v) }, runs)
+}
+
+// rollupsSection is the data page's rollups section of rep, times in the page's zone.
+func rollupsSection(p dataParams, rep RollupsReport) views.RollupsSection {
+	var out views.RollupsSection
+	for _, x := range rep.Rollups {
+		row := views.RollupRow{Table: x.Table, Metric: x.Metric, Status: x.Status, Ready: x.Status == "ready",
+			Rows: views.FormatCount(int64(x.Rows)), Size: views.FormatBytes(int64(x.Bytes)), AsOf: p.time(x.AsOf), Lag: views.NoData,
+			Sources: x.Sources, Error: x.Error}
+		if !x.AsOf.IsZero() {
+			row.Lag = views.FormatDuration(time.Duration(x.Lag * float64(time.Second)))
+			if x.Lag < 0.001 {
+				row.Lag = "0 ms"
+			}
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	for _, m := range rep.Raw {
+		out.Raw = append(out.Raw, views.RawMetricRow{Metric: m.Metric, Tables: strings.Join(m.Tables, ", "), Reason: m.Reason})
+	}
+	return out
 }
 
 func (s *Server) sourceRow(p dataParams, asOf time.Time, src ingest.SourceStat) views.SourceRow {

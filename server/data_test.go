@@ -235,7 +235,7 @@ func TestDataWidgetsFail(t *testing.T) {
 			t.Fatalf("%s: status %d", u, rec.Code)
 		}
 		n := strings.Count(body, `class="alert" role="alert"`)
-		want := map[string]int{"/data": 4, "/data/quarantine": 2}[u]
+		want := map[string]int{"/data": 5, "/data/quarantine": 2}[u] // data: sources, quarantine, runs, catalog, rollups
 		if n != want || !strings.Contains(body, "time budget") {
 			t.Errorf("%s: %d widget errors, want %d:\n%s", u, n, want, body)
 		}

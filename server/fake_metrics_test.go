@@ -251,3 +251,19 @@ func (f *fakeChanges) subscribers() int {
 	defer f.mu.Unlock()
 	return len(f.subs)
 }
+
+// Explain: every fake metric reads raw rows (the real planner is tested on the real metrics
+// layer, rollups_test.go).
+func (f *fakeMetrics) Explain(ctx context.Context, name string, q MetricQuery) ([]MetricPath, error) {
+	for _, m := range f.catalog {
+		if m.Name == name {
+			return []MetricPath{{Metric: name, Path: "raw", Tables: m.Sources, Reason: "fake metrics have no rollups"}}, nil
+		}
+	}
+	return nil, errShown("unknown metric %q", name)
+}
+
+// Rollups: the fake has none.
+func (f *fakeMetrics) Rollups(ctx context.Context) (RollupsReport, error) {
+	return RollupsReport{}, nil
+}

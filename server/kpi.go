@@ -117,6 +117,9 @@ func (s *Server) kpi(c *gin.Context) error {
 				breakdown, breakdownErr = s.query(ctx, info.Name, f.Query(info.Dimensions, by), s.cfg.TileTimeout)
 			})
 		}
+		wg.Go(func() {
+			v.Def.Answer, v.Def.AnswerError = s.answerPaths(c, ctx, info.Name, f.Query(info.Dimensions, ""), f.Loc)
+		})
 		wg.Wait()
 		if err := ctx.Err(); err != nil {
 			return err
@@ -148,6 +151,36 @@ func (s *Server) kpi(c *gin.Context) error {
 	}
 	return s.renderHTML(c, http.StatusOK, views.KPI(v))
 }
+
+// answerPaths says how the page's values of name are computed (Metrics.Explain), with the
+// rollups' as-of in loc; or why that is not known.
+func (s *Server) answerPaths(c *gin.Context, ctx context.Context, name string, q MetricQuery, loc *time.Location) ([]views.AnswerPath, string) {
+	paths, err := within(ctx, s.cfg.TileTimeout, func(ctx context.Context) ([]MetricPath, error) { return s.metrics.Explain(ctx, name, q) })
+	if err != nil {
+		s.reqLog(c).Warn("kpi: explain", "metric", name, "error", err)
+		return nil, "How it is computed could not be read: " + s.tileError(c.Request.Context(), err)
+	}
+	out := make([]views.AnswerPath, len(paths))
+	for i, p := range paths {
+		a := views.AnswerPath{Rollup: p.Path == "rollup"}
+		if len(paths) > 1 || p.Metric != name {
+			a.Metric = p.Metric
+		}
+		if a.Rollup {
+			a.Text = "from rollup " + strings.Join(p.Tables, ", ")
+			if !p.AsOf.IsZero() {
+				a.Text += " (as of " + p.AsOf.In(loc).Format(answerTimeFmt) + ")"
+			}
+		} else {
+			a.Text = "from raw rows: " + p.Reason
+		}
+		out[i] = a
+	}
+	return out, ""
+}
+
+// answerTimeFmt is a rollup's as-of on the KPI page, in the report zone.
+const answerTimeFmt = "2 Jan 2006 15:04:05 MST"
 
 func orName(info MetricInfo) string {
 	if info.Title != "" {

@@ -106,6 +106,40 @@ type Metrics interface {
 	Query(ctx context.Context, name string, q MetricQuery) (*MetricResult, error)
 	// Table runs a table-shaped custom metric; a series-shaped one is an error.
 	Table(ctx context.Context, name string, q MetricQuery) (*MetricTable, error)
+	// Explain says how Query(name, q) is answered now: per metric that reads the store (the
+	// metric itself, or a derived metric's inputs), from a rollup or from raw rows and why.
+	Explain(ctx context.Context, name string, q MetricQuery) ([]MetricPath, error)
+	// Rollups lists every rollup with its freshness, and the metrics read from raw rows.
+	Rollups(ctx context.Context) (RollupsReport, error)
+}
+
+// MetricPath is how one metric that reads the store is answered.
+type MetricPath struct {
+	Metric string
+	Path   string   // "rollup" or "raw"
+	Tables []string // the rollup table, or the raw tables read
+	Reason string   // why raw rows ("" from a rollup)
+	Rollup string   // the metric's rollup table, when it has one
+	Status string   // of that rollup: building, ready, failed, missing, outdated
+	AsOf   time.Time
+}
+
+// RollupInfo is one rollup table and its freshness. AsOf is the instant every fact committed
+// before it is folded in; Lag is how far AsOf is behind now, in seconds.
+type RollupInfo struct {
+	Table, Metric, Status   string
+	Rows, Bytes, Generation uint64
+	AsOf                    time.Time
+	Lag                     float64
+	Sources                 []string
+	Error                   string // why it failed
+}
+
+// RollupsReport is the state of the rollups, and the simple metrics answered from raw rows
+// (their Reason says why).
+type RollupsReport struct {
+	Rollups []RollupInfo
+	Raw     []MetricPath
 }
 
 // Changes tells the server when the data behind the metrics changed (an ingest run finished,

@@ -239,3 +239,61 @@ func (m *registryMetrics) Query(ctx context.Context, name string, q MetricQuery)
 	}
 	return out, nil
 }
+
+// Explain says how name is answered with q: per leaf metric, the rollup (with its as-of) or
+// the raw tables and why.
+func (m *registryMetrics) Explain(ctx context.Context, name string, q MetricQuery) ([]MetricPath, error) {
+	if _, ok := m.r.Get(name); !ok {
+		return nil, errShown("unknown metric %q", name)
+	}
+	p, err := metricParams(q, m.cfg.WeekStart, m.cfg.FiscalYearStart)
+	if err != nil {
+		return nil, err
+	}
+	p.Currency = m.cfg.Currency
+	ex, err := m.r.Explain(ctx, name, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MetricPath, len(ex.Inputs))
+	rolled := false
+	for i, l := range ex.Inputs {
+		out[i] = MetricPath{Metric: l.Metric, Path: l.Path, Tables: l.Tables, Reason: scrubURLs(l.Reason), Rollup: l.Rollup, Status: l.Status}
+		rolled = rolled || l.Path == "rollup"
+	}
+	if rolled { // the as-of of the rollups read
+		st, _, err := m.r.RollupsStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			for _, s := range st {
+				if out[i].Path == "rollup" && s.Table == out[i].Rollup && s.AsOf.Unix() > 0 {
+					out[i].AsOf = s.AsOf
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Rollups is metrics.Registry.RollupsStatus.
+func (m *registryMetrics) Rollups(ctx context.Context) (RollupsReport, error) {
+	st, raw, err := m.r.RollupsStatus(ctx)
+	if err != nil {
+		return RollupsReport{}, err
+	}
+	var out RollupsReport
+	for _, s := range st {
+		x := RollupInfo{Table: s.Table, Metric: s.Metric, Status: s.Status, Rows: s.Rows, Bytes: s.Bytes,
+			Generation: s.Generation, AsOf: s.AsOf, Lag: s.Lag, Sources: s.Sources, Error: scrubURLs(s.Error)}
+		if s.AsOf.Unix() <= 0 { // never folded facts in (the state column's zero is 1900-01-01)
+			x.AsOf, x.Lag = time.Time{}, 0
+		}
+		out.Rollups = append(out.Rollups, x)
+	}
+	for _, l := range raw {
+		out.Raw = append(out.Raw, MetricPath{Metric: l.Metric, Path: l.Path, Tables: l.Tables, Reason: scrubURLs(l.Reason)})
+	}
+	return out, nil
+}

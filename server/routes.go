@@ -85,6 +85,8 @@ func (s *Server) routes() *gin.Engine {
 	// Exports (exports.go): a metric as CSV/XLSX with its manifest. Every table of the pages
 	// downloads from its page's own URL (?table=ID, tables.go).
 	s.get("/api/v1/export/metric/:name", finance, s.handleAPI(s.apiExportMetric))
+	// Rollups (rollups.go): their state and freshness, and the metrics read from raw rows.
+	s.get("/api/rollups", analyst, s.handleAPI(s.apiRollups))
 	// Events: authenticated by an API token of scope ingest (see ingest/events).
 	s.post("/api/v1/events/:entity", public, s.handle(s.events))
 

@@ -22,6 +22,8 @@ type DataView struct {
 	Runs         RunsSection
 	Catalog      []CatalogRow
 	CatalogError string
+	// Rollups are the rollup tables and their freshness (nothing when MetricsNotConfigured).
+	Rollups RollupsSection
 	// SourcesDownload and CatalogDownload offer those tables as files (empty: no links).
 	SourcesDownload, CatalogDownload Download
 	// MetricsNotConfigured: the server has no metrics layer, so there is no catalog.

@@ -302,6 +302,9 @@ func (v *DataView) Tables() []TableRef {
 	if v.CatalogError == "" && len(v.Catalog) > 0 {
 		out = append(out, TableRef{ID: "catalog", Links: &v.CatalogDownload, Grid: func() Grid { return gridOf(CatalogHead, nil, cellRows(v.Catalog)) }})
 	}
+	if v.Rollups.Error == "" && len(v.Rollups.Rows) > 0 {
+		out = append(out, TableRef{ID: "rollups", Links: &v.Rollups.Download, Grid: func() Grid { return gridOf(RollupsHead, RollupsNumeric, cellRows(v.Rollups.Rows)) }})
+	}
 	return out
 }
 

@@ -175,6 +175,18 @@ type MetricDef struct {
 	Unit, Currency, Polarity        string
 	Kind, Version, Formula, Group4R string
 	Dimensions, Sources             []string
+	// Answer says how the value on the page was computed, per metric read from the store
+	// (one for a simple metric, one per input of a derived one); AnswerError why it is not known.
+	Answer      []AnswerPath
+	AnswerError string
+}
+
+// AnswerPath is how one metric's values were computed: "from rollup rollup_orders (as of …)"
+// or "from raw rows: <reason>". Metric is set for an input of a derived metric.
+type AnswerPath struct {
+	Metric string
+	Rollup bool
+	Text   string
 }
 
 // KPIView is a KPI's detail page.

@@ -189,7 +189,38 @@ Both ends are included, as on the dashboard: --from 2025-01-01 --to 2025-12-31 i
 	query.Flags().StringVar(&format, "format", "table", "table, csv or json")
 	query.Flags().BoolVar(&csvRaw, "csv-raw", false, "CSV for programs: text cells as stored; by default a text cell a spreadsheet would run as a formula (starting with = + - @ tab CR) gets a leading '")
 
-	cmd.AddCommand(list, check, show, query)
+	var (
+		exFormat string
+		exQ      metricQueryFlags
+	)
+	explain := &cobra.Command{
+		Use:   "explain NAME [--from D --to D] [--grain G] [--by DIM] [--filter DIM=V ...] [--tz Z] [--arg NAME=V ...] [--format table|json]",
+		Short: "Say how a metric query is answered: per metric it reads, from a rollup or from raw rows (and why), and which tables",
+		Long: `Say how ` + "`converge metrics query`" + ` with the same flags is answered now: for the metric (or each input of a
+derived metric), the path (rollup: from its rollup table; raw: from the raw tables), the tables read,
+and, when from raw rows, why (not a simple metric, its rollup is not built yet or failed, the range or
+the time zone is not on the rollup's half-hour slots, …).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if exFormat != "table" && exFormat != "json" {
+				return usageError{fmt.Errorf("--format: %q is not one of table, json", exFormat)}
+			}
+			r, st, p, err := a.openMetricQuery(cmd, dir, args[0], &exQ)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ex, err := r.Explain(cmd.Context(), args[0], p)
+			if err != nil {
+				return err
+			}
+			return writeExplain(cmd.OutOrStdout(), exFormat, ex)
+		},
+	}
+	exQ.register(explain)
+	explain.Flags().StringVar(&exFormat, "format", "table", "table or json")
+
+	cmd.AddCommand(list, check, show, query, explain)
 	return cmd
 }
 
