@@ -76,6 +76,9 @@ type Config struct {
 	StreamRate int
 	// Metrics limits the per-metric benchmark to these names; empty: all.
 	Metrics []string
+	// MetricsDir is the user's metrics folder (metrics.dir) the rollups step reads beside the
+	// built-ins; empty: built-ins only.
+	MetricsDir string
 	// Steps limits the run to these steps (Steps lists them); empty: all.
 	Steps []string
 	// Log receives progress lines; nil discards them.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,20 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// joinedMetric reads two fact tables: answered from raw rows, with the reason.
+const joinedMetric = `-- name: refunded_revenue
+-- title: Revenue of refunded orders
+-- description: A model that joins refunds to orders.
+-- owner: CFO
+-- unit: currency
+-- polarity: higher_is_better
+-- kind: simple
+-- time: ordered_at
+-- measure: sum(revenue)
+SELECT o.ordered_at AS ordered_at, o.revenue AS revenue
+FROM orders_latest AS o INNER JOIN refunds AS r ON r.source = o.source AND r.order_id = o.order_id
+`
+
 // The rollups step compares each metric's raw and rollup paths (ratio where the answer took
 // a rollup, none where it read raw rows either way, and the path named), sizes the rollups
 // and times the upkeep after an ingest; the stream step loads the overview while events
@@ -135,9 +150,14 @@ func TestRollupsAndStream(t *testing.T) {
 		return n
 	}
 	orders, touches := count("SELECT count() FROM orders"), count("SELECT count() FROM touchpoints")
-	// orders and revenue_gross roll up, aov is derived from them, refunds reads raw rows.
-	mets := []string{"orders", "revenue_gross", "aov", "refunds"}
-	rep, err := Run(ctx, Config{Store: st, Size: "small", RollupLoads: 1, IngestRows: 1000, StreamFor: 3 * time.Second, StreamRate: 200,
+	// orders and revenue_gross roll up, aov is derived from them, a user's metric that joins
+	// reads raw rows.
+	mdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(mdir, "refunded_revenue.sql"), []byte(joinedMetric), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mets := []string{"orders", "revenue_gross", "aov", "refunded_revenue"}
+	rep, err := Run(ctx, Config{Store: st, Size: "small", RollupLoads: 1, MetricsDir: mdir, IngestRows: 1000, StreamFor: 3 * time.Second, StreamRate: 200,
 		Metrics: mets, TempDir: t.TempDir(), Steps: []string{"rollups", "stream"}})
 	if err != nil {
 		t.Fatal(err)

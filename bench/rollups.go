@@ -25,12 +25,12 @@ const (
 
 // rollupsVsRaw: the rollups built from scratch (one upkeep round after every rollup is
 // marked for a rebuild: the full rebuild), their bytes on disk beside the raw tables' they
-// fold; then every built-in metric that is not custom, over the overview's default range and
+// fold; then every metric that is not custom (built-ins, and Config.MetricsDir's), over the overview's default range and
 // over the year, loaded cold from raw rows and from the rollups in turn (raw, rollup, raw,
 // rollup… on a registry without result cache, so noise hits both); and the upkeep that folds
 // a CSV ingest in, beside the ingest's own time.
 func rollupsVsRaw(ctx context.Context, cfg *Config) ([]Result, error) {
-	reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Lanes: cfg.Lanes, CacheTTL: -1})
+	reg, err := metrics.New(ctx, metrics.Options{Store: cfg.Store, Dir: cfg.MetricsDir, Lanes: cfg.Lanes, CacheTTL: -1})
 	if err != nil {
 		return nil, err
 	}

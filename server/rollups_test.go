@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,8 @@ import (
 // TestRollupsPages, on the real metrics layer: the KPI page's definition says how its values
 // were computed (raw rows and why before the rollups are built; the rollup and its as-of
 // after, per input of a derived metric); the data page's Rollups section lists each rollup's
-// state; GET /api/rollups answers the same as JSON to analysts and admins, 403 to executives.
+// state; GET /api/rollups answers the same as JSON to analysts and admins, 403 to executives,
+// and leaves out the rollups of metrics the person may not see.
 func TestRollupsPages(t *testing.T) {
 	ctx := context.Background()
 	st := whtest.Store(t)
@@ -27,7 +30,13 @@ func TestRollupsPages(t *testing.T) {
 		('o3','c1','2026-02-10 12:00:00',80,'EUR',40,'completed','email','DE','shop')`); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := metrics.New(ctx, metrics.Options{Store: st, CacheTTL: -1})
+	dir := t.TempDir()
+	for name, def := range map[string]string{"refunded_revenue.sql": joinedMetric, "finance_orders.sql": financeMetric} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(def), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg, err := metrics.New(ctx, metrics.Options{Store: st, CacheTTL: -1, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +63,7 @@ func TestRollupsPages(t *testing.T) {
 		!strings.Contains(body, "<code>revenue_gross</code> from rollup rollup_revenue_gross (as of ") {
 		t.Fatalf("KPI page of a derived metric after upkeep: %d\n%s", code, excerpt(body, "Computed"))
 	}
-	code, body = page("/kpi/refunds"+rng, execSess)
+	code, body = page("/kpi/refunded_revenue"+rng, execSess)
 	if code != http.StatusOK || !strings.Contains(body, "from raw rows: its model uses JOIN") {
 		t.Fatalf("KPI page of a raw metric: %d\n%s", code, excerpt(body, "Computed"))
 	}
@@ -63,7 +72,8 @@ func TestRollupsPages(t *testing.T) {
 	sec := excerpt(body, `id="rollups"`)
 	if code != http.StatusOK || !strings.Contains(sec, `<h2 id="rollups-heading">Rollups</h2>`) ||
 		!strings.Contains(sec, `<tr id="rollup-orders"><th scope="row"><code>rollup_orders</code></th><td>orders</td><td><span class="badge badge-fresh">ready</span></td>`) ||
-		!strings.Contains(sec, `<li id="raw-refunds"><code>refunds</code> (orders, refunds): its model uses JOIN`) {
+		!strings.Contains(sec, `<li id="raw-refunded_revenue"><code>refunded_revenue</code> (orders, refunds): its model uses JOIN`) ||
+		strings.Contains(sec, "finance_orders") {
 		t.Fatalf("data page rollups section: %d\n%s\nraw: %s", code, sec, excerpt(body, `class="raw-metrics"`))
 	}
 
@@ -84,10 +94,48 @@ func TestRollupsPages(t *testing.T) {
 	if !ok || len(rep.Raw) == 0 {
 		t.Errorf("/api/rollups: orders not ready with rows, or no raw metrics: %s", body)
 	}
+	for _, r := range rep.Rollups {
+		if r.Metric == "finance_orders" {
+			t.Errorf("/api/rollups shows an analyst the rollup of a finance-only metric: %+v", r)
+		}
+	}
+	// An admin sees every metric, that one's rollup too.
+	code, body = page("/api/rollups", env.session(t, access.RoleAdmin))
+	if code != http.StatusOK || !strings.Contains(body, `"rollup_finance_orders"`) {
+		t.Errorf("/api/rollups as admin: %d, want rollup_finance_orders listed: %s", code, body)
+	}
 	if code, body := page("/api/rollups", execSess); code != http.StatusForbidden {
 		t.Errorf("/api/rollups as executive: %d %s, want 403", code, body)
 	}
 }
+
+// joinedMetric reads two fact tables: answered from raw rows, with the reason.
+const joinedMetric = `-- name: refunded_revenue
+-- title: Revenue of refunded orders
+-- description: A model that joins refunds to orders.
+-- owner: CFO
+-- unit: currency
+-- polarity: higher_is_better
+-- kind: simple
+-- time: ordered_at
+-- measure: sum(revenue)
+SELECT o.ordered_at AS ordered_at, o.revenue AS revenue
+FROM orders_latest AS o INNER JOIN refunds AS r ON r.source = o.source AND r.order_id = o.order_id
+`
+
+// financeMetric is rolled up and seen by finance (and admins) only.
+const financeMetric = `-- name: finance_orders
+-- title: Orders (finance)
+-- description: Orders, for finance only.
+-- owner: CFO
+-- unit: count
+-- polarity: higher_is_better
+-- kind: simple
+-- time: ordered_at
+-- measure: count()
+-- roles: finance
+SELECT ordered_at FROM orders_latest
+`
 
 // excerpt is body from the first marker on (a page's section, for failure messages).
 func excerpt(body, marker string) string {

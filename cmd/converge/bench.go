@@ -69,7 +69,7 @@ Run it on an otherwise idle machine: the figures are wall-clock times.`,
 			// The statements' costs known from earlier runs on this store, as serve knows them.
 			lanes := a.lanes()
 			defer a.saveLanes(lanes)
-			cfg := bench.Config{Store: st, Size: string(sz), Cold: cold, Warm: warm, PageCold: coldPages, IngestRows: ingestRows, Log: a.log, Lanes: lanes,
+			cfg := bench.Config{Store: st, MetricsDir: a.cfg.MetricsDir, Size: string(sz), Cold: cold, Warm: warm, PageCold: coldPages, IngestRows: ingestRows, Log: a.log, Lanes: lanes,
 				RollupLoads: rollupLoads, StreamFor: streamFor, StreamRate: streamRate}
 			if only != "" {
 				cfg.Metrics = strings.Split(only, ",")
