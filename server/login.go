@@ -186,6 +186,9 @@ func safeNext(next string) string {
 	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
 		return "/" // re-encoding must not change what kind of reference it is
 	}
+	if len(out) > maxNext {
+		return "/" // re-encoding grew it past the bound: refused, as it would be the next time
+	}
 	return out
 }
 
