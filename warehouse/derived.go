@@ -47,9 +47,11 @@ func (s *Store) DropDerivedTable(ctx context.Context, table string) error {
 }
 
 // ReplacePartitions replaces the partitions ids of table with those of stage,
-// a table made like it (ALTER TABLE table REPLACE PARTITION ID … FROM stage;
-// on the shards' tables ON CLUSTER in cluster mode). Each partition is
-// replaced in one transaction; a partition stage does not hold is emptied.
+// a table made like it (ALTER TABLE table DROP PARTITION ID …, ATTACH
+// PARTITION ID … FROM stage; on the shards' tables ON CLUSTER in cluster
+// mode). Each partition is swapped in one statement; a partition stage does
+// not hold is emptied. A query that takes its snapshot of the parts in the
+// instant between the two commands misses that partition (see docs/engine.md).
 func (s *Store) ReplacePartitions(ctx context.Context, stage, table string, ids []string) error {
 	if !identRe.MatchString(stage) || !identRe.MatchString(table) {
 		return fmt.Errorf("replace partitions of %q from %q: not identifiers", table, stage)
@@ -65,7 +67,10 @@ func (s *Store) ReplacePartitions(ctx context.Context, stage, table string, ids 
 		cmds := make([]string, len(chunk))
 		for i, id := range chunk {
 			params[fmt.Sprintf("p%d", i)] = id
-			cmds[i] = fmt.Sprintf("REPLACE PARTITION ID {p%d:String} FROM %s", i, from)
+			// DROP then ATTACH FROM, not REPLACE PARTITION: the engine leaves the parts
+			// REPLACE swaps out on disk, and loads them as active again when the table is
+			// next opened (a restart); a dropped partition stays dropped.
+			cmds[i] = fmt.Sprintf("DROP PARTITION ID {p%d:String}, ATTACH PARTITION ID {p%d:String} FROM %s", i, i, from)
 		}
 		q := "ALTER TABLE " + to + " " + strings.Join(cmds, ", ")
 		if err := s.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(params)), q); err != nil {

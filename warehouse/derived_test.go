@@ -70,4 +70,14 @@ func TestDataMarkIgnoresMerges(t *testing.T) {
 	if got != "new@2026-01-09" {
 		t.Fatalf("after replacing both partitions: %s, want new@2026-01-09 alone", got)
 	}
+	// The replaced parts stay gone when the table's parts are loaded from disk
+	// again, as after a restart (REPLACE PARTITION left them to come back).
+	exec("DETACH TABLE r")
+	exec("ATTACH TABLE r")
+	if err := s.Conn.QueryRow(ctx, "SELECT arrayStringConcat(groupArray(concat(k, '@', toString(at))), ',') FROM (SELECT * FROM r ORDER BY at)").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "new@2026-01-09" {
+		t.Fatalf("after the table's parts were loaded again: %s, want new@2026-01-09 alone", got)
+	}
 }
