@@ -565,6 +565,7 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 			return nil, err
 		}
 		args := customArgs(d, p)
+		body, _, _, _ := r.customPath(ctx, d, p, args)
 		if sh.series {
 			// Rows with a NULL bucket are whole-range totals, rows with a NULL dim the
 			// series over all dims (see the package doc).
@@ -575,15 +576,15 @@ func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Par
 			}
 			// Output names differ from the inputs' so that bucket below is always
 			// the query's column, not an alias of this SELECT.
-			q := "SELECT toDate(ifNull(bucket, toDate(0))) AS b, " + dim + " AS d, CAST(value AS Nullable(Float64)) AS v, toBool(isNull(bucket)) AS whole FROM (\n" + d.SQL + "\n) ORDER BY b, d"
+			q := "SELECT toDate(ifNull(bucket, toDate(0))) AS b, " + dim + " AS d, CAST(value AS Nullable(Float64)) AS v, toBool(isNull(bucket)) AS whole FROM (\n" + body + "\n) ORDER BY b, d"
 			err := r.scan(ctx, q, args, out.add)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
 			}
 			return out, nil
 		}
-		trace(ctx, d.SQL, args)
-		t, err := r.table(clickhouse.Context(ctx, clickhouse.WithParameters(args)), d.SQL)
+		trace(ctx, body, args)
+		t, err := r.table(clickhouse.Context(ctx, clickhouse.WithParameters(args)), body)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s", d.Name, chMessage(err))
 		}

@@ -46,7 +46,8 @@ type rollups struct {
 	upkeep sync.Mutex    // one upkeep at a time in this process
 	kick   chan struct{} // wakes RunRollups
 	// fault, set by tests, fails upkeep at a named step ("replaced": after a
-	// rollup's first partitions were replaced, before its state is written).
+	// rollup's first partitions were replaced, before its state is written;
+	// "replaced rollup_attribution": the same in a view's rollup).
 	fault func(step string) error
 }
 
@@ -212,8 +213,8 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 	if r.opts.Store == nil {
 		return st, errors.New("rollups: no store")
 	}
-	specs := r.rollupSpecs(ctx)
-	if len(specs) == 0 {
+	specs, views := r.rollupSpecs(ctx), r.viewRollupsInUse()
+	if len(specs) == 0 && len(views) == 0 {
 		return st, nil
 	}
 	states, err := r.rollupStates(ctx, 0)
@@ -224,6 +225,11 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 	set := map[string]bool{}
 	for _, sp := range specs {
 		for _, t := range sp.tables {
+			set[t] = true
+		}
+	}
+	for _, v := range views {
+		for _, t := range v.tables {
 			set[t] = true
 		}
 	}
@@ -250,6 +256,21 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 			if ctx.Err() != nil {
 				break
 			}
+		}
+	}
+	for _, v := range views {
+		if ctx.Err() != nil {
+			break
+		}
+		st.Rollups++
+		n, built, err := r.upkeepView(ctx, v, states[v.table], blocks, asOf)
+		st.Partitions += n
+		if built {
+			st.Built = append(st.Built, v.table)
+		}
+		if err != nil {
+			st.Failed = append(st.Failed, v.table)
+			errs = append(errs, err)
 		}
 	}
 	st.Took = time.Since(start)
@@ -606,6 +627,16 @@ func (r *Registry) RunRollups(ctx context.Context, interval time.Duration, chang
 	}
 }
 
+// markRebuild writes a state that no spec matches, so the next upkeep round
+// builds rollup table anew; its generation moves on from old's.
+func (r *Registry) markRebuild(ctx context.Context, table, metric string, old *rollupRecord) error {
+	x := &rollupRecord{name: table, metric: metric, spec: "rebuild", status: RollupBuilding, marks: warehouse.PartBlocks{}}
+	if old != nil {
+		x.generation = old.generation + 1
+	}
+	return r.putState(ctx, x)
+}
+
 // RebuildRollup drops the rollup of metric name (every rollup when name is
 // ""), so the next upkeep round builds it anew from raw rows; queries read raw
 // rows meanwhile.
@@ -621,14 +652,22 @@ func (r *Registry) RebuildRollup(ctx context.Context, name string) ([]string, er
 		if name != "" && sp.metric != name {
 			continue
 		}
-		x := &rollupRecord{name: sp.table, metric: sp.metric, spec: "rebuild", status: RollupBuilding, marks: warehouse.PartBlocks{}}
-		if old := states[sp.table]; old != nil {
-			x.generation = old.generation + 1
-		}
-		if err := r.putState(ctx, x); err != nil {
+		if err := r.markRebuild(ctx, sp.table, sp.metric, states[sp.table]); err != nil {
 			return out, err
 		}
 		out = append(out, sp.metric)
+	}
+	for _, v := range r.viewRollupsInUse() {
+		readers := r.readers(v)
+		if name != "" && name != v.view && !slices.ContainsFunc(readers, func(d *Definition) bool { return d.Name == name }) {
+			continue
+		}
+		if err := r.markRebuild(ctx, v.table, v.view, states[v.table]); err != nil {
+			return out, err
+		}
+		for _, d := range readers {
+			out = append(out, d.Name)
+		}
 	}
 	if name != "" && len(out) == 0 {
 		if d, ok := r.Get(name); !ok {

@@ -29,28 +29,22 @@ var rolledUp = []string{"active_customers", "clv_historic", "clv_predicted", "co
 // comparisons, filters and breakdowns give the same answer from the rollups
 // as from raw rows: counts equal, money to the cent, ratios to 1e-9. It holds
 // again after late orders, re-sent orders with new values, new answers and
-// tickets, and an identity merge, folded in by one upkeep round; and after
+// tickets, touchpoints arriving after their order, and an identity merge, folded in by one upkeep round; and after
 // an upkeep that died halfway, then ran again.
 func TestRollupsExact(t *testing.T) {
 	ctx := context.Background()
-	st := whtest.Store(t)
-	if _, err := demo.Load(ctx, st, demo.Config{Size: demo.Small, Seed: whtest.DemoSeed, End: whtest.DemoEnd}, demo.LoadOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := metrics.New(ctx, metrics.Options{Store: st, CacheTTL: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, reg := smallDemo(t)
 	up, err := reg.UpkeepRollups(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(up.Built) != len(rolledUp) || up.Partitions == 0 {
-		t.Fatalf("first upkeep built %v (%d partitions), want the %d rollups of %v", up.Built, up.Partitions, len(rolledUp), rolledUp)
+	if len(up.Built) != len(rolledUp)+1 || !slices.Contains(up.Built, "rollup_attribution") || up.Partitions == 0 {
+		t.Fatalf("first upkeep built %v (%d partitions), want the %d rollups of %v and rollup_attribution", up.Built, up.Partitions, len(rolledUp), rolledUp)
 	}
 	checkPaths(t, reg)
 	rng := rand.New(rand.NewPCG(16, 1))
 	compareAll(t, reg, rng, 4)
+	compareViews(t, reg, rng, 8)
 
 	// Later facts: late orders in an old month, a re-sent order with another
 	// revenue, new NPS answers, a ticket, and an identity merge that makes
@@ -79,6 +73,7 @@ func TestRollupsExact(t *testing.T) {
 		t.Fatalf("upkeep after new facts: %d partitions, built %v; want partitions recomputed, nothing rebuilt", up.Partitions, up.Built)
 	}
 	compareAll(t, reg, rng, 3)
+	compareViews(t, reg, rng, 6)
 
 	// An upkeep that dies after replacing its first partitions leaves exact
 	// rollups behind their facts; the next round catches up.
@@ -102,6 +97,23 @@ func TestRollupsExact(t *testing.T) {
 	}
 	checkPaths(t, fresh)
 	compareAll(t, fresh, rng, 2)
+	compareViews(t, fresh, rng, 4)
+}
+
+// smallDemo is a store holding the small demo and a registry on it without
+// an answer cache.
+func smallDemo(t *testing.T) (*warehouse.Store, *metrics.Registry) {
+	t.Helper()
+	ctx := context.Background()
+	st := whtest.Store(t)
+	if _, err := demo.Load(ctx, st, demo.Config{Size: demo.Small, Seed: whtest.DemoSeed, End: whtest.DemoEnd}, demo.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := metrics.New(ctx, metrics.Options{Store: st, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, reg
 }
 
 // checkPaths: the rolled-up metrics answer from their rollup, the others
@@ -276,6 +288,11 @@ func mutate(t *testing.T, st *warehouse.Store) {
 		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, cost, status, channel, campaign, country, source) VALUES
 		 ('late-1','` + some.customer + `','2024-09-14 23:45:00',99.99,'EUR',40,'completed','ads','spring','DE','shop'),
 		 ('late-2','c-new','2025-03-30 01:30:00',12.34,'EUR',NULL,'completed','organic','','FR','shop')`,
+		// touchpoints landing after the order they are attributed to: one in the
+		// month before it (its lookback reaches back there), one the same day
+		`INSERT INTO touchpoints (event_id, customer_id, occurred_at, channel, campaign, kind, source) VALUES
+		 ('late-tp1','` + some.customer + `','2024-08-25 10:00:00','paid_search','brand','click','web'),
+		 ('late-tp2','` + some.customer + `','2024-09-14 20:00:00','email','newsletter','signup','web')`,
 		// the same order re-sent with another revenue and channel: the newer load wins
 		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, campaign, country, source, loaded_at)
 		 SELECT order_id, customer_id, ordered_at, revenue + 1000, currency, status, 'email', campaign, country, source, now64(3) + 60

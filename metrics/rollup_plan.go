@@ -65,6 +65,12 @@ func rollupCovers(sp *rollupSpec, p Params) string {
 	if sp.slotDate || sp.key != "" {
 		return "" // days, or the model's own rows: any range
 	}
+	return slotCovers(p)
+}
+
+// slotCovers says why a slot rollup cannot answer a query over p's range and
+// buckets, or "" when it can (see rollupCovers).
+func slotCovers(p Params) string {
 	slot := slotMinutes * time.Minute
 	for _, t := range []time.Time{p.From, p.To} {
 		if !t.UTC().Truncate(slot).Equal(t) {
@@ -113,6 +119,20 @@ func (r *Registry) freshFor(ctx context.Context, d *Definition, p Params) (strin
 	var keys, raw []string
 	var at time.Time
 	for _, l := range r.leaves(d) {
+		if l.Kind == Custom {
+			if q, used, recs, _ := r.customPath(ctx, l, p, customArgs(l, p)); len(used) > 0 {
+				for i, v := range used {
+					keys = append(keys, v.table+"@"+strconv.FormatUint(recs[i].generation, 10))
+					at = r.leastAsOf(v.table, recs[i].asOf, at)
+				}
+				for _, t := range tablesOf(q) {
+					if !slices.Contains(raw, t) && !isViewRollup(t) {
+						raw = append(raw, t)
+					}
+				}
+				continue
+			}
+		}
 		sp, x, _ := r.rollupPath(ctx, l, p)
 		if sp == nil {
 			for _, t := range l.Tables() {
@@ -123,15 +143,7 @@ func (r *Registry) freshFor(ctx context.Context, d *Definition, p Params) (strin
 			continue
 		}
 		keys = append(keys, sp.table+"@"+strconv.FormatUint(x.generation, 10))
-		asOf := x.asOf
-		r.rollups.mu.Lock()
-		if t, ok := r.rollups.asOf[sp.table]; ok && t.After(asOf) {
-			asOf = t
-		}
-		r.rollups.mu.Unlock()
-		if at.IsZero() || asOf.Before(at) {
-			at = asOf // as of the least current of them
-		}
+		at = r.leastAsOf(sp.table, x.asOf, at)
 	}
 	if len(raw) > 0 {
 		slices.Sort(raw)
@@ -145,6 +157,21 @@ func (r *Registry) freshFor(ctx context.Context, d *Definition, p Params) (strin
 		}
 	}
 	return strings.Join(keys, ","), at.UTC(), nil
+}
+
+// leastAsOf is the earlier of at (zero: none yet) and the time rollup table
+// is current as of (its state's, or this process's last upkeep that found it
+// current).
+func (r *Registry) leastAsOf(table string, asOf, at time.Time) time.Time {
+	r.rollups.mu.Lock()
+	if t, ok := r.rollups.asOf[table]; ok && t.After(asOf) {
+		asOf = t
+	}
+	r.rollups.mu.Unlock()
+	if at.IsZero() || asOf.Before(at) {
+		return asOf // as of the least current of them
+	}
+	return at
 }
 
 // Explain says how a query of metric name with p is answered: from which
@@ -177,6 +204,26 @@ func (r *Registry) Explain(ctx context.Context, name string, p Params) (*Explain
 	out := &Explain{Metric: d.Name, Kind: d.Kind}
 	for _, l := range r.leaves(d) {
 		e := ExplainLeaf{Metric: l.Name, Path: "raw", Tables: l.Tables()}
+		if l.Kind == Custom {
+			q, used, recs, why := r.customPath(ctx, l, p, customArgs(l, p))
+			e.Reason = why
+			for i, v := range used {
+				e.Path, e.Tables, e.Reason = "rollup", tablesOf(q), ""
+				e.Rollup, e.Status = v.table, recs[i].status
+			}
+			if len(used) == 0 {
+				for _, v := range viewRollups {
+					if viewCallRe()[v.view].MatchString(l.SQL) {
+						e.Rollup = v.table
+						if st, err := r.rollupStates(ctx, statesMaxAge); err == nil && st[v.table] != nil {
+							e.Status = st[v.table].status
+						}
+					}
+				}
+			}
+			out.Inputs = append(out.Inputs, e)
+			continue
+		}
 		sp, x, why := r.rollupPath(ctx, l, p)
 		if sp != nil {
 			e.Path, e.Tables, e.Rollup, e.Status = "rollup", []string{sp.table}, sp.table, x.status
@@ -196,7 +243,8 @@ func (r *Registry) Explain(ctx context.Context, name string, p Params) (*Explain
 	return out, nil
 }
 
-// RollupStatus is one rollup as `converge rollups status` shows it.
+// RollupStatus is one rollup as `converge rollups status` shows it. Metric
+// is the metric it answers, or the view whose rows it keeps.
 type RollupStatus struct {
 	Table      string    `json:"table"`
 	Metric     string    `json:"metric"`
@@ -207,6 +255,7 @@ type RollupStatus struct {
 	AsOf       time.Time `json:"as_of"`       // every fact committed before it is folded in
 	Lag        float64   `json:"lag_seconds"` // now − AsOf
 	Sources    []string  `json:"sources"`
+	Serves     []string  `json:"serves,omitempty"` // of a view's rollup: the custom metrics that read the view
 	Error      string    `json:"error,omitempty"`
 }
 
@@ -246,6 +295,33 @@ func (r *Registry) RollupsStatus(ctx context.Context) ([]RollupStatus, []Explain
 		}
 		out = append(out, s)
 		tables = append(tables, sp.table)
+	}
+	for _, v := range r.viewRollupsInUse() {
+		s := RollupStatus{Table: v.table, Metric: v.view, Status: "missing", Sources: v.tables}
+		for _, d := range r.readers(v) {
+			s.Serves = append(s.Serves, d.Name)
+		}
+		if x := states[v.table]; x != nil {
+			s.Status, s.Generation, s.AsOf, s.Error = x.status, x.generation, x.asOf, x.err
+			if x.spec != r.viewSpecOf(v).hash && x.status == RollupReady {
+				s.Status = "outdated"
+			}
+			s.AsOf = r.leastAsOf(v.table, s.AsOf, time.Time{})
+			if !s.AsOf.IsZero() {
+				s.Lag = time.Since(s.AsOf).Seconds()
+			}
+		}
+		out = append(out, s)
+		tables = append(tables, v.table)
+	}
+	for _, d := range r.List() {
+		if d.Kind != Custom {
+			continue
+		}
+		if !slices.ContainsFunc(viewRollups, func(v *viewRollup) bool { return viewCallRe()[v.view].MatchString(d.SQL) }) {
+			raw = append(raw, ExplainLeaf{Metric: d.Name, Path: "raw", Tables: d.Tables(),
+				Reason: "a custom metric's SQL is answered as written (it calls no view kept as a rollup)"})
+		}
 	}
 	sizes, err := r.tableSizes(ctx, tables)
 	if err != nil {

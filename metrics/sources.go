@@ -37,6 +37,16 @@ func (d *Definition) Tables() []string {
 	return out
 }
 
+// tablesOf are the tables sql reads, sorted (views replaced by what they read).
+func tablesOf(sql string) []string {
+	return (&Definition{SQL: sql}).Tables()
+}
+
+// isViewRollup reports whether table is a view rollup's.
+func isViewRollup(table string) bool {
+	return slices.ContainsFunc(viewRollups, func(v *viewRollup) bool { return v.table == table })
+}
+
 // resolveTables adds to set the tables sql reads, replacing each view in
 // views by what its body reads (seen guards against a view reading itself).
 func resolveTables(sql string, views map[string]string, set, seen map[string]bool) {

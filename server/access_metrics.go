@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/converge-dev/converge/access"
 )
@@ -126,7 +127,8 @@ func (r roleMetrics) Rollups(ctx context.Context) (RollupsReport, error) {
 	}
 	out := RollupsReport{}
 	for _, x := range rep.Rollups {
-		if !hide[x.Metric] {
+		// A view's rollup is shown while the user may see a metric that reads the view.
+		if !hide[x.Metric] && (len(x.Serves) == 0 || slices.ContainsFunc(x.Serves, func(n string) bool { return !hide[n] })) {
 			out.Rollups = append(out.Rollups, x)
 		}
 	}

@@ -132,7 +132,8 @@ type RollupInfo struct {
 	AsOf                    time.Time
 	Lag                     float64
 	Sources                 []string
-	Error                   string // why it failed
+	Serves                  []string // of a view's rollup: the custom metrics that read the view
+	Error                   string   // why it failed
 }
 
 // RollupsReport is the state of the rollups, and the simple metrics answered from raw rows

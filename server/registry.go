@@ -286,7 +286,7 @@ func (m *registryMetrics) Rollups(ctx context.Context) (RollupsReport, error) {
 	var out RollupsReport
 	for _, s := range st {
 		x := RollupInfo{Table: s.Table, Metric: s.Metric, Status: s.Status, Rows: s.Rows, Bytes: s.Bytes,
-			Generation: s.Generation, AsOf: s.AsOf, Lag: s.Lag, Sources: s.Sources, Error: scrubURLs(s.Error)}
+			Generation: s.Generation, AsOf: s.AsOf, Lag: s.Lag, Sources: s.Sources, Serves: s.Serves, Error: scrubURLs(s.Error)}
 		if s.AsOf.Unix() <= 0 { // never folded facts in (the state column's zero is 1900-01-01)
 			x.AsOf, x.Lag = time.Time{}, 0
 		}

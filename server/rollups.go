@@ -19,6 +19,7 @@ type rollupJSON struct {
 	AsOf       *time.Time `json:"as_of"`
 	Lag        float64    `json:"lag_seconds"`
 	Sources    []string   `json:"sources"`
+	Serves     []string   `json:"serves,omitempty"`
 	Error      string     `json:"error,omitempty"`
 }
 
@@ -50,7 +51,7 @@ func (s *Server) apiRollups(c *gin.Context) error {
 	rollups := make([]rollupJSON, 0, len(rep.Rollups))
 	for _, x := range rep.Rollups {
 		r := rollupJSON{Table: x.Table, Metric: x.Metric, Status: x.Status, Rows: x.Rows, Bytes: x.Bytes, Generation: x.Generation,
-			Lag: x.Lag, Sources: x.Sources, Error: x.Error}
+			Lag: x.Lag, Sources: x.Sources, Serves: x.Serves, Error: x.Error}
 		if !x.AsOf.IsZero() {
 			t := x.AsOf.In(loc)
 			r.AsOf = &t

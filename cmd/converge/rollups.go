@@ -253,6 +253,7 @@ type rollupJSON struct {
 	AsOf       *time.Time `json:"as_of"`
 	Lag        float64    `json:"lag_seconds"`
 	Sources    []string   `json:"sources"`
+	Serves     []string   `json:"serves,omitempty"`
 	Error      string     `json:"error,omitempty"`
 }
 
@@ -269,7 +270,7 @@ func writeRollupsJSON(w io.Writer, rs []metrics.RollupStatus, raw []metrics.Expl
 	}{Rollups: []rollupJSON{}, Raw: []rawMetricJSON{}}
 	for _, s := range rs {
 		x := rollupJSON{Table: s.Table, Metric: s.Metric, Status: s.Status, Rows: s.Rows, Bytes: s.Bytes, Generation: s.Generation,
-			Sources: s.Sources, Error: s.Error}
+			Sources: s.Sources, Serves: s.Serves, Error: s.Error}
 		if built(s.AsOf) {
 			t := s.AsOf.In(zone)
 			x.AsOf, x.Lag = &t, s.Lag
@@ -293,7 +294,11 @@ func writeRollupsTable(w io.Writer, rs []metrics.RollupStatus, raw []metrics.Exp
 			asOf = s.AsOf.In(zone).Format("2006-01-02 15:04:05")
 			lag = (time.Duration(s.Lag * float64(time.Second))).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", s.Table, s.Metric, s.Status, s.Rows, sizeText(s.Bytes), s.Generation, asOf, lag, oneLine(s.Error))
+		metric := s.Metric
+		if len(s.Serves) > 0 {
+			metric += " (view of " + strings.Join(s.Serves, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", s.Table, metric, s.Status, s.Rows, sizeText(s.Bytes), s.Generation, asOf, lag, oneLine(s.Error))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

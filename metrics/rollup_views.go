@@ -1,0 +1,361 @@
+package metrics
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	convsql "github.com/converge-dev/converge/sql"
+	"github.com/converge-dev/converge/warehouse"
+)
+
+// A view rollup keeps the rows of one of the schema's parameterised views
+// computed as its facts land, so the custom metrics that read the view answer
+// from the kept rows. The attribution view shares each order's revenue among
+// the customer's touchpoints in the lookback before it, under six models: its
+// rollup (rollup_attribution, sql/schema/0096) holds every model's shares at
+// both levels per 30-minute UTC slot of the order, computed once when the
+// order or its touchpoints land, and a twin view with the same parameters
+// (attribution_rollup, 0097) reads them. A query is answered from it only
+// while the rollup is ready and was built for the query's lookback, half-life
+// and margin, and the range and buckets start on slot boundaries; otherwise
+// the metric reads the view over raw rows, and Explain says why.
+type viewRollup struct {
+	view, rolled, table string
+	build               string   // sql/rollups query: one range's rows
+	fact                string   // partitioned like the rollup (month of the order)
+	lookback            string   // partitioned by month; a partition feeds the months within lookback after it
+	tables              []string // every table its rows depend on
+	// fixed are the parameters that change the view's rows, with the value the
+	// rollup is built for when no metric reading the view declares a default.
+	fixed map[string]string
+}
+
+var viewRollups = []*viewRollup{{
+	view: "attribution", rolled: "attribution_rollup", table: "rollup_attribution", build: "attribution_build",
+	fact: "orders", lookback: "touchpoints",
+	tables: []string{"identities", "orders", "touchpoints"},
+	fixed:  map[string]string{"lookback_days": "30", "half_life_days": "7"},
+}}
+
+// todoKey is the watermark entry listing the partitions an interrupted round
+// had left to recompute (see upkeepView).
+const todoKey = "~todo"
+
+var viewCallRe = sync.OnceValue(func() map[string]*regexp.Regexp {
+	out := map[string]*regexp.Regexp{}
+	for _, v := range viewRollups {
+		out[v.view] = regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(v.view) + `(\s*\()`)
+	}
+	return out
+})
+
+// readers are the custom metrics whose SQL calls v's view.
+func (r *Registry) readers(v *viewRollup) []*Definition {
+	var out []*Definition
+	for _, d := range r.List() {
+		if d.Kind == Custom && viewCallRe()[v.view].MatchString(d.SQL) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// viewSpec is what v is built for now: the fixed parameters' values (the
+// first reader's defaults), the margin, and the hash of both with the build.
+type viewSpec struct {
+	args   map[string]string
+	margin float64
+	hash   string
+}
+
+func (r *Registry) viewSpecOf(v *viewRollup) viewSpec {
+	s := viewSpec{args: maps.Clone(v.fixed), margin: r.opts.Defaults.Margin}
+	if s.margin == 0 {
+		s.margin = DefaultMargin
+	}
+	readers := r.readers(v)
+	for name := range s.args {
+		for _, d := range readers {
+			if i := slices.IndexFunc(d.Params, func(x Param) bool { return x.Name == name }); i >= 0 {
+				s.args[name] = d.Params[i].Default
+				break
+			}
+		}
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "view %s\x00%s\x00%s\x00margin %v\x00", rollupFormat, v.view, convsql.RollupQuery(v.build), s.margin)
+	for _, k := range sortedKeys(s.args) {
+		fmt.Fprintf(h, "%s=%s\x00", k, s.args[k])
+	}
+	s.hash = hex.EncodeToString(h.Sum(nil))[:16]
+	return s
+}
+
+// viewRollupsInUse are the view rollups some defined metric reads.
+func (r *Registry) viewRollupsInUse() []*viewRollup {
+	var out []*viewRollup
+	for _, v := range viewRollups {
+		if len(r.readers(v)) > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// upkeepView brings view rollup v up to date (see upkeepOne). Before it
+// recomputes anything it writes the snapshot it works towards as the
+// watermark and the partitions still to do under todoKey, and takes each
+// chunk off that list once its partitions are replaced: a round that dies
+// leaves a rollup exact for what it holds, and the next round resumes with
+// the partitions left (and whatever landed since the snapshot).
+func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRecord, blocks warehouse.PartBlocks, asOf time.Time) (int, bool, error) {
+	s := r.viewSpecOf(v)
+	x := &rollupRecord{name: v.table, metric: v.view, spec: s.hash, status: RollupReady, marks: warehouse.PartBlocks{}}
+	built := old == nil || old.spec != s.hash
+	todo := map[string]bool{}
+	if built {
+		if old != nil {
+			x.generation = old.generation
+		}
+		x.status = RollupBuilding
+		// A rebuild replaces every partition the rollup holds, too.
+		own, err := r.opts.Store.PartBlocks(ctx, []string{v.table})
+		if err != nil {
+			return 0, built, r.failRollup(ctx, x, err)
+		}
+		for k := range own[v.table] {
+			todo[warehouse.PartitionID(k)] = true
+		}
+	} else {
+		x.generation, x.marks, x.status, x.asOf = old.generation, cloneMarks(old.marks), old.status, old.asOf
+		for id := range x.marks[todoKey] {
+			todo[id] = true
+		}
+	}
+	for _, id := range v.dirty(x.marks, blocks, s) {
+		todo[id] = true
+	}
+	delete(todo, warehouse.MutationsKey)
+	if len(todo) == 0 {
+		if x.status != RollupReady {
+			x.status, x.err, x.asOf = RollupReady, "", asOf
+			return 0, built, r.putState(ctx, x)
+		}
+		r.rollups.mu.Lock()
+		r.rollups.asOf[v.table] = asOf
+		r.rollups.mu.Unlock()
+		return 0, built, nil
+	}
+	ids := sortedKeys(todo)
+	sort.Strings(ids)
+	x.marks = warehouse.PartBlocks{todoKey: {}}
+	for _, t := range v.tables {
+		x.marks[t] = maps.Clone(blocks[t])
+		if x.marks[t] == nil {
+			x.marks[t] = map[string]int64{}
+		}
+	}
+	for _, id := range ids {
+		x.marks[todoKey][id] = 1
+	}
+	if err := r.putState(ctx, x); err != nil {
+		return 0, built, err
+	}
+	done := 0
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), buildChunk)]
+		ids = ids[len(chunk):]
+		if err := r.recomputeView(ctx, v, s, chunk); err != nil {
+			return done, built, r.failRollup(ctx, x, err)
+		}
+		done += len(chunk)
+		if r.rollups.fault != nil {
+			if err := r.rollups.fault("replaced " + v.table); err != nil {
+				return done, built, err
+			}
+		}
+		for _, id := range chunk {
+			delete(x.marks[todoKey], id)
+		}
+		x.generation++
+		if len(ids) > 0 {
+			if err := r.putState(ctx, x); err != nil {
+				return done, built, err
+			}
+		}
+	}
+	delete(x.marks, todoKey)
+	x.status, x.err, x.asOf = RollupReady, "", asOf
+	if err := r.putState(ctx, x); err != nil {
+		return done, built, err
+	}
+	r.rollups.mu.Lock()
+	r.rollups.asOf[v.table] = asOf
+	r.rollups.mu.Unlock()
+	return done, built, nil
+}
+
+// dirty are the rollup partitions (month ids) that must be recomputed to
+// fold in blocks: the fact's partitions that changed; for a lookback table's
+// partition that changed, every month whose orders its touches can reach;
+// every partition when a table was mutated, was never folded in, or when
+// identities changed (a merge moves any customer's history).
+func (v *viewRollup) dirty(marks, blocks warehouse.PartBlocks, s viewSpec) []string {
+	months := map[string]bool{}
+	for _, t := range []warehouse.PartBlocks{blocks, marks} {
+		for k := range t[v.fact] {
+			months[warehouse.PartitionID(k)] = true
+		}
+	}
+	delete(months, warehouse.MutationsKey)
+	set := map[string]bool{}
+	changed := func(t string) []string {
+		var out []string
+		for k, b := range blocks[t] {
+			if m, ok := marks[t][k]; !ok || m != b {
+				out = append(out, warehouse.PartitionID(k))
+			}
+		}
+		for k := range marks[t] {
+			if _, ok := blocks[t][k]; !ok {
+				out = append(out, warehouse.PartitionID(k))
+			}
+		}
+		return out
+	}
+	for _, t := range v.tables {
+		_, seen := marks[t]
+		if !seen || marks[t][warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] ||
+			t != v.fact && t != v.lookback && !maps.Equal(marks[t], blocks[t]) {
+			return sortedKeys(months)
+		}
+	}
+	for _, id := range changed(v.fact) {
+		set[id] = true
+	}
+	days, _ := strconv.Atoi(s.args["lookback_days"])
+	for _, id := range changed(v.lookback) {
+		start, err := time.Parse("200601", id)
+		if err != nil {
+			return sortedKeys(months) // not a month: anything may depend on it
+		}
+		last := start.AddDate(0, 1, days).Add(-time.Millisecond).Format("200601")
+		for m := id; m <= last; m = nextMonth(m) {
+			if months[m] {
+				set[m] = true
+			}
+		}
+	}
+	delete(set, warehouse.MutationsKey)
+	return sortedKeys(set)
+}
+
+// viewMonths is how many consecutive months one statement of a view
+// rollup's build computes: each statement reads the identities anew, and a
+// few months' order paths fit in memory at once.
+const viewMonths = 3
+
+// recomputeView computes v's partitions ids anew, up to viewMonths per
+// statement, into a staging table whose partitions then replace the rollup's.
+func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec, ids []string) error {
+	st := r.opts.Store
+	stage := fmt.Sprintf("%s_stage_%d", v.table, time.Now().UnixNano())
+	if err := st.CreateStagingTable(ctx, stage, v.table); err != nil {
+		return err
+	}
+	defer func() { _ = st.DropStagingTable(context.WithoutCancel(ctx), stage) }()
+	if r.rollups.fault != nil {
+		if err := r.rollups.fault("recompute"); err != nil {
+			return err
+		}
+	}
+	q := "INSERT INTO `" + stage + "`\n" + convsql.RollupQuery(v.build)
+	for _, run := range monthRuns(ids) {
+		for from := run[0]; from <= run[1]; {
+			to := from
+			for i := 1; i < viewMonths && nextMonth(to) <= run[1]; i++ {
+				to = nextMonth(to)
+			}
+			args := clickhouse.Parameters{"rb_from": monthStart(from), "rb_to": monthStart(nextMonth(to)),
+				"default_margin": strconv.FormatFloat(s.margin, 'f', -1, 64)}
+			maps.Copy(args, s.args)
+			if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), q); err != nil {
+				return fmt.Errorf("recompute %s…%s: %s", from, to, chMessage(err))
+			}
+			from = nextMonth(to)
+		}
+	}
+	return st.ReplacePartitions(ctx, stage, v.table, ids)
+}
+
+// customPath returns the SQL that answers custom metric d with args: d's own,
+// or with the views it calls replaced by their rollups' twins when every one
+// covers the query. It also returns the rollups it reads and, when it reads
+// none, why.
+func (r *Registry) customPath(ctx context.Context, d *Definition, p Params, args clickhouse.Parameters) (string, []*viewRollup, []*rollupRecord, string) {
+	var used []*viewRollup
+	for _, v := range viewRollups {
+		if viewCallRe()[v.view].MatchString(d.SQL) {
+			used = append(used, v)
+		}
+	}
+	if len(used) == 0 {
+		return d.SQL, nil, nil, "a custom metric's SQL is answered as written (it calls no view kept as a rollup)"
+	}
+	if rawRows(ctx) {
+		return d.SQL, nil, nil, "raw rows were asked for"
+	}
+	states, err := r.rollupStates(ctx, statesMaxAge)
+	if err != nil {
+		return d.SQL, nil, nil, err.Error()
+	}
+	if why := slotCovers(p); why != "" {
+		return d.SQL, nil, nil, why
+	}
+	q := d.SQL
+	var recs []*rollupRecord
+	for _, v := range used {
+		s := r.viewSpecOf(v)
+		x := states[v.table]
+		switch {
+		case x == nil || x.spec != s.hash && x.status != RollupFailed:
+			return d.SQL, nil, nil, "its rollup " + v.table + " is not built yet"
+		case x.status == RollupFailed:
+			return d.SQL, nil, nil, "its rollup " + v.table + " failed: " + x.err
+		case x.status != RollupReady:
+			return d.SQL, nil, nil, "its rollup " + v.table + " is being built"
+		}
+		if m, _ := strconv.ParseFloat(args["default_margin"], 64); m != s.margin {
+			return d.SQL, nil, nil, fmt.Sprintf("the query's margin %s is not the %s its rollup %s was built with", args["default_margin"], strconv.FormatFloat(s.margin, 'g', -1, 64), v.table)
+		}
+		for _, name := range sortedKeys(s.args) {
+			if got, ok := args[name]; ok && !sameNumber(got, s.args[name]) {
+				return d.SQL, nil, nil, fmt.Sprintf("%s is %s; its rollup %s is kept for %s", name, got, v.table, s.args[name])
+			}
+		}
+		q = viewCallRe()[v.view].ReplaceAllString(q, v.rolled+"$1")
+		recs = append(recs, x)
+	}
+	return q, used, recs, ""
+}
+
+// sameNumber reports whether two parameter texts are the same number (or text).
+func sameNumber(a, b string) bool {
+	x, err1 := strconv.ParseFloat(a, 64)
+	y, err2 := strconv.ParseFloat(b, 64)
+	if err1 != nil || err2 != nil {
+		return a == b
+	}
+	return x == y
+}

@@ -1,0 +1,136 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/converge-dev/converge/metrics"
+)
+
+// viewReaders are the built-in custom metrics that read a view kept as a
+// rollup (attribution), and the parameter values their rollup is built for.
+var viewReaders = []string{"marketing_roi", "roas"}
+
+// compareViews compares n random queries of each custom metric that reads
+// the attribution view, every model at both levels, from its rollup and from
+// raw rows; and checks the rollup is the path taken (a query of another
+// lookback, or an offset the slots cannot hold, reads raw rows and says why).
+func compareViews(t *testing.T, reg *metrics.Registry, rng *rand.Rand, n int) {
+	t.Helper()
+	ctx := context.Background()
+	grains := []metrics.Grain{metrics.Day, metrics.Week, metrics.Month, metrics.Quarter, metrics.Year}
+	models := []string{"first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay"}
+	first := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
+	for _, name := range viewReaders {
+		for i := 0; i < n; i++ {
+			tz, _ := time.LoadLocation(zones[rng.IntN(len(zones))])
+			from := first.AddDate(0, 0, rng.IntN(700))
+			days := 1 + rng.IntN(400)
+			p := metrics.Params{From: time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, tz),
+				Grain: grains[rng.IntN(len(grains))], TZ: tz, WeekStart: time.Weekday(rng.IntN(2)), FiscalYearStart: time.Month(1 + rng.IntN(12)),
+				Args: map[string]string{"model": models[rng.IntN(len(models))], "level": []string{"channel", "campaign"}[rng.IntN(2)]}}
+			p.To = p.From.AddDate(0, 0, days)
+			if p.Grain == metrics.Day && days > 120 {
+				p.Grain = metrics.Week
+			}
+			if rng.IntN(3) == 0 {
+				p.Compare = "previous"
+			}
+			label := fmt.Sprintf("%s %s..%s %s %s %v compare=%s", name, p.From.Format(time.DateOnly), p.To.Format(time.DateOnly), p.Grain, tz, p.Args, p.Compare)
+			e, err := reg.Explain(ctx, name, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if leaf := e.Inputs[0]; leaf.Path != "rollup" || !slices.Contains(leaf.Tables, "rollup_attribution") {
+				t.Fatalf("%s: path %s %v (%s), want the rollup rollup_attribution", label, leaf.Path, leaf.Tables, leaf.Reason)
+			}
+			rolled, err := reg.Query(ctx, name, p)
+			if err != nil {
+				t.Fatalf("%s: %v", label, err)
+			}
+			raw, err := reg.Query(metrics.RawRows(ctx), name, p)
+			if err != nil {
+				t.Fatalf("%s (raw): %v", label, err)
+			}
+			if len(raw.Series) == 0 {
+				t.Fatalf("%s: no series from raw rows: the comparison would prove nothing", label)
+			}
+			if diff := sameAnswer("ratio", raw, rolled); diff != "" {
+				t.Errorf("%s: rollup differs from raw rows: %s", label, diff)
+			}
+		}
+	}
+	p := metrics.Params{From: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC),
+		Grain: metrics.Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{"lookback_days": "60"}}
+	kathmandu, _ := time.LoadLocation("Asia/Kathmandu")
+	q := p
+	q.Args, q.TZ = nil, kathmandu
+	q.From, q.To = time.Date(2025, 1, 1, 0, 0, 0, 0, kathmandu), time.Date(2025, 4, 1, 0, 0, 0, 0, kathmandu)
+	for _, c := range []metrics.Params{p, q} {
+		e, err := reg.Explain(ctx, "roas", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf := e.Inputs[0]; leaf.Path != "raw" || leaf.Reason == "" || leaf.Rollup != "rollup_attribution" {
+			t.Errorf("roas %v in %s: path %s (%q), rollup %q; want raw rows with a reason", c.Args, c.TZ, leaf.Path, leaf.Reason, leaf.Rollup)
+		}
+	}
+}
+
+// TestAttributionRollupResumes: an identity merge dirties every month of the
+// attribution rollup; an upkeep killed in its second chunk of months leaves
+// the rollup exact for what it holds and the months left listed, and the next
+// round (another registry, as after a restart) recomputes only those, after
+// which every model at both levels equals raw rows again.
+func TestAttributionRollupResumes(t *testing.T) {
+	ctx := context.Background()
+	st, reg := smallDemo(t)
+	if _, err := reg.UpkeepRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var months uint64
+	if err := st.Conn.QueryRow(ctx, "SELECT uniqExact(_partition_id) FROM orders").Scan(&months); err != nil {
+		t.Fatal(err)
+	}
+	if months <= 24 {
+		t.Fatalf("the demo's orders span %d months: too few for a second chunk", months)
+	}
+	// Two customers become one: every month's paths may change.
+	if err := st.Conn.Exec(ctx, `INSERT INTO identities (source, source_key, customer_id, rule, matched_at)
+		SELECT source, source_key, (SELECT min(customer_id) FROM orders WHERE customer_id != ''), 'email', now64(3) + 60
+		FROM identities FINAL WHERE customer_id = (SELECT max(customer_id) FROM orders WHERE customer_id != '')`); err != nil {
+		t.Fatal(err)
+	}
+	// Killed after the second chunk's partitions are replaced, before its
+	// progress is written: the first chunk's is.
+	boom := errors.New("killed")
+	chunks := 0
+	reg.SetRollupFault(func(step string) error {
+		if step == "replaced rollup_attribution" {
+			if chunks++; chunks == 2 {
+				return boom
+			}
+		}
+		return nil
+	})
+	if _, err := reg.UpkeepRollups(ctx); !errors.Is(err, boom) {
+		t.Fatalf("upkeep with a fault in the attribution rollup: %v, want it to stop", err)
+	}
+	fresh, err := metrics.New(ctx, metrics.Options{Store: st, CacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := fresh.UpkeepRollups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := int(months) - 12; up.Partitions != left || len(up.Built) != 0 {
+		t.Fatalf("resumed upkeep: %d partitions, built %v; want the %d months left, nothing rebuilt", up.Partitions, up.Built, left)
+	}
+	compareViews(t, fresh, rand.New(rand.NewPCG(7, 1)), 8)
+}
