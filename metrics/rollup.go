@@ -43,8 +43,9 @@ type rollups struct {
 	specs  map[string]rollupDerived // definition version → spec or why none
 	facts  map[string][2]string     // fact table → partition key, sorting key
 
-	upkeep sync.Mutex    // one upkeep at a time in this process
-	kick   chan struct{} // wakes RunRollups
+	slots  int                  // view rollup slots rewritten in place, in this process
+	upkeep [lanes]sync.Mutex    // one round of each lane at a time in this process
+	kick   [lanes]chan struct{} // wake RunRollups' loops
 	// fault, set by tests, fails upkeep at a named step ("replaced": after a
 	// rollup's first partitions were replaced, before its state is written;
 	// "replaced rollup_attribution": the same in a view's rollup).
@@ -58,7 +59,7 @@ type rollupDerived struct {
 
 func newRollups() *rollups {
 	return &rollups{states: map[string]*rollupRecord{}, asOf: map[string]time.Time{}, specs: map[string]rollupDerived{},
-		facts: map[string][2]string{}, kick: make(chan struct{}, 1)}
+		facts: map[string][2]string{}, kick: [lanes]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}}
 }
 
 // statesMaxAge bounds how old the registry's copy of the rollups' states may
@@ -191,7 +192,8 @@ func (r *Registry) putState(ctx context.Context, x *rollupRecord) error {
 // UpkeepStats is what one round of rollup upkeep did.
 type UpkeepStats struct {
 	Rollups    int           // rollups checked
-	Partitions int           // partitions recomputed
+	Partitions int           // partitions recomputed (or whose slots were rewritten)
+	Slots      int           // 30-minute slots of view rollups rewritten in place
 	Built      []string      // rollups (re)created in this round
 	Failed     []string      // rollups whose upkeep failed (their state says why)
 	Took       time.Duration //
@@ -206,14 +208,44 @@ type UpkeepStats struct {
 // halfway leaves rollups that are exact for the facts they fold in, behind,
 // and caught up by the next round, never counting a fact twice.
 func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
-	r.rollups.upkeep.Lock()
-	defer r.rollups.upkeep.Unlock()
+	start := time.Now()
+	st, err := r.upkeepLane(ctx, metricLane)
+	if ctx.Err() == nil {
+		vs, verr := r.upkeepLane(ctx, viewLane)
+		st.Rollups, st.Partitions, st.Slots = st.Rollups+vs.Rollups, st.Partitions+vs.Partitions, vs.Slots
+		st.Built, st.Failed = append(st.Built, vs.Built...), append(st.Failed, vs.Failed...)
+		err = errors.Join(err, verr)
+	}
+	st.Took = time.Since(start)
+	return st, err
+}
+
+// Upkeep runs in two lanes, each a loop of its own in RunRollups: the
+// metrics' rollups (a partition or a few keys recomputed in milliseconds to
+// seconds) and the views' (a month of order paths), so a view's recompute
+// never holds back the metrics' freshness.
+const (
+	metricLane = iota
+	viewLane
+	lanes
+)
+
+// upkeepLane is one round of UpkeepRollups over the rollups of one lane.
+func (r *Registry) upkeepLane(ctx context.Context, lane int) (UpkeepStats, error) {
+	r.rollups.upkeep[lane].Lock()
+	defer r.rollups.upkeep[lane].Unlock()
 	start := time.Now()
 	var st UpkeepStats
 	if r.opts.Store == nil {
 		return st, errors.New("rollups: no store")
 	}
-	specs, views := r.rollupSpecs(ctx), r.viewRollupsInUse()
+	var specs []*rollupSpec
+	var views []*viewRollup
+	if lane == metricLane {
+		specs = r.rollupSpecs(ctx)
+	} else {
+		views = r.viewRollupsInUse()
+	}
 	if len(specs) == 0 && len(views) == 0 {
 		return st, nil
 	}
@@ -258,6 +290,9 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 			}
 		}
 	}
+	r.rollups.mu.Lock()
+	slotsBefore := r.rollups.slots
+	r.rollups.mu.Unlock()
 	for _, v := range views {
 		if ctx.Err() != nil {
 			break
@@ -273,6 +308,9 @@ func (r *Registry) UpkeepRollups(ctx context.Context) (UpkeepStats, error) {
 			errs = append(errs, err)
 		}
 	}
+	r.rollups.mu.Lock()
+	st.Slots = r.rollups.slots - slotsBefore
+	r.rollups.mu.Unlock()
 	st.Took = time.Since(start)
 	return st, errors.Join(errs...)
 }
@@ -583,22 +621,34 @@ func monthRuns(ids []string) [][2]string {
 
 // KickRollups asks RunRollups for an upkeep round now (after a load).
 func (r *Registry) KickRollups() {
-	select {
-	case r.rollups.kick <- struct{}{}:
-	default:
+	for _, k := range r.rollups.kick {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// RunRollups keeps the rollups up to date until ctx ends: a round every
-// interval, and one as soon as KickRollups is called. changed, when set, is
-// called after a round that changed rollups' rows.
+// RunRollups keeps the rollups up to date until ctx ends: a round of each
+// lane every interval, and one as soon as KickRollups is called. changed,
+// when set, is called after a round that changed rollups' rows.
 func (r *Registry) RunRollups(ctx context.Context, interval time.Duration, changed func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.runLane(ctx, viewLane, interval, changed)
+	}()
+	r.runLane(ctx, metricLane, interval, changed)
+	<-done
+}
+
+func (r *Registry) runLane(ctx context.Context, lane int, interval time.Duration, changed func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := ""
 	kicked := false
 	for {
-		st, err := r.UpkeepRollups(ctx)
+		st, err := r.upkeepLane(ctx, lane)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if msg := err.Error(); msg != last {
@@ -621,7 +671,7 @@ func (r *Registry) RunRollups(ctx context.Context, interval time.Duration, chang
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-r.rollups.kick:
+		case <-r.rollups.kick[lane]:
 			kicked = true
 		}
 	}
@@ -641,8 +691,10 @@ func (r *Registry) markRebuild(ctx context.Context, table, metric string, old *r
 // ""), so the next upkeep round builds it anew from raw rows; queries read raw
 // rows meanwhile.
 func (r *Registry) RebuildRollup(ctx context.Context, name string) ([]string, error) {
-	r.rollups.upkeep.Lock()
-	defer r.rollups.upkeep.Unlock()
+	for i := range r.rollups.upkeep {
+		r.rollups.upkeep[i].Lock()
+		defer r.rollups.upkeep[i].Unlock()
+	}
 	states, err := r.rollupStates(ctx, 0)
 	if err != nil {
 		return nil, err

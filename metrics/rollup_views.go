@@ -33,6 +33,7 @@ import (
 type viewRollup struct {
 	view, rolled, table string
 	build               string   // sql/rollups query: one range's rows
+	tombstones          string   // sql/rollups query: the deleted rows of slots rewritten in place
 	fact                string   // partitioned like the rollup (month of the order)
 	lookback            string   // partitioned by month; a partition feeds the months within lookback after it
 	tables              []string // every table its rows depend on
@@ -42,7 +43,7 @@ type viewRollup struct {
 }
 
 var viewRollups = []*viewRollup{{
-	view: "attribution", rolled: "attribution_rollup", table: "rollup_attribution", build: "attribution_build",
+	view: "attribution", rolled: "attribution_rollup", table: "rollup_attribution", build: "attribution_build", tombstones: "attribution_tombstones",
 	fact: "orders", lookback: "touchpoints",
 	tables: []string{"identities", "orders", "touchpoints"},
 	fixed:  map[string]string{"lookback_days": "30", "half_life_days": "7"},
@@ -94,7 +95,7 @@ func (r *Registry) viewSpecOf(v *viewRollup) viewSpec {
 		}
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "view %s\x00%s\x00%s\x00margin %v\x00", rollupFormat, v.view, convsql.RollupQuery(v.build), s.margin)
+	fmt.Fprintf(h, "view %s\x00%s\x00%s\x00%s\x00margin %v\x00", rollupFormat, v.view, convsql.RollupQuery(v.build), convsql.RollupQuery(v.tombstones), s.margin)
 	for _, k := range sortedKeys(s.args) {
 		fmt.Fprintf(h, "%s=%s\x00", k, s.args[k])
 	}
@@ -141,6 +142,11 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 		x.generation, x.marks, x.status, x.asOf = old.generation, cloneMarks(old.marks), old.status, old.asOf
 		for id := range x.marks[todoKey] {
 			todo[id] = true
+		}
+	}
+	if !built && len(todo) == 0 {
+		if n, done, err := r.upkeepSlots(ctx, v, s, x, blocks, asOf); done || err != nil {
+			return n, false, err
 		}
 	}
 	for _, id := range v.dirty(x.marks, blocks, s) {
@@ -281,13 +287,14 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 		}
 	}
 	q := "INSERT INTO `" + stage + "`\n" + convsql.RollupQuery(v.build)
+	rv := strconv.FormatInt(time.Now().UnixNano(), 10)
 	for _, run := range monthRuns(ids) {
 		for from := run[0]; from <= run[1]; {
 			to := from
 			for i := 1; i < viewMonths && nextMonth(to) <= run[1]; i++ {
 				to = nextMonth(to)
 			}
-			args := clickhouse.Parameters{"rb_from": monthStart(from), "rb_to": monthStart(nextMonth(to)),
+			args := clickhouse.Parameters{"rb_from": monthStart(from), "rb_to": monthStart(nextMonth(to)), "slots": "[]", "rv": rv,
 				"default_margin": strconv.FormatFloat(s.margin, 'f', -1, 64)}
 			maps.Copy(args, s.args)
 			if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), q); err != nil {
@@ -297,6 +304,124 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 		}
 	}
 	return st.ReplacePartitions(ctx, stage, v.table, ids)
+}
+
+// maxSlots bounds the slots one round rewrites in place (about two months'
+// worth); a change that reaches more is folded in by recomputing its months.
+const maxSlots = 2 * 31 * 24 * 60 / slotMinutes
+
+// upkeepSlots folds new facts into v by rewriting only the 30-minute slots
+// they can change: the slots of the orders in the parts written since the
+// watermark, and of the orders the new touchpoints' customers placed within
+// the lookback after them. A slot's rows are computed whole from raw rows,
+// so a round that dies is simply done again. It declines (done false) when
+// the change is not only new rows (a mutation, a dropped partition, an
+// identity change) or reaches more than maxSlots slots: the month path then
+// folds it in. It returns the months whose slots it rewrote.
+func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x *rollupRecord, blocks warehouse.PartBlocks, asOf time.Time) (int, bool, error) {
+	grown := false
+	for _, t := range v.tables {
+		m, seen := x.marks[t]
+		if !seen || m[warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] || t != v.fact && t != v.lookback && !maps.Equal(m, blocks[t]) {
+			return 0, false, nil
+		}
+		for k := range m {
+			if _, ok := blocks[t][k]; !ok {
+				return 0, false, nil
+			}
+		}
+		grown = grown || !maps.Equal(m, blocks[t])
+	}
+	if !grown {
+		return 0, false, nil // nothing new: the month path has nothing to do either
+	}
+	st := r.opts.Store
+	orderParts, err := st.NewParts(ctx, v.fact, x.marks[v.fact])
+	if err != nil {
+		return 0, true, r.failRollup(ctx, x, err)
+	}
+	touchParts, err := st.NewParts(ctx, v.lookback, x.marks[v.lookback])
+	if err != nil {
+		return 0, true, r.failRollup(ctx, x, err)
+	}
+	slots, err := r.affectedSlots(ctx, s, orderParts, touchParts)
+	if err != nil {
+		return 0, true, r.failRollup(ctx, x, err)
+	}
+	if len(slots) > maxSlots {
+		return 0, false, nil
+	}
+	months := map[string]bool{}
+	if len(slots) > 0 {
+		if err := r.rewriteSlots(ctx, v, s, slots); err != nil {
+			return 0, true, r.failRollup(ctx, x, err)
+		}
+		if r.rollups.fault != nil {
+			if err := r.rollups.fault("slots " + v.table); err != nil {
+				return 0, true, err
+			}
+		}
+		for _, t := range slots {
+			months[t.Format("200601")] = true
+		}
+		x.generation++
+	}
+	for _, t := range v.tables {
+		x.marks[t] = maps.Clone(blocks[t])
+	}
+	x.status, x.err, x.asOf = RollupReady, "", asOf
+	if err := r.putState(ctx, x); err != nil {
+		return len(months), true, err
+	}
+	r.rollups.mu.Lock()
+	r.rollups.asOf[v.table] = asOf
+	r.rollups.slots += len(slots)
+	r.rollups.mu.Unlock()
+	return len(months), true, nil
+}
+
+// affectedSlots are the slots (sorted) whose attribution the rows of the
+// given order and touchpoint parts can change.
+func (r *Registry) affectedSlots(ctx context.Context, s viewSpec, orderParts, touchParts []string) ([]time.Time, error) {
+	rows, err := r.opts.Store.Conn.Query(ctx, convsql.RollupQuery("attribution_slots"),
+		clickhouse.Named("order_parts", orderParts), clickhouse.Named("touch_parts", touchParts),
+		clickhouse.Named("lookback_days", s.args["lookback_days"]))
+	if err != nil {
+		return nil, fmt.Errorf("slots changed: %s", chMessage(err))
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var t time.Time
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t.UTC())
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out, rows.Err()
+}
+
+// rewriteSlots writes slots' rows anew from raw rows (a newer version of
+// each), then a deleted row for each dim a slot no longer has.
+func (r *Registry) rewriteSlots(ctx context.Context, v *viewRollup, s viewSpec, slots []time.Time) error {
+	list := make([]string, len(slots))
+	for i, t := range slots {
+		list[i] = t.Format(time.DateTime)
+	}
+	args := clickhouse.Parameters{"rb_from": slots[0].Format("2006-01-02 15:04:05.000"),
+		"rb_to": slots[len(slots)-1].Add(slotMinutes * time.Minute).Format("2006-01-02 15:04:05.000"),
+		"slots": warehouse.StringArray(list), "rv": strconv.FormatInt(time.Now().UnixNano(), 10),
+		"default_margin": strconv.FormatFloat(s.margin, 'f', -1, 64)}
+	maps.Copy(args, s.args)
+	c := clickhouse.Context(ctx, clickhouse.WithParameters(args))
+	if err := r.opts.Store.Conn.Exec(c, "INSERT INTO `"+v.table+"`\n"+convsql.RollupQuery(v.build)); err != nil {
+		return fmt.Errorf("rewrite %d slots: %s", len(slots), chMessage(err))
+	}
+	if err := r.opts.Store.Conn.Exec(c, convsql.RollupQuery(v.tombstones)); err != nil {
+		return fmt.Errorf("rewrite %d slots: deleted dims: %s", len(slots), chMessage(err))
+	}
+	return nil
 }
 
 // customPath returns the SQL that answers custom metric d with args: d's own,

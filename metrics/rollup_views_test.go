@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/converge-dev/converge/metrics"
 )
 
@@ -133,4 +135,93 @@ func TestAttributionRollupResumes(t *testing.T) {
 		t.Fatalf("resumed upkeep: %d partitions, built %v; want the %d months left, nothing rebuilt", up.Partitions, up.Built, left)
 	}
 	compareViews(t, fresh, rand.New(rand.NewPCG(7, 1)), 8)
+}
+
+// TestAttributionSlotsInPlace: new orders, a touchpoint that lands after the
+// order it is attributed to (in the month before it), a re-sent order with
+// another revenue, and an order cancelled after the fact are folded into the
+// attribution rollup by rewriting only the slots they change (no month is
+// recomputed); a slot whose only order was cancelled loses its rows; and
+// every model at both levels equals raw rows afterwards. A kill after the
+// slots were written, before the watermark moved, is caught up exactly.
+func TestAttributionSlotsInPlace(t *testing.T) {
+	ctx := context.Background()
+	st, reg := smallDemo(t)
+	if _, err := reg.UpkeepRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var lone struct {
+		slot          time.Time
+		order, source string
+	}
+	// A slot with attribution rows and a single non-cancelled order.
+	if err := st.Conn.QueryRow(ctx, `SELECT s, any(order_id), any(source) FROM (
+		SELECT toStartOfInterval(ordered_at, toIntervalMinute(30), 'UTC') AS s, order_id, source FROM orders_resolved WHERE status != 'cancelled' AND customer_id != '')
+		WHERE s IN (SELECT slot FROM rollup_attribution FINAL WHERE _deleted = 0)
+		GROUP BY s HAVING count() = 1 ORDER BY s LIMIT 1`).Scan(&lone.slot, &lone.order, &lone.source); err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ customer, order string }
+	if err := st.Conn.QueryRow(ctx, `SELECT customer_id, order_id FROM orders_resolved
+		WHERE status != 'cancelled' AND customer_id != '' AND ordered_at >= '2025-06-05' AND ordered_at < '2025-07-01' ORDER BY order_id LIMIT 1`).Scan(&c.customer, &c.order); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, campaign, country, source) VALUES
+		 ('slot-1','` + c.customer + `','2026-06-02 10:10:00',50,'EUR','completed','email','','DE','shop')`,
+		`INSERT INTO touchpoints (event_id, customer_id, occurred_at, channel, campaign, kind, source) VALUES
+		 ('slot-tp1','` + c.customer + `','2025-05-31 23:00:00','paid_social','retargeting','click','web'),
+		 ('slot-tp2','` + c.customer + `','2026-06-01 08:00:00','email','newsletter','open','web')`,
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, campaign, country, source, loaded_at)
+		 SELECT order_id, customer_id, ordered_at, revenue + 77, currency, status, channel, campaign, country, source, now64(3) + 60
+		 FROM orders FINAL WHERE order_id = '` + c.order + `'`,
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, campaign, country, source, loaded_at)
+		 SELECT order_id, customer_id, ordered_at, revenue, currency, 'cancelled', channel, campaign, country, source, now64(3) + 60
+		 FROM orders FINAL WHERE order_id = '` + lone.order + `' AND source = '` + lone.source + `'`,
+	} {
+		if err := st.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("killed")
+	reg.SetRollupFault(func(step string) error {
+		if step == "slots rollup_attribution" {
+			return boom
+		}
+		return nil
+	})
+	if _, err := reg.UpkeepRollups(ctx); !errors.Is(err, boom) {
+		t.Fatalf("upkeep killed after rewriting slots: %v, want it to stop", err)
+	}
+	reg.SetRollupFault(nil)
+	up, err := reg.UpkeepRollups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Slots == 0 || up.Slots > 200 || len(up.Built) != 0 {
+		t.Fatalf("upkeep: %d slots rewritten, built %v; want the few slots the facts changed, in place", up.Slots, up.Built)
+	}
+	var live uint64
+	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM rollup_attribution FINAL WHERE slot = {s:DateTime('UTC')} AND _deleted = 0",
+		clickhouse.Named("s", lone.slot.UTC().Format(time.DateTime))).Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if live != 0 {
+		t.Errorf("slot %s: %d attribution rows after its only order was cancelled, want none", lone.slot, live)
+	}
+	compareViews(t, reg, rand.New(rand.NewPCG(9, 1)), 8)
+	// The touchpoint before an order of the month after it: June 2025's shares moved.
+	p := metrics.Params{From: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC),
+		Grain: metrics.Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{"model": "first_touch"}}
+	rolled, err := reg.Query(ctx, "roas", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := reg.Query(metrics.RawRows(ctx), "roas", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := sameAnswer("ratio", raw, rolled); diff != "" {
+		t.Errorf("roas first_touch June 2025: %s", diff)
+	}
 }

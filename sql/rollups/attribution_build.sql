@@ -1,4 +1,4 @@
--- attribution_build: the rows of rollup_attribution (sql/schema/0096) for the orders in [{rb_from}, {rb_to}), at both levels, for lookback_days, half_life_days and default_margin (package metrics, rollup_views.go: a few months per statement, into a staging table whose partitions then replace the rollup's). Each order's touches are read once; per level its path and every model's weights are what the attribution view (0084) computes: the touches sorted by (time, dim, kind, channel) as there, kept as tuples (a few months' paths at a time fit in memory), each model's credit summed per 30-minute UTC slot of the order, dim and channel.
+-- attribution_build: the rows of rollup_attribution (sql/schema/0096), version {rv}, for the orders in [{rb_from}, {rb_to}) (and, unless {slots} is empty, in those 30-minute slots only), at both levels, for lookback_days, half_life_days and default_margin (package metrics, rollup_views.go: a few months per statement into a staging table whose partitions then replace the rollup's, or a few slots straight into the rollup). Each order's touches are read once; per level its path and every model's weights are what the attribution view (0084) computes: the touches sorted by (time, dim, kind, channel) as there, kept as tuples (a few months' paths at a time fit in memory), each model's credit summed per 30-minute UTC slot of the order, dim and channel.
 WITH
     paths AS (
         SELECT c.ordered_at AS ordered_at, c.revenue AS revenue, c.margin AS margin,
@@ -15,6 +15,7 @@ WITH
             FROM orders_resolved
             WHERE status != 'cancelled' AND customer_id != ''
               AND ordered_at >= {rb_from:DateTime64(3, 'UTC')} AND ordered_at < {rb_to:DateTime64(3, 'UTC')}
+              AND (empty({slots:Array(DateTime('UTC'))}) OR has({slots:Array(DateTime('UTC'))}, toStartOfInterval(ordered_at, toIntervalMinute(30), 'UTC')))
         ) AS c ON t.customer_id = c.customer_id
         WHERE t.occurred_at <= c.ordered_at AND t.occurred_at >= c.ordered_at - toIntervalDay({lookback_days:Int64})
         GROUP BY c.source, c.order_id, c.ordered_at, c.revenue, c.margin
@@ -45,7 +46,8 @@ SELECT toStartOfInterval(ordered_at, toIntervalMinute(30), 'UTC') AS slot, lvl A
        sum(revenue * tw.6) AS revenue_w_shaped, sum(revenue * tw.7) AS revenue_time_decay,
        sum(margin * tw.2) AS gross_profit_first_touch, sum(margin * tw.3) AS gross_profit_last_touch,
        sum(margin * tw.4) AS gross_profit_linear, sum(margin * tw.5) AS gross_profit_u_shaped,
-       sum(margin * tw.6) AS gross_profit_w_shaped, sum(margin * tw.7) AS gross_profit_time_decay
+       sum(margin * tw.6) AS gross_profit_w_shaped, sum(margin * tw.7) AS gross_profit_time_decay,
+       {rv:UInt64} AS _version, toUInt8(0) AS _deleted
 FROM weighted
 ARRAY JOIN arrayZip(path, w_first, w_last, w_linear, w_u, w_w, w_decay) AS tw
 GROUP BY slot, level, dim, channel

@@ -1,4 +1,4 @@
--- attribution_rollup: the attribution view (0084) with the same parameters and columns, its order rows read from rollup_attribution instead of computed from every touchpoint; spend and the paid flag as there, from marketing_spend. Package metrics reads it in place of attribution only while the rollup is current and built for the query's lookback_days, half_life_days and default_margin, and the range and buckets start on slot boundaries; lookback_days, half_life_days and default_margin are accepted and not read.
+-- attribution_rollup: the attribution view (0084) with the same parameters and columns, its order rows read from rollup_attribution (the newest version of each slot's rows, FINAL per partition: a slot never spans two) instead of computed from every touchpoint; spend and the paid flag as there, from marketing_spend. Package metrics reads it in place of attribution only while the rollup is current and built for the query's lookback_days, half_life_days and default_margin, and the range and buckets start on slot boundaries; lookback_days, half_life_days and default_margin are accepted and not read.
 CREATE OR REPLACE VIEW attribution_rollup AS
 WITH
     toDate({from:DateTime64(3, 'UTC')}, {tz:String}) AS from_day,
@@ -12,8 +12,8 @@ WITH
                        {model:String} = 'linear', gross_profit_linear, {model:String} = 'u_shaped', gross_profit_u_shaped,
                        {model:String} = 'w_shaped', gross_profit_w_shaped, gross_profit_time_decay) AS gross_profit,
                0. AS spend
-        FROM rollup_attribution
-        WHERE level = {level:String} AND slot >= {from:DateTime64(3, 'UTC')} AND slot < {to:DateTime64(3, 'UTC')}
+        FROM rollup_attribution FINAL
+        WHERE level = {level:String} AND slot >= {from:DateTime64(3, 'UTC')} AND slot < {to:DateTime64(3, 'UTC')} AND _deleted = 0
         UNION ALL
         SELECT date, channel, if({level:String} = 'channel', channel, concat(channel, ' / ', campaign)), 0., 0., toFloat64(spend)
         FROM marketing_spend FINAL
@@ -26,3 +26,4 @@ SELECT multiIf({grain:String} = 'day', d, {grain:String} = 'week', toStartOfWeek
        dim, channel, revenue, gross_profit, spend,
        channel IN (SELECT channel FROM marketing_spend FINAL WHERE spend > 0) AS paid
 FROM rows
+SETTINGS do_not_merge_across_partitions_select_final = 1

@@ -18,9 +18,11 @@ CREATE TABLE IF NOT EXISTS rollup_attribution_local ON CLUSTER `converge`
     gross_profit_linear      Float64,
     gross_profit_u_shaped    Float64,
     gross_profit_w_shaped    Float64,
-    gross_profit_time_decay  Float64
+    gross_profit_time_decay  Float64,
+    _version                 UInt64 COMMENT 'the upkeep that wrote the row: the newest wins',
+    _deleted                 UInt8 COMMENT '1: the slot no longer has this dim and channel'
 )
-ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_attribution', '{replica}')
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_attribution', '{replica}', _version, _deleted)
 PARTITION BY toYYYYMM(slot)
 ORDER BY (level, slot, dim, channel)
 COMMENT 'attribution shares per order slot, model and level, computed as orders and touchpoints land';

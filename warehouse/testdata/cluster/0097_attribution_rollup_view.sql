@@ -14,8 +14,8 @@ WITH
                        {model:String} = 'linear', gross_profit_linear, {model:String} = 'u_shaped', gross_profit_u_shaped,
                        {model:String} = 'w_shaped', gross_profit_w_shaped, gross_profit_time_decay) AS gross_profit,
                0. AS spend
-        FROM rollup_attribution
-        WHERE level = {level:String} AND slot >= {from:DateTime64(3, 'UTC')} AND slot < {to:DateTime64(3, 'UTC')}
+        FROM rollup_attribution FINAL
+        WHERE level = {level:String} AND slot >= {from:DateTime64(3, 'UTC')} AND slot < {to:DateTime64(3, 'UTC')} AND _deleted = 0
         UNION ALL
         SELECT date, channel, if({level:String} = 'channel', channel, concat(channel, ' / ', campaign)), 0., 0., toFloat64(spend)
         FROM marketing_spend FINAL
@@ -27,4 +27,5 @@ SELECT multiIf({grain:String} = 'day', d, {grain:String} = 'week', toStartOfWeek
                addMonths(toStartOfYear(addMonths(d, -{fy_shift:Int32})), {fy_shift:Int32})) AS bucket,
        dim, channel, revenue, gross_profit, spend,
        channel IN (SELECT channel FROM marketing_spend FINAL WHERE spend > 0) AS paid
-FROM rows;
+FROM rows
+SETTINGS do_not_merge_across_partitions_select_final = 1;
