@@ -32,12 +32,15 @@ import (
 //     ReplacingMergeTree merge of an old part with a new one keeps only the
 //     newest version, so that is proven by no active part spanning blocks
 //     on both sides of the watermark (Store.PartsSince) before and after
-//     the versions are read.
+//     the versions are read. (The source ids written since need no such
+//     proof: a merge drops a version only for a newer one of the same id,
+//     which is then in a new part too.)
 //
 // What cannot be followed this way is recomputed whole: a mutation on
 // identities (identity resolution deletes the identities of records that are
 // gone, and the versions deleted, with the canonical ids they held, are no
-// longer in the table), a merge across the watermark, or a change larger
+// longer in the table), for a rollup by customer_id a merge across the
+// watermark, or a change larger
 // than identityDeltaMax source ids, which a whole recompute handles faster.
 
 // identityDeltaMax bounds the source ids followed incrementally.
@@ -63,7 +66,7 @@ func (r *Registry) identityDelta(ctx context.Context, marks, blocks map[string]i
 		return nil, nil
 	}
 	parts, pure, err := st.PartsSince(ctx, "identities", marks)
-	if err != nil || !pure {
+	if err != nil || canonicals && !pure {
 		return nil, err
 	}
 	d := &identityDelta{}
@@ -105,9 +108,11 @@ func (r *Registry) identityDelta(ctx context.Context, marks, blocks map[string]i
 	}
 	// The versions read are the ones current at the watermark only if no
 	// merge across it happened meanwhile: the parts read are still there,
-	// none spans the watermark, and no mutation ran.
+	// none spans the watermark (canonical ids only: a merge never drops the
+	// newest version of a source id, so the source ids written since are
+	// all read either way), and no mutation ran.
 	again, pure, err := st.PartsSince(ctx, "identities", marks)
-	if err != nil || !pure {
+	if err != nil || canonicals && !pure {
 		return nil, err
 	}
 	for _, p := range parts {
