@@ -325,7 +325,12 @@ func (r *Registry) upkeepOne(ctx context.Context, sp *rollupSpec, old *rollupRec
 	}
 	dirty := dirtyPartitions(sp, x.marks, blocks, ident)
 	if len(dirty) == 0 {
-		if x.status != RollupReady {
+		// An identity change that moved none of sp's facts is folded in as is.
+		folded := ident != nil && !maps.Equal(x.marks["identities"], blocks["identities"])
+		if folded {
+			x.marks["identities"] = maps.Clone(blocks["identities"])
+		}
+		if x.status != RollupReady || folded {
 			x.status, x.err, x.asOf = RollupReady, "", asOf
 			return 0, built, r.putState(ctx, x)
 		}

@@ -61,36 +61,53 @@ type identityDelta struct {
 // recomputed whole. With canonicals it also reads the canonical ids before
 // and after (see above).
 func (r *Registry) identityDelta(ctx context.Context, marks, blocks map[string]int64, canonicals bool) (*identityDelta, error) {
-	st := r.opts.Store
 	if marks == nil || marks[warehouse.MutationsKey] != blocks[warehouse.MutationsKey] {
 		return nil, nil
 	}
+	// A merge of the parts read while they are read is told by the parts
+	// listed after: read again (a few times, then recompute whole).
+	for range identityTries {
+		d, again, err := r.readIdentityDelta(ctx, marks, blocks, canonicals)
+		if !again {
+			return d, err
+		}
+	}
+	return nil, nil
+}
+
+// identityTries is how often identityDelta reads when parts merge meanwhile.
+const identityTries = 3
+
+// readIdentityDelta is one try of identityDelta: again when a part it read
+// was merged meanwhile.
+func (r *Registry) readIdentityDelta(ctx context.Context, marks, blocks map[string]int64, canonicals bool) (_ *identityDelta, again bool, _ error) {
+	st := r.opts.Store
 	parts, pure, err := st.PartsSince(ctx, "identities", marks)
 	if err != nil || canonicals && !pure {
-		return nil, err
+		return nil, false, err
 	}
 	d := &identityDelta{}
 	if len(parts) == 0 {
-		return d, nil
+		return d, false, nil
 	}
 	rows, err := st.Conn.Query(ctx, convsql.RollupQuery("identity_written"), clickhouse.Named("parts", parts))
 	if err != nil {
-		return nil, fmt.Errorf("identities written: %s", chMessage(err))
+		return nil, false, fmt.Errorf("identities written: %s", chMessage(err))
 	}
 	for rows.Next() {
 		var s, k string
 		if err := rows.Scan(&s, &k); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, false, err
 		}
 		d.srcs, d.keys = append(d.srcs, s), append(d.keys, k)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("identities written: %s", chMessage(err))
+		return nil, false, fmt.Errorf("identities written: %s", chMessage(err))
 	}
 	if len(d.keys) > identityDeltaMax {
-		return nil, nil
+		return nil, false, nil
 	}
 	if canonicals {
 		set := map[string]bool{}
@@ -101,7 +118,7 @@ func (r *Registry) identityDelta(ctx context.Context, marks, blocks map[string]i
 			return collect(ctx, st, convsql.RollupQuery("identity_canonicals"), set,
 				clickhouse.Named("srcs", srcs), clickhouse.Named("keys", keys))
 		}); err != nil {
-			return nil, fmt.Errorf("canonical ids of the identities written: %s", chMessage(err))
+			return nil, false, fmt.Errorf("canonical ids of the identities written: %s", chMessage(err))
 		}
 		d.canonicals = sortedKeys(set)
 		slices.Sort(d.canonicals)
@@ -111,23 +128,23 @@ func (r *Registry) identityDelta(ctx context.Context, marks, blocks map[string]i
 	// none spans the watermark (canonical ids only: a merge never drops the
 	// newest version of a source id, so the source ids written since are
 	// all read either way), and no mutation ran.
-	again, pure, err := st.PartsSince(ctx, "identities", marks)
+	after, pure, err := st.PartsSince(ctx, "identities", marks)
 	if err != nil || canonicals && !pure {
-		return nil, err
+		return nil, false, err
 	}
 	for _, p := range parts {
-		if _, ok := slices.BinarySearch(again, p); !ok {
-			return nil, nil
+		if _, ok := slices.BinarySearch(after, p); !ok {
+			return nil, true, nil
 		}
 	}
 	now, err := st.PartBlocks(ctx, []string{"identities"})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if now["identities"][warehouse.MutationsKey] != blocks[warehouse.MutationsKey] {
-		return nil, nil
+		return nil, false, nil
 	}
-	return d, nil
+	return d, false, nil
 }
 
 // each calls f with the source ids in chunks, as Array(String) parameter values.
