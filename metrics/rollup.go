@@ -378,9 +378,18 @@ func (r *Registry) upkeepOne(ctx context.Context, sp *rollupSpec, old *rollupRec
 			return 0, built, err
 		}
 	}
-	dirty := dirtyPartitions(sp, x.marks, blocks)
+	ident, err := r.identityPartitions(ctx, sp, x.marks, blocks)
+	if err != nil {
+		return 0, built, r.failRollup(ctx, x, err)
+	}
+	dirty := dirtyPartitions(sp, x.marks, blocks, ident)
 	if len(dirty) == 0 {
-		if x.status != RollupReady {
+		// An identity change that moved none of sp's facts is folded in as is.
+		folded := ident != nil && !maps.Equal(x.marks["identities"], blocks["identities"])
+		if folded {
+			x.marks["identities"] = maps.Clone(blocks["identities"])
+		}
+		if x.status != RollupReady || folded {
 			x.status, x.err, x.asOf = RollupReady, "", asOf
 			return 0, built, r.putState(ctx, x)
 		}
@@ -471,8 +480,9 @@ func (r *Registry) failRollup(ctx context.Context, x *rollupRecord, err error) e
 // dirtyPartitions are the fact partitions (ids, sorted) sp must recompute to
 // fold in blocks: those whose blocks moved since marks, appeared or
 // disappeared; every one when another table it reads changed and the answer
-// depends on it.
-func dirtyPartitions(sp *rollupSpec, marks warehouse.PartBlocks, blocks warehouse.PartBlocks) []string {
+// depends on it, except identities when ident (identityPartitions) names
+// the partitions their change dirties.
+func dirtyPartitions(sp *rollupSpec, marks warehouse.PartBlocks, blocks warehouse.PartBlocks, ident map[string]bool) []string {
 	set := map[string]bool{}
 	all := func() {
 		for k := range blocks[sp.fact] {
@@ -498,6 +508,12 @@ func dirtyPartitions(sp *rollupSpec, marks warehouse.PartBlocks, blocks warehous
 	}
 	for _, t := range sp.tables {
 		if t == sp.fact || !sp.identity && t == "identities" {
+			continue
+		}
+		if t == "identities" && ident != nil {
+			for id := range ident {
+				set[id] = true
+			}
 			continue
 		}
 		if !maps.Equal(marks[t], blocks[t]) {

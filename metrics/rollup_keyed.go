@@ -25,8 +25,10 @@ import (
 // key's rows (newest _version wins, a _deleted row removes one). When facts
 // land, the keys of the rows in the fact parts written since the watermark
 // are recomputed from the model, restricted to those keys, and a key's rows
-// beyond its new count are deleted; an identity merge, or a change to a
-// table without the key, rebuilds the rows whole and replaces them at once.
+// beyond its new count are deleted; an identity change recomputes the keys
+// it moves (rollup_identity.go); a change to a table without the key, or one
+// that cannot be followed by key, rebuilds the rows whole and replaces them
+// at once.
 // The measure, dimensions and time column then run over the kept rows
 // exactly as over the model's.
 
@@ -150,7 +152,18 @@ func (r *Registry) upkeepKeyed(ctx context.Context, sp *rollupSpec, old *rollupR
 			continue
 		}
 		changed = true
-		if t == "identities" || !sp.keyed[t] || x.marks[t][warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] {
+		if t == "identities" {
+			ok, err := r.identityKeys(ctx, sp, x.marks[t], blocks[t], keys)
+			if err != nil {
+				return 0, built, r.failRollup(ctx, x, err)
+			}
+			if !ok {
+				full = true
+				break
+			}
+			continue
+		}
+		if !sp.keyed[t] || x.marks[t][warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] {
 			full = true
 			break
 		}

@@ -92,7 +92,8 @@ func (a *app) loadDemo(ctx context.Context, st *warehouse.Store, cfg demo.Config
 		return err
 	}
 	ids := rep.Identity
-	fmt.Fprintf(out, "identities: %d source ids resolved into %d customers (%d in several sources)\n", ids.Identities, ids.Customers, ids.MultiSource)
+	fmt.Fprintf(out, "identities: %d source ids resolved into %d customers (%d in several sources); %d written, %d removed\n",
+		ids.Identities, ids.Customers, ids.MultiSource, ids.Changed, ids.Removed)
 	fmt.Fprintf(out, "demo %s (seed %d) loaded in %s\n", cfg.Size, cfg.Seed, rep.Took.Round(time.Millisecond))
 	// Predicted CLV for the dashboard: fitted on the whole demo, calibration end = its last day.
 	start := time.Now()

@@ -118,6 +118,9 @@ func printIdentityStats(w io.Writer, s identity.Stats, asJSON bool) error {
 	}
 	fmt.Fprintf(w, "%d source identities resolved into %d customers (%d known in several sources, largest group %d)\n",
 		s.Identities, s.Customers, s.MultiSource, s.LargestGroup)
+	if s.Changed > 0 || s.Removed > 0 {
+		fmt.Fprintf(w, "%d identities written (new or changed), %d removed\n", s.Changed, s.Removed)
+	}
 	for _, title := range []string{"by rule", "by source"} {
 		m := s.ByRule
 		if title == "by source" {

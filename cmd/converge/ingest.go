@@ -123,8 +123,8 @@ is idempotent.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "identities: %d source ids resolved into %d customers (%d in several sources)\n",
-					ids.Identities, ids.Customers, ids.MultiSource)
+				fmt.Fprintf(cmd.ErrOrStderr(), "identities: %d source ids resolved into %d customers (%d in several sources); %d written, %d removed\n",
+					ids.Identities, ids.Customers, ids.MultiSource, ids.Changed, ids.Removed)
 			}
 			return ingestFailure(failed, len(args))
 		},

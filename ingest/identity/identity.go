@@ -63,11 +63,17 @@ type Stats struct {
 	ByRule       map[string]int `json:"by_rule"`
 	BySource     map[string]int `json:"by_source"`
 	LargestGroup int            `json:"largest_group"`
-	Seconds      float64        `json:"seconds"`
+	// Changed counts the identities this resolution wrote (new ones and those
+	// whose customer or rule changed), Removed those it deleted (their record
+	// is gone); both 0 when nothing changed.
+	Changed int     `json:"changed"`
+	Removed int     `json:"removed"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Resolve reads every customer record and explicit link, groups them and
-// writes the identities table. It returns what matched how.
+// brings the identities table to the result, writing only the identities
+// that changed. It returns what matched how.
 func Resolve(ctx context.Context, st *warehouse.Store, rules Rules) (Stats, error) {
 	start := time.Now()
 	if rules.DefaultCountry == "" {
@@ -82,10 +88,12 @@ func Resolve(ctx context.Context, st *warehouse.Store, rules Rules) (Stats, erro
 		return Stats{}, err
 	}
 	res := resolve(members, links, rules)
-	if err := write(ctx, st, res); err != nil {
+	w, err := write(ctx, st, res)
+	if err != nil {
 		return Stats{}, err
 	}
 	s := res.stats()
+	s.Changed, s.Removed = w.changed, w.removed
 	s.Seconds = time.Since(start).Seconds()
 	return s, nil
 }
@@ -338,37 +346,115 @@ func resolve(members []member, links [][2]Node, rules Rules) *result {
 	return res
 }
 
-// write replaces the identities table's content with the resolution: every
-// node gets a new version; nodes that no longer exist are removed.
-func write(ctx context.Context, st *warehouse.Store, r *result) error {
-	runAt := time.Now().UTC()
-	w, err := st.NewBatchWriter("identities", []string{"source", "source_key", "customer_id", "rule", "matched_at"}, 100_000)
-	if err != nil {
-		return err
-	}
+// writeChunk bounds the keys one removal statement binds.
+const writeChunk = 50_000
+
+// written is what write changed in the identities table.
+type written struct{ changed, removed int }
+
+// write brings the identities table to the resolution, writing only what
+// changed: a node that is new, or whose customer_id or rule differs from its
+// current identity, gets a new version; the identities of nodes that no
+// longer exist are deleted (one mutation restricted to their keys). A
+// resolution that changes nothing writes nothing, so the table's parts and
+// mutations, and with them every rollup that reads identities, stay as they
+// are. The current identities are read in key order and merged with the
+// resolution's sorted nodes, so memory holds the resolution, not a second
+// copy of the table.
+func write(ctx context.Context, st *warehouse.Store, r *result) (written, error) {
+	var out written
 	nodes := make([]Node, 0, len(r.canonical))
 	for n := range r.canonical {
 		nodes = append(nodes, n)
 	}
-	sort.Slice(nodes, func(i, j int) bool {
-		return nodes[i].Source < nodes[j].Source || nodes[i].Source == nodes[j].Source && nodes[i].Key < nodes[j].Key
-	})
-	for _, n := range nodes {
-		if err := w.Append(ctx, n.Source, n.Key, r.canonical[n], r.rule[n], runAt); err != nil {
-			w.Abort()
-			return fmt.Errorf("identity: write identities: %w", err)
+	sort.Slice(nodes, func(i, j int) bool { return nodeLess(nodes[i], nodes[j]) })
+
+	rows, err := st.Conn.Query(ctx, "SELECT source, source_key, customer_id, rule, matched_at FROM identities FINAL ORDER BY source, source_key")
+	if err != nil {
+		return out, fmt.Errorf("identity: read identities: %w", err)
+	}
+	var (
+		put    []Node // new or changed, in key order
+		gone   []Node // identities of nodes that no longer exist
+		latest time.Time
+		i      int
+	)
+	for rows.Next() {
+		var cur Node
+		var customer, rule string
+		var at time.Time
+		if err := rows.Scan(&cur.Source, &cur.Key, &customer, &rule, &at); err != nil {
+			rows.Close()
+			return out, fmt.Errorf("identity: read identities: %w", err)
 		}
+		if at.After(latest) {
+			latest = at
+		}
+		for i < len(nodes) && nodeLess(nodes[i], cur) {
+			put = append(put, nodes[i]) // not identified yet
+			i++
+		}
+		if i < len(nodes) && nodes[i] == cur {
+			if r.canonical[cur] != customer || r.rule[cur] != rule {
+				put = append(put, cur)
+			}
+			i++
+			continue
+		}
+		gone = append(gone, cur)
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("identity: write identities: %w", err)
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("identity: read identities: %w", err)
 	}
-	// Identities of records that are gone keep an older version: drop them
+	put = append(put, nodes[i:]...)
+
+	if len(put) > 0 {
+		// The new versions must win over every current one (ReplacingMergeTree
+		// keeps the newest matched_at), also when the clock went back.
+		runAt := time.Now().UTC()
+		if !runAt.After(latest) {
+			runAt = latest.Add(time.Millisecond)
+		}
+		w, err := st.NewBatchWriter("identities", []string{"source", "source_key", "customer_id", "rule", "matched_at"}, 100_000)
+		if err != nil {
+			return out, err
+		}
+		for _, n := range put {
+			if err := w.Append(ctx, n.Source, n.Key, r.canonical[n], r.rule[n], runAt); err != nil {
+				w.Abort()
+				return out, fmt.Errorf("identity: write identities: %w", err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return out, fmt.Errorf("identity: write identities: %w", err)
+		}
+		out.changed = len(put)
+	}
+	// Identities of records that are gone: drop every version of their keys
 	// (on a cluster, from the shards' tables: MutationTarget).
-	if err := st.Conn.Exec(ctx, "ALTER TABLE "+st.MutationTarget("identities")+" DELETE WHERE matched_at < {at:DateTime64(3, 'UTC')} SETTINGS mutations_sync = 2",
-		clickhouse.Named("at", runAt.Format("2006-01-02 15:04:05.000"))); err != nil {
-		return fmt.Errorf("identity: remove stale identities: %w", err)
+	for len(gone) > 0 {
+		chunk := gone[:min(len(gone), writeChunk)]
+		gone = gone[len(chunk):]
+		srcs, keys := make([]string, len(chunk)), make([]string, len(chunk))
+		for j, n := range chunk {
+			srcs[j], keys[j] = n.Source, n.Key
+		}
+		q := "ALTER TABLE " + st.MutationTarget("identities") + " DELETE WHERE (source, source_key) IN" +
+			" (SELECT tupleElement(t, 1), tupleElement(t, 2) FROM (SELECT arrayJoin(arrayZip({srcs:Array(String)}, {keys:Array(String)})) AS t))" +
+			" SETTINGS mutations_sync = 2"
+		if err := st.Conn.Exec(ctx, q, clickhouse.Named("srcs", warehouse.StringArray(srcs)), clickhouse.Named("keys", warehouse.StringArray(keys))); err != nil {
+			return out, fmt.Errorf("identity: remove %d identities of records that are gone: %w", len(chunk), err)
+		}
+		out.removed += len(chunk)
 	}
-	return nil
+	return out, nil
+}
+
+// nodeLess orders nodes by source, then key, bytewise: the order of the
+// identities table's sorting key.
+func nodeLess(a, b Node) bool {
+	return a.Source < b.Source || a.Source == b.Source && a.Key < b.Key
 }
 
 // NormalizeEmail trims and lower-cases an address; anything without a single

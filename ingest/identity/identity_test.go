@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
+	"github.com/converge-dev/converge/warehouse"
 	"github.com/converge-dev/converge/warehouse/whtest"
 )
 
@@ -131,7 +133,10 @@ func TestResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again.Seconds, stats.Seconds = 0, 0
+	if again.Changed != 0 || again.Removed != 0 || stats.Changed != len(want) {
+		t.Fatalf("first resolution wrote %d, second wrote %d and removed %d; want %d, 0, 0", stats.Changed, again.Changed, again.Removed, len(want))
+	}
+	again.Seconds, stats.Seconds, stats.Changed = 0, 0, 0
 	if !reflect.DeepEqual(again, stats) {
 		t.Fatalf("second resolution differs: %+v vs %+v", again, stats)
 	}
@@ -152,5 +157,136 @@ func TestAnchorEarliestWithoutPriority(t *testing.T) {
 	want := map[Node]string{{"shop", "C1"}: "C1", {"crm", "crm-1"}: "C1", {"crm", "crm-2"}: "crm-2", {"shop", "C2"}: "crm-2", {"helpdesk", "hd-1"}: "C1"}
 	if !reflect.DeepEqual(res.canonical, want) {
 		t.Fatalf("canonical ids %v, want %v", res.canonical, want)
+	}
+}
+
+// identityMap is the identities table deduplicated: "source:key" → customer rule.
+func identityMap(t *testing.T, st *warehouse.Store) map[string]string {
+	t.Helper()
+	rows, err := st.Conn.Query(context.Background(), "SELECT source, source_key, customer_id, rule FROM identities FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var s, k, c, r string
+		if err := rows.Scan(&s, &k, &c, &r); err != nil {
+			t.Fatal(err)
+		}
+		out[s+":"+k] = c + " " + r
+	}
+	return out
+}
+
+// lastWritten are the identities (source:key, sorted) of the newest version
+// in the table: the rows the last resolution that wrote any wrote.
+func lastWritten(t *testing.T, st *warehouse.Store) []string {
+	t.Helper()
+	rows, err := st.Conn.Query(context.Background(), "SELECT concat(source, ':', source_key) FROM identities WHERE matched_at = (SELECT max(matched_at) FROM identities)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func identityBlocks(t *testing.T, st *warehouse.Store) map[string]int64 {
+	t.Helper()
+	b, err := st.PartBlocks(context.Background(), []string{"identities"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b["identities"]
+}
+
+// TestIdentityWritesOnlyChanges: a resolution writes the identities that
+// changed and nothing else: none at all (no part, no mutation) when nothing
+// changed; the moved identities when a new record joins two people; one
+// removal, and no new version, when a record goes away.
+func TestIdentityWritesOnlyChanges(t *testing.T) {
+	st := whtest.Store(t)
+	ctx := context.Background()
+	rules := Rules{SourcePriority: []string{"shop"}}
+	exec(t, st.Conn, `INSERT INTO customers (customer_id, email, phone, first_seen_at, country, source) VALUES
+		('C1', 'ann@example.com', '', '2024-01-01 00:00:00', 'DE', 'shop'),
+		('C2', 'bob@example.com', '+49 151 2222 2222', '2024-02-01 00:00:00', 'DE', 'shop'),
+		('crm-2', 'bob@example.com', '', '2024-03-01 00:00:00', 'DE', 'crm'),
+		('crm-5', 'eve@example.com', '', '2024-03-02 00:00:00', 'DE', 'crm'),
+		('crm-6', 'zoe@example.com', '', '2024-03-03 00:00:00', 'DE', 'crm')`)
+	first, err := Resolve(ctx, st, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Changed != 5 || first.Removed != 0 {
+		t.Fatalf("first resolution wrote %d, removed %d; want 5, 0", first.Changed, first.Removed)
+	}
+
+	// Nothing changed: no part, no mutation, the same identities.
+	before, ids := identityBlocks(t, st), identityMap(t, st)
+	again, err := Resolve(ctx, st, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Changed != 0 || again.Removed != 0 {
+		t.Fatalf("unchanged resolution wrote %d, removed %d", again.Changed, again.Removed)
+	}
+	if after := identityBlocks(t, st); !reflect.DeepEqual(after, before) {
+		t.Fatalf("unchanged resolution touched identities: blocks %v, were %v", after, before)
+	}
+	if got := identityMap(t, st); !reflect.DeepEqual(got, ids) {
+		t.Fatalf("identities %v, were %v", got, ids)
+	}
+
+	// A help-desk record with ann's e-mail and bob's phone makes them one
+	// person: bob's identities move to C1, the new record joins; ann's stay.
+	exec(t, st.Conn, `INSERT INTO customers (customer_id, email, phone, first_seen_at, country, source) VALUES
+		('hd-1', 'ann@example.com', '0151 2222 2222', '2024-04-01 00:00:00', 'DE', 'helpdesk')`)
+	merged, err := Resolve(ctx, st, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.Changed != 3 || merged.Removed != 0 {
+		t.Fatalf("merge wrote %d, removed %d; want 3 (shop:C2, crm:crm-2, helpdesk:hd-1), 0", merged.Changed, merged.Removed)
+	}
+	if got, want := lastWritten(t, st), []string{"crm:crm-2", "helpdesk:hd-1", "shop:C2"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("merge wrote %v, want %v", got, want)
+	}
+	ids = identityMap(t, st)
+	want := map[string]string{"shop:C1": "C1 source_id", "helpdesk:hd-1": "C1 email", "shop:C2": "C1 phone", "crm:crm-2": "C1 email",
+		"crm:crm-5": "crm-5 source_id", "crm:crm-6": "crm-6 source_id"}
+	if !reflect.DeepEqual(ids, want) {
+		t.Fatalf("after the merge:\n got %v\nwant %v", ids, want)
+	}
+
+	// A record that goes away loses its identity; nothing else is written.
+	muts := identityBlocks(t, st)[warehouse.MutationsKey]
+	exec(t, st.Conn, `ALTER TABLE customers DELETE WHERE source = 'crm' AND customer_id = 'crm-6' SETTINGS mutations_sync = 2`)
+	gone, err := Resolve(ctx, st, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone.Changed != 0 || gone.Removed != 1 {
+		t.Fatalf("removal wrote %d, removed %d; want 0, 1", gone.Changed, gone.Removed)
+	}
+	if got := identityBlocks(t, st)[warehouse.MutationsKey]; got != muts+1 {
+		t.Fatalf("identities have %d mutations, want %d (one removal)", got, muts+1)
+	}
+	delete(want, "crm:crm-6")
+	if got := identityMap(t, st); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the removal:\n got %v\nwant %v", got, want)
+	}
+	var versions uint64
+	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM identities WHERE source_key = 'crm-6'").Scan(&versions); err != nil || versions != 0 {
+		t.Fatalf("versions of the removed identity: %d (%v), want 0", versions, err)
 	}
 }
