@@ -94,8 +94,12 @@ func TestRollupIdentityChanges(t *testing.T) {
 	if n := newestRows(t, st, "rollup_new_customers"); n == 0 || n > 4 || keyedRows < 100 {
 		t.Fatalf("rollup_new_customers: %d of %d rows rewritten by the merge; want the moved customers' (1 to 4)", n, keyedRows)
 	}
+	if up.Slots == 0 {
+		t.Fatalf("upkeep after the merge: %+v; want the moved customers' attribution slots rewritten in place", up)
+	}
 	wholeRange(t, reg)
 	compareAll(t, reg, rng, 2)
+	compareViews(t, reg, rng, 4)
 
 	// Another merge, whose old versions a merge of the identities' parts
 	// drops before the upkeep runs: the old canonical ids cannot be read, so
@@ -136,6 +140,7 @@ func TestRollupIdentityChanges(t *testing.T) {
 	}
 	wholeRange(t, reg)
 	compareAll(t, reg, rng, 1)
+	compareViews(t, reg, rng, 3)
 }
 
 // twoCustomers are the source ids of two customers with non-cancelled orders

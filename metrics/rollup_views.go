@@ -312,17 +312,31 @@ const maxSlots = 2 * 31 * 24 * 60 / slotMinutes
 
 // upkeepSlots folds new facts into v by rewriting only the 30-minute slots
 // they can change: the slots of the orders in the parts written since the
-// watermark, and of the orders the new touchpoints' customers placed within
-// the lookback after them. A slot's rows are computed whole from raw rows,
+// watermark, of the orders the new touchpoints' customers placed within the
+// lookback after them, and of every order of the customers an identity
+// change moved facts from or to (rollup_identity.go). A slot's rows are computed whole from raw rows,
 // so a round that dies is simply done again. It declines (done false) when
 // the change is not only new rows (a mutation, a dropped partition, an
-// identity change) or reaches more than maxSlots slots: the month path then
+// identity change it cannot follow) or reaches more than maxSlots slots: the month path then
 // folds it in. It returns the months whose slots it rewrote.
 func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x *rollupRecord, blocks warehouse.PartBlocks, asOf time.Time) (int, bool, error) {
 	grown := false
+	var moved []string // canonical customers an identity change moved facts from or to
 	for _, t := range v.tables {
 		m, seen := x.marks[t]
-		if !seen || m[warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] || t != v.fact && t != v.lookback && !maps.Equal(m, blocks[t]) {
+		if !seen || m[warehouse.MutationsKey] != blocks[t][warehouse.MutationsKey] {
+			return 0, false, nil
+		}
+		if t == "identities" && !maps.Equal(m, blocks[t]) {
+			d, err := r.identityDelta(ctx, m, blocks[t], true)
+			if err != nil {
+				return 0, true, r.failRollup(ctx, x, err)
+			}
+			if d == nil {
+				return 0, false, nil
+			}
+			moved = d.canonicals
+		} else if t != v.fact && t != v.lookback && !maps.Equal(m, blocks[t]) {
 			return 0, false, nil
 		}
 		for k := range m {
@@ -344,7 +358,7 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 	if err != nil {
 		return 0, true, r.failRollup(ctx, x, err)
 	}
-	slots, err := r.affectedSlots(ctx, s, orderParts, touchParts)
+	slots, err := r.affectedSlots(ctx, s, orderParts, touchParts, moved)
 	if err != nil {
 		return 0, true, r.failRollup(ctx, x, err)
 	}
@@ -381,25 +395,45 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 }
 
 // affectedSlots are the slots (sorted) whose attribution the rows of the
-// given order and touchpoint parts can change.
-func (r *Registry) affectedSlots(ctx context.Context, s viewSpec, orderParts, touchParts []string) ([]time.Time, error) {
-	rows, err := r.opts.Store.Conn.Query(ctx, convsql.RollupQuery("attribution_slots"),
-		clickhouse.Named("order_parts", orderParts), clickhouse.Named("touch_parts", touchParts),
-		clickhouse.Named("lookback_days", s.args["lookback_days"]))
-	if err != nil {
-		return nil, fmt.Errorf("slots changed: %s", chMessage(err))
+// given order and touchpoint parts can change, and, when an identity change
+// moved facts between the canonical customers moved, every slot holding an
+// order of theirs (their paths may gain or lose touches at any time).
+func (r *Registry) affectedSlots(ctx context.Context, s viewSpec, orderParts, touchParts, moved []string) ([]time.Time, error) {
+	set := map[time.Time]bool{}
+	read := func(q string, args ...any) error {
+		rows, err := r.opts.Store.Conn.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("slots changed: %s", chMessage(err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t time.Time
+			if err := rows.Scan(&t); err != nil {
+				return err
+			}
+			set[t.UTC()] = true
+		}
+		return rows.Err()
 	}
-	defer rows.Close()
-	var out []time.Time
-	for rows.Next() {
-		var t time.Time
-		if err := rows.Scan(&t); err != nil {
+	if err := read(convsql.RollupQuery("attribution_slots"), clickhouse.Named("order_parts", orderParts),
+		clickhouse.Named("touch_parts", touchParts), clickhouse.Named("lookback_days", s.args["lookback_days"])); err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(moved); i += identityChunk {
+		if err := read(convsql.RollupQuery("attribution_customer_slots"),
+			clickhouse.Named("customers", moved[i:min(len(moved), i+identityChunk)])); err != nil {
 			return nil, err
 		}
-		out = append(out, t.UTC())
+		if len(set) > maxSlots {
+			break // the months are recomputed instead
+		}
+	}
+	out := make([]time.Time, 0, len(set))
+	for t := range set {
+		out = append(out, t)
 	}
 	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
-	return out, rows.Err()
+	return out, nil
 }
 
 // rewriteSlots writes slots' rows anew from raw rows (a newer version of

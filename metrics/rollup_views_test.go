@@ -84,8 +84,8 @@ func compareViews(t *testing.T, reg *metrics.Registry, rng *rand.Rand, n int) {
 	}
 }
 
-// TestAttributionRollupResumes: an identity merge dirties every month of the
-// attribution rollup; an upkeep killed in its second chunk of months leaves
+// TestAttributionRollupResumes: a mutation of the touchpoints dirties every
+// month of the attribution rollup; an upkeep killed in its second chunk of months leaves
 // the rollup exact for what it holds and the months left listed, and the next
 // round (another registry, as after a restart) recomputes only those, after
 // which every model at both levels equals raw rows again.
@@ -102,10 +102,10 @@ func TestAttributionRollupResumes(t *testing.T) {
 	if months <= 24 {
 		t.Fatalf("the demo's orders span %d months: too few for a second chunk", months)
 	}
-	// Two customers become one: every month's paths may change.
-	if err := st.Conn.Exec(ctx, `INSERT INTO identities (source, source_key, customer_id, rule, matched_at)
-		SELECT source, source_key, (SELECT min(customer_id) FROM orders WHERE customer_id != ''), 'email', now64(3) + 60
-		FROM identities FINAL WHERE customer_id = (SELECT max(customer_id) FROM orders WHERE customer_id != '')`); err != nil {
+	// A touchpoint deleted by a mutation: which paths it was on is no longer
+	// known, so every month is recomputed.
+	if err := st.Conn.Exec(ctx, `ALTER TABLE touchpoints DELETE WHERE event_id = (SELECT min(event_id) FROM touchpoints WHERE customer_id != '')
+		SETTINGS mutations_sync = 2`); err != nil {
 		t.Fatal(err)
 	}
 	// Killed after the second chunk's partitions are replaced, before its

@@ -1,0 +1,8 @@
+-- attribution_customer_slots: the 30-minute slots of every order of the given canonical customers, through any source id any version of identities gives them (package metrics, rollup_views.go: the slots of the attribution rollup an identity change moving facts between these customers can change; a superset is only more work).
+SELECT DISTINCT toStartOfInterval(ordered_at, toIntervalMinute(30), 'UTC') AS s
+FROM orders
+WHERE customer_id IN (
+    SELECT arrayJoin({customers:Array(String)})
+    UNION ALL
+    SELECT source_key FROM identities WHERE customer_id IN {customers:Array(String)}
+)
