@@ -354,9 +354,15 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 	if err != nil {
 		return 0, true, r.failRollup(ctx, x, err)
 	}
-	touchParts, err := st.NewParts(ctx, v.lookback, x.marks[v.lookback])
+	// A re-sent touchpoint may have moved to another customer: the slots of the
+	// one it left are found through its older version, which only parts from
+	// before the watermark hold (unless a merge spanned it: then the months).
+	touchParts, pure, err := st.PartsSince(ctx, v.lookback, x.marks[v.lookback])
 	if err != nil {
 		return 0, true, r.failRollup(ctx, x, err)
+	}
+	if !pure {
+		return 0, false, nil
 	}
 	slots, err := r.affectedSlots(ctx, s, orderParts, touchParts, moved)
 	if err != nil {
@@ -448,7 +454,9 @@ func (r *Registry) rewriteSlots(ctx context.Context, v *viewRollup, s viewSpec, 
 		"slots": warehouse.StringArray(list), "rv": strconv.FormatInt(time.Now().UnixNano(), 10),
 		"default_margin": strconv.FormatFloat(s.margin, 'f', -1, 64)}
 	maps.Copy(args, s.args)
-	c := clickhouse.Context(ctx, clickhouse.WithParameters(args))
+	// One thread: a few slots' rows are small work, and the other core stays with
+	// the events being acknowledged and the metrics' lane.
+	c := clickhouse.Context(ctx, clickhouse.WithParameters(args), clickhouse.WithSettings(clickhouse.Settings{"max_threads": 1}))
 	if err := r.opts.Store.Conn.Exec(c, "INSERT INTO `"+v.table+"`\n"+convsql.RollupQuery(v.build)); err != nil {
 		return fmt.Errorf("rewrite %d slots: %s", len(slots), chMessage(err))
 	}

@@ -139,7 +139,8 @@ func TestAttributionRollupResumes(t *testing.T) {
 
 // TestAttributionSlotsInPlace: new orders, a touchpoint that lands after the
 // order it is attributed to (in the month before it), a re-sent order with
-// another revenue, and an order cancelled after the fact are folded into the
+// another revenue, an order cancelled after the fact, and a touchpoint re-sent
+// as another customer's are folded into the
 // attribution rollup by rewriting only the slots they change (no month is
 // recomputed); a slot whose only order was cancelled loses its rows; and
 // every model at both levels equals raw rows afterwards. A kill after the
@@ -166,6 +167,20 @@ func TestAttributionSlotsInPlace(t *testing.T) {
 		WHERE status != 'cancelled' AND customer_id != '' AND ordered_at >= '2025-06-05' AND ordered_at < '2025-07-01' ORDER BY order_id LIMIT 1`).Scan(&c.customer, &c.order); err != nil {
 		t.Fatal(err)
 	}
+	// An August 2025 order with touchpoints of several channels in its
+	// lookback, the earliest of a paid channel (ROI shows paid channels only);
+	// that one will be re-sent as another customer's.
+	var m struct{ event, source string }
+	if err := st.Conn.QueryRow(ctx, `SELECT argMin(t.event_id, t.occurred_at), argMin(t.source, t.occurred_at)
+		FROM orders_resolved AS o INNER JOIN touchpoints_resolved AS t ON t.customer_id = o.customer_id
+		WHERE o.status != 'cancelled' AND o.customer_id NOT IN ('', {c:String}) AND o.ordered_at >= '2025-08-01' AND o.ordered_at < '2025-09-01'
+		  AND t.occurred_at <= o.ordered_at AND t.occurred_at >= o.ordered_at - INTERVAL 30 DAY
+		GROUP BY o.customer_id, o.order_id
+		HAVING uniqExact(t.channel) > 1 AND argMin(t.channel, t.occurred_at) IN (SELECT channel FROM marketing_spend WHERE spend > 0)
+		ORDER BY o.order_id LIMIT 1`,
+		clickhouse.Named("c", c.customer)).Scan(&m.event, &m.source); err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []string{
 		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, campaign, country, source) VALUES
 		 ('slot-1','` + c.customer + `','2026-06-02 10:10:00',50,'EUR','completed','email','','DE','shop')`,
@@ -178,6 +193,10 @@ func TestAttributionSlotsInPlace(t *testing.T) {
 		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, status, channel, campaign, country, source, loaded_at)
 		 SELECT order_id, customer_id, ordered_at, revenue, currency, 'cancelled', channel, campaign, country, source, now64(3) + 60
 		 FROM orders FINAL WHERE order_id = '` + lone.order + `' AND source = '` + lone.source + `'`,
+		// a touchpoint re-sent as another customer's: the order it left loses it
+		`INSERT INTO touchpoints (event_id, customer_id, anonymous_id, occurred_at, channel, campaign, kind, source, loaded_at)
+		 SELECT event_id, 'zz-moved', anonymous_id, occurred_at, channel, campaign, kind, source, now64(3) + 60
+		 FROM touchpoints FINAL WHERE event_id = '` + m.event + `' AND source = '` + m.source + `'`,
 	} {
 		if err := st.Conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -210,18 +229,21 @@ func TestAttributionSlotsInPlace(t *testing.T) {
 		t.Errorf("slot %s: %d attribution rows after its only order was cancelled, want none", lone.slot, live)
 	}
 	compareViews(t, reg, rand.New(rand.NewPCG(9, 1)), 8)
-	// The touchpoint before an order of the month after it: June 2025's shares moved.
-	p := metrics.Params{From: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC),
-		Grain: metrics.Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{"model": "first_touch"}}
-	rolled, err := reg.Query(ctx, "roas", p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := reg.Query(metrics.RawRows(ctx), "roas", p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := sameAnswer("ratio", raw, rolled); diff != "" {
-		t.Errorf("roas first_touch June 2025: %s", diff)
+	// The touchpoint before an order of the month after it (June), and the one
+	// that left its order (August): their shares moved.
+	for _, model := range []string{"first_touch", "linear"} {
+		p := metrics.Params{From: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC),
+			Grain: metrics.Day, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January, Args: map[string]string{"model": model, "level": "campaign"}}
+		rolled, err := reg.Query(ctx, "marketing_roi", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := reg.Query(metrics.RawRows(ctx), "marketing_roi", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := sameAnswer("ratio", raw, rolled); diff != "" {
+			t.Errorf("marketing_roi %s June to August 2025 by day: %s", model, diff)
+		}
 	}
 }

@@ -1,8 +1,12 @@
--- attribution_slots: the 30-minute slots whose attribution rows the facts in the given parts can change (package metrics, rollup_views.go): those of the orders in {order_parts}, and those of the orders that the customers of the touchpoints in {touch_parts} placed within lookback_days after the earliest of them (every source id of each such customer; a superset is only more work).
+-- attribution_slots: the 30-minute slots whose attribution rows the facts in the given parts can change (package metrics, rollup_views.go): those of the orders in {order_parts}, and those of the orders that the customers of the touchpoints in {touch_parts} (in any version of them: a re-sent touchpoint may have left a customer) placed within lookback_days after the earliest of them (every source id of each such customer; a superset is only more work).
 WITH
     touched AS (
         SELECT if(m.canonical = '', t.customer_id, m.canonical) AS k
-        FROM (SELECT DISTINCT source, customer_id FROM touchpoints WHERE _part IN {touch_parts:Array(String)} AND customer_id != '') AS t
+        FROM (
+            SELECT DISTINCT source, customer_id FROM touchpoints
+            WHERE (source, event_id) IN (SELECT source, event_id FROM touchpoints WHERE _part IN {touch_parts:Array(String)})
+              AND customer_id != ''
+        ) AS t
         LEFT JOIN identity_map AS m ON t.source = m.source AND t.customer_id = m.source_key
     ),
     ids AS (
