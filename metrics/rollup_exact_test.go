@@ -72,6 +72,7 @@ func TestRollupsExact(t *testing.T) {
 	if up.Partitions == 0 || len(up.Built) != 0 {
 		t.Fatalf("upkeep after new facts: %d partitions, built %v; want partitions recomputed, nothing rebuilt", up.Partitions, up.Built)
 	}
+	wholeRange(t, reg)
 	compareAll(t, reg, rng, 3)
 	compareViews(t, reg, rng, 6)
 
@@ -309,6 +310,13 @@ func mutate(t *testing.T, st *warehouse.Store) {
 		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, refund, status, channel, campaign, country, source, loaded_at)
 		 SELECT order_id, customer_id, ordered_at, revenue, currency, 0, status, channel, campaign, country, source, now64(3) + 60
 		 FROM orders FINAL WHERE refund != 0 AND status != 'cancelled' ORDER BY order_id LIMIT 3`,
+		// an order re-sent as another customer's: the customer it left (with
+		// orders in other months) has a later first order now
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, cost, refund, status, channel, campaign, country, source, loaded_at)
+		 SELECT order_id, 'c-moved', ordered_at, revenue, currency, cost, refund, status, channel, campaign, country, source, now64(3) + 60
+		 FROM orders FINAL WHERE (source, order_id) = (
+		     SELECT argMin((source, order_id), ordered_at) FROM orders FINAL WHERE status != 'cancelled' AND customer_id NOT IN ('', '` + some.customer + `', '` + some.other + `')
+		     GROUP BY customer_id HAVING uniqExact(toYYYYMM(ordered_at)) > 2 ORDER BY customer_id LIMIT 1)`,
 		// identity merge: the other customer's source id now resolves to the first one
 		`INSERT INTO identities (source, source_key, customer_id, rule, matched_at)
 		 SELECT source, source_key, '` + some.customer + `', 'email', now64(3) + 60 FROM identities FINAL WHERE customer_id = '` + some.other + `'`,

@@ -388,6 +388,9 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 	}
 	for _, t := range v.tables {
 		x.marks[t] = maps.Clone(blocks[t])
+		if x.marks[t] == nil {
+			x.marks[t] = map[string]int64{}
+		}
 	}
 	x.status, x.err, x.asOf = RollupReady, "", asOf
 	if err := r.putState(ctx, x); err != nil {
