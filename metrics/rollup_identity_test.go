@@ -8,11 +8,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/converge-dev/converge/ingest/demo"
 	"github.com/converge-dev/converge/ingest/identity"
 	"github.com/converge-dev/converge/metrics"
 	"github.com/converge-dev/converge/warehouse"
-	"github.com/converge-dev/converge/warehouse/whtest"
 )
 
 // TestRollupIdentityChanges: identity resolution that merges two customers
@@ -27,20 +25,13 @@ import (
 // equal raw rows.
 func TestRollupIdentityChanges(t *testing.T) {
 	ctx := context.Background()
-	st := whtest.Store(t)
-	if _, err := demo.Load(ctx, st, demo.Config{Size: demo.Small, Seed: whtest.DemoSeed, End: whtest.DemoEnd}, demo.LoadOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	st, reg := smallDemo(t)
 	// A merged customer record with orders of its own (removed at the end).
 	gone := mergedMember(t, st)
 	if err := st.Conn.Exec(ctx, `INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, cost, status, channel, campaign, country, source) VALUES
 		('zz-o1', {k:String}, '2024-08-03 10:00:00', 70, 'EUR', 30, 'completed', 'email', '', 'DE', {s:String}),
 		('zz-o2', {k:String}, '2025-05-17 18:30:00', 25, 'EUR', 10, 'completed', 'ads', 'spring', 'DE', {s:String})`,
 		clickhouse.Named("s", gone.Source), clickhouse.Named("k", gone.Key)); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := metrics.New(ctx, metrics.Options{Store: st, CacheTTL: -1})
-	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reg.UpkeepRollups(ctx); err != nil {

@@ -93,24 +93,27 @@ func (r *Registry) upkeepLane(ctx context.Context, lane int) (UpkeepStats, error
 		return st, fmt.Errorf("rollups: %w", err)
 	}
 	var errs []error
-	for _, sp := range specs {
+	tally := func(table string, n int, built bool, err error) {
 		st.Rollups++
+		st.Partitions += n
+		if built {
+			st.Built = append(st.Built, table)
+		}
+		if err != nil {
+			st.Failed = append(st.Failed, table)
+			errs = append(errs, err)
+		}
+	}
+	for _, sp := range specs {
+		if ctx.Err() != nil {
+			break
+		}
 		upkeep := r.upkeepOne
 		if sp.key != "" {
 			upkeep = r.upkeepKeyed
 		}
 		n, built, err := upkeep(ctx, sp, states[sp.table], blocks, asOf)
-		st.Partitions += n
-		if built {
-			st.Built = append(st.Built, sp.table)
-		}
-		if err != nil {
-			st.Failed = append(st.Failed, sp.table)
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
+		tally(sp.table, n, built, err)
 	}
 	r.rollups.mu.Lock()
 	slotsBefore := r.rollups.slots
@@ -119,16 +122,8 @@ func (r *Registry) upkeepLane(ctx context.Context, lane int) (UpkeepStats, error
 		if ctx.Err() != nil {
 			break
 		}
-		st.Rollups++
 		n, built, err := r.upkeepView(ctx, v, states[v.table], blocks, asOf)
-		st.Partitions += n
-		if built {
-			st.Built = append(st.Built, v.table)
-		}
-		if err != nil {
-			st.Failed = append(st.Failed, v.table)
-			errs = append(errs, err)
-		}
+		tally(v.table, n, built, err)
 	}
 	r.rollups.mu.Lock()
 	st.Slots = r.rollups.slots - slotsBefore

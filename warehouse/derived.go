@@ -213,27 +213,6 @@ func PartitionID(key string) string {
 // partition since does not list. A merged part spans old blocks too, so the
 // rows of these parts are a superset of the rows written after since.
 func (s *Store) NewParts(ctx context.Context, table string, since map[string]int64) ([]string, error) {
-	from, name, host := "system.parts", table, "''"
-	if s.cfg.Cluster != "" {
-		from, name, host = "clusterAllReplicas("+quoteString(s.cfg.Cluster)+", system.parts)", table+localSuffix, "hostName()"
-	}
-	q := "SELECT DISTINCT if(" + host + " = '', partition_id, concat(" + host + ", '/', partition_id)) AS p, name, max_block_number FROM " + from +
-		" WHERE database = currentDatabase() AND active AND table = {t:String}"
-	rows, err := s.Conn.Query(ctx, q, clickhouse.Named("t", name))
-	if err != nil {
-		return nil, fmt.Errorf("new parts of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var p, part string
-		var b int64
-		if err := rows.Scan(&p, &part, &b); err != nil {
-			return nil, fmt.Errorf("new parts of %s: %w", table, err)
-		}
-		if m, ok := since[p]; !ok || b > m {
-			out = append(out, part)
-		}
-	}
-	return out, rows.Err()
+	parts, _, err := s.PartsSince(ctx, table, since)
+	return parts, err
 }

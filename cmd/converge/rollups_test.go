@@ -109,7 +109,7 @@ func TestRollupsCommands(t *testing.T) {
 	}
 	base := []string{"--data-dir", data, "--log-level", "error", "--metrics-dir", mdir}
 	builtins := 1 // the attribution view's rollup (roas, marketing_roi), and the simple built-ins, each with one
-	raws := 1 // the joined metric, and the custom built-ins that read no view kept as a rollup
+	raws := 1     // the joined metric, and the custom built-ins that read no view kept as a rollup
 	for _, d := range builtinDefinitions(t) {
 		switch {
 		case d.Kind == metrics.Simple:
