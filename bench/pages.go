@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,9 +63,55 @@ var tileErrRe = regexp.MustCompile(`(?s)<p class="tile-error" role="alert"><stro
 // replayCPU is replay that also says how many cores the process kept busy on average (its
 // CPU time over the wall time).
 func replayCPU(ctx context.Context, cfg *Config, stmts []metrics.Statement) (time.Duration, float64, error) {
+	d, b, _, err := replayEach(ctx, cfg, stmts)
+	return d, b, err
+}
+
+// replayEach is replayCPU that also sums the time by the metric each statement computes.
+func replayEach(ctx context.Context, cfg *Config, stmts []metrics.Statement) (time.Duration, float64, map[string]float64, error) {
 	c0 := cpuTime()
-	d, err := replay(ctx, cfg, stmts)
-	return d, busy(cpuTime()-c0, d), err
+	t0 := time.Now()
+	per := map[string]float64{}
+	for _, s := range stmts {
+		t := time.Now()
+		if _, err := replay(ctx, cfg, []metrics.Statement{s}); err != nil {
+			return 0, 0, nil, err
+		}
+		per[s.Metric] += msOf(time.Since(t))
+	}
+	d := time.Since(t0)
+	return d, busy(cpuTime()-c0, d), per, nil
+}
+
+// slowest names the n metrics whose replayed statements took longest, by their median over
+// the loads (ms).
+func slowest(per []map[string]float64, n int) string {
+	byName := map[string][]float64{}
+	for _, m := range per {
+		for k, v := range m {
+			byName[k] = append(byName[k], v)
+		}
+	}
+	type item struct {
+		name string
+		ms   float64
+	}
+	var items []item
+	for k, v := range byName {
+		if k == "" {
+			k = "(unnamed)"
+		}
+		items = append(items, item{k, median(v)})
+	}
+	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(b.ms, a.ms) })
+	var parts []string
+	for i, it := range items {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f ms", it.name, it.ms))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // busy is the average number of cores busy over wall time d given CPU time c.
@@ -227,9 +274,10 @@ func overview(ctx context.Context, cfg *Config) ([]Result, error) {
 
 // loaded is what pageLoads measured.
 type loaded struct {
-	cold, raw           []float64 // ms, per cold load and its statements replayed
-	coldBusy, rawBusy   []float64 // cores busy on average during each
-	stmts               int       // statements of the last cold load
+	cold, raw           []float64            // ms, per cold load and its statements replayed
+	coldBusy, rawBusy   []float64            // cores busy on average during each
+	perMetric           []map[string]float64 // per cold load: replayed ms by metric
+	stmts               int                  // statements of the last cold load
 	warmMedian, warmP95 float64
 	page                string
 }
@@ -249,6 +297,9 @@ func (l loaded) coldResult(name, view string) Result {
 		lo, hi := slices.Min(r), slices.Max(r)
 		rq, rp := quantiles(r)
 		note += fmt.Sprintf("; per-load ratio median %.2f, p95 %.2f, range %.2f–%.2f", rq, rp, lo, hi)
+	}
+	if s := slowest(l.perMetric, 5); s != "" {
+		note += "; slowest statements by metric (median of the loads, one after another): " + s
 	}
 	return Result{Group: "page", Name: name, Unit: "ms", Median: cm, P95: cp, Direct: rm, Ratio: cm / rm, N: len(l.cold), Note: note}
 }
@@ -277,10 +328,11 @@ func pageLoads(ctx context.Context, cfg *Config, target string, now func() time.
 			return out, err
 		}
 		cb := busy(cpuTime()-c0, d)
-		r, rb, err := replayCPU(ctx, cfg, rec.stmts)
+		r, rb, per, err := replayEach(ctx, cfg, rec.stmts)
 		if err != nil {
 			return out, err
 		}
+		out.perMetric = append(out.perMetric, per)
 		out.cold, out.raw, out.page, out.stmts = append(out.cold, msOf(d)), append(out.raw, msOf(r)), body, len(rec.stmts)
 		out.coldBusy, out.rawBusy = append(out.coldBusy, cb), append(out.rawBusy, rb)
 		cfg.Log.Info("bench: cold load", "page", target, "n", i+1, "ms", msOf(d), "raw_ms", msOf(r), "cores_busy", cb, "raw_cores_busy", rb)

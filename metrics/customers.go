@@ -290,7 +290,7 @@ func (c *Customers) query(ctx context.Context, name string, params clickhouse.Pa
 	if !ok {
 		return nil, fmt.Errorf("customers: no query %s", name)
 	}
-	trace(ctx, text, params)
+	trace(tracing(ctx, "customer:"+name), text, params)
 	ctx = clickhouse.Context(warehouse.Materialized(ctx), clickhouse.WithParameters(params))
 	rows, err := c.st.Conn.Query(ctx, text)
 	if err != nil {

@@ -462,7 +462,7 @@ func (r *Registry) computeWith(ctx context.Context, m *memo, d *Definition, p Pa
 }
 
 func (r *Registry) computeOne(ctx context.Context, m *memo, d *Definition, p Params) (*raw, error) {
-	ctx = warehouse.Materialized(ctx)
+	ctx = tracing(warehouse.Materialized(ctx), d.Name)
 	switch d.Kind {
 	case Derived, Score:
 		eval := func(get func(string) *float64) *float64 {

@@ -6,12 +6,17 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
-type traceKey struct{}
+type (
+	traceKey       struct{}
+	traceMetricKey struct{}
+)
 
-// Statement is one SQL statement a metric query ran, with its bound values.
+// Statement is one SQL statement a metric query ran, with its bound values and the metric
+// it computes (an input of a derived metric names itself).
 type Statement struct {
-	SQL  string
-	Args clickhouse.Parameters
+	SQL    string
+	Args   clickhouse.Parameters
+	Metric string
 }
 
 // WithTrace returns a context under which Registry.Query calls f with every
@@ -24,8 +29,17 @@ func WithTrace(ctx context.Context, f func(Statement)) context.Context {
 
 func trace(ctx context.Context, q string, args clickhouse.Parameters) {
 	if f, ok := ctx.Value(traceKey{}).(func(Statement)); ok {
-		f(Statement{SQL: q, Args: args})
+		name, _ := ctx.Value(traceMetricKey{}).(string)
+		f(Statement{SQL: q, Args: args, Metric: name})
 	}
+}
+
+// tracing returns ctx naming metric as the one its traced statements compute.
+func tracing(ctx context.Context, metric string) context.Context {
+	if !traced(ctx) {
+		return ctx
+	}
+	return context.WithValue(ctx, traceMetricKey{}, metric)
 }
 
 // traced reports whether ctx carries a trace (WithTrace).
