@@ -38,13 +38,14 @@ func TestRollupsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(up.Built) != len(rolledUp)+1 || !slices.Contains(up.Built, "rollup_attribution") || up.Partitions == 0 {
-		t.Fatalf("first upkeep built %v (%d partitions), want the %d rollups of %v and rollup_attribution", up.Built, up.Partitions, len(rolledUp), rolledUp)
+	if len(up.Built) != len(rolledUp)+2 || !slices.Contains(up.Built, "rollup_attribution") || !slices.Contains(up.Built, "rollup_purchases") || up.Partitions == 0 {
+		t.Fatalf("first upkeep built %v (%d partitions), want the %d rollups of %v, rollup_attribution and rollup_purchases", up.Built, up.Partitions, len(rolledUp), rolledUp)
 	}
 	checkPaths(t, reg)
 	rng := rand.New(rand.NewPCG(16, 1))
 	compareAll(t, reg, rng, 4)
 	compareViews(t, reg, rng, 8)
+	comparePurchases(t, st, reg, rng, 6)
 
 	// Later facts: late orders in an old month, a re-sent order with another
 	// revenue, new NPS answers, a ticket, and an identity merge that makes
@@ -75,6 +76,7 @@ func TestRollupsExact(t *testing.T) {
 	wholeRange(t, reg)
 	compareAll(t, reg, rng, 3)
 	compareViews(t, reg, rng, 6)
+	comparePurchases(t, st, reg, rng, 4)
 
 	// An upkeep that dies after replacing its first partitions leaves exact
 	// rollups behind their facts; the next round catches up.
@@ -99,6 +101,7 @@ func TestRollupsExact(t *testing.T) {
 	checkPaths(t, fresh)
 	compareAll(t, fresh, rng, 2)
 	compareViews(t, fresh, rng, 4)
+	comparePurchases(t, st, fresh, rng, 3)
 }
 
 // smallDemo is a store holding the small demo and a registry on it without
@@ -317,6 +320,10 @@ func mutate(t *testing.T, st *warehouse.Store) {
 		 FROM orders FINAL WHERE (source, order_id) = (
 		     SELECT argMin((source, order_id), ordered_at) FROM orders FINAL WHERE status != 'cancelled' AND customer_id NOT IN ('', '` + some.customer + `', '` + some.other + `')
 		     GROUP BY customer_id HAVING uniqExact(toYYYYMM(ordered_at)) > 2 ORDER BY customer_id LIMIT 1)`,
+		// an order re-sent as cancelled: it leaves the purchases of its slot
+		`INSERT INTO orders (order_id, customer_id, ordered_at, revenue, currency, cost, refund, status, channel, campaign, country, source, loaded_at)
+		 SELECT order_id, customer_id, ordered_at, revenue, currency, cost, refund, 'cancelled', channel, campaign, country, source, now64(3) + 60
+		 FROM orders FINAL WHERE status != 'cancelled' AND customer_id != '' AND order_id != '` + some.order + `' ORDER BY ordered_at DESC LIMIT 2`,
 		// identity merge: the other customer's source id now resolves to the first one
 		`INSERT INTO identities (source, source_key, customer_id, rule, matched_at)
 		 SELECT source, source_key, '` + some.customer + `', 'email', now64(3) + 60 FROM identities FINAL WHERE customer_id = '` + some.other + `'`,

@@ -320,7 +320,7 @@ func (r *Registry) RollupsStatus(ctx context.Context) ([]RollupStatus, []Explain
 		}
 		if !slices.ContainsFunc(viewRollups, func(v *viewRollup) bool { return viewCallRe()[v.view].MatchString(d.SQL) }) {
 			raw = append(raw, ExplainLeaf{Metric: d.Name, Path: "raw", Tables: d.Tables(),
-				Reason: "a custom metric's SQL is answered as written (it calls no view kept as a rollup)"})
+				Reason: "a custom metric's SQL is answered as written (it reads no view kept as a rollup)"})
 		}
 	}
 	sizes, err := r.tableSizes(ctx, tables)

@@ -15,7 +15,7 @@ import (
 type UpkeepStats struct {
 	Rollups    int           // rollups checked
 	Partitions int           // partitions recomputed (or whose slots were rewritten)
-	Slots      int           // 30-minute slots of view rollups rewritten in place
+	Slots      int           // slots of view rollups rewritten in place
 	Built      []string      // rollups (re)created in this round
 	Failed     []string      // rollups whose upkeep failed (their state says why)
 	Took       time.Duration //

@@ -19,34 +19,51 @@ import (
 	"github.com/converge-dev/converge/warehouse"
 )
 
-// A view rollup keeps the rows of one of the schema's parameterised views
-// computed as its facts land, so the custom metrics that read the view answer
-// from the kept rows. The attribution view shares each order's revenue among
-// the customer's touchpoints in the lookback before it, under six models: its
-// rollup (rollup_attribution, sql/schema/0096) holds every model's shares at
-// both levels per 30-minute UTC slot of the order, computed once when the
-// order or its touchpoints land, and a twin view with the same parameters
-// (attribution_rollup, 0097) reads them. A query is answered from it only
-// while the rollup is ready and was built for the query's lookback, half-life
-// and margin, and the range and buckets start on slot boundaries; otherwise
-// the metric reads the view over raw rows, and Explain says why.
+// A view rollup keeps the rows of one of the schema's views computed as its
+// facts land, so the custom metrics that read the view answer from the kept
+// rows through a twin view of the same columns. The attribution view shares
+// each order's revenue among the customer's touchpoints in the lookback
+// before it, under six models: its rollup (rollup_attribution, sql/schema/0096)
+// holds every model's shares at both levels per 30-minute UTC slot of the
+// order, computed once when the order or its touchpoints land, and its twin
+// (attribution_rollup, 0097) takes the same parameters. A query is answered
+// from it only while the rollup is ready and was built for the query's
+// lookback, half-life and margin, and the range and buckets start on slot
+// boundaries. The purchases view (0098) is each customer's orders per
+// 15-minute slot, whatever the query: its rollup (rollup_purchases, 0099)
+// holds the same rows, so any query reads the twin (purchases_rollup, 0100)
+// while the rollup is ready. Otherwise a metric reads the view over raw rows,
+// and Explain says why.
 type viewRollup struct {
 	view, rolled, table string
+	call                bool     // the view takes parameters: it is called, view(...)
 	build               string   // sql/rollups query: one range's rows
 	tombstones          string   // sql/rollups query: the deleted rows of slots rewritten in place
+	slots               string   // sql/rollups query: the slots the new parts' facts can change
+	slot                int      // minutes of a slot
 	fact                string   // partitioned like the rollup (month of the order)
-	lookback            string   // partitioned by month; a partition feeds the months within lookback after it
+	lookback            string   // partitioned by month; a partition feeds the months within lookback after it ("": none)
 	tables              []string // every table its rows depend on
+	margin              bool     // its rows depend on the default margin
+	// anyQuery: the twin has the view's rows whatever the query's range and
+	// zone (otherwise only for ranges and zones on slot boundaries).
+	anyQuery bool
 	// fixed are the parameters that change the view's rows, with the value the
 	// rollup is built for when no metric reading the view declares a default.
 	fixed map[string]string
 }
 
 var viewRollups = []*viewRollup{{
-	view: "attribution", rolled: "attribution_rollup", table: "rollup_attribution", build: "attribution_build", tombstones: "attribution_tombstones",
-	fact: "orders", lookback: "touchpoints",
+	view: "attribution", rolled: "attribution_rollup", table: "rollup_attribution", call: true,
+	build: "attribution_build", tombstones: "attribution_tombstones", slots: "attribution_slots", slot: slotMinutes,
+	fact: "orders", lookback: "touchpoints", margin: true,
 	tables: []string{"identities", "orders", "touchpoints"},
 	fixed:  map[string]string{"lookback_days": "30", "half_life_days": "7"},
+}, {
+	view: "purchases", rolled: "purchases_rollup", table: "rollup_purchases",
+	build: "purchases_build", tombstones: "purchases_tombstones", slots: "purchases_slots", slot: 15,
+	fact: "orders", anyQuery: true,
+	tables: []string{"identities", "orders"},
 }}
 
 // todoKey is the watermark entry listing the partitions an interrupted round
@@ -56,7 +73,11 @@ const todoKey = "~todo"
 var viewCallRe = sync.OnceValue(func() map[string]*regexp.Regexp {
 	out := map[string]*regexp.Regexp{}
 	for _, v := range viewRollups {
-		out[v.view] = regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(v.view) + `(\s*\()`)
+		if v.call {
+			out[v.view] = regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(v.view) + `(\s*\()`)
+		} else {
+			out[v.view] = regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(v.view) + `\b()`)
+		}
 	}
 	return out
 })
@@ -81,9 +102,15 @@ type viewSpec struct {
 }
 
 func (r *Registry) viewSpecOf(v *viewRollup) viewSpec {
-	s := viewSpec{args: maps.Clone(v.fixed), margin: r.opts.Defaults.Margin}
-	if s.margin == 0 {
-		s.margin = DefaultMargin
+	s := viewSpec{args: maps.Clone(v.fixed)}
+	if v.margin {
+		s.margin = r.opts.Defaults.Margin
+		if s.margin == 0 {
+			s.margin = DefaultMargin
+		}
+	}
+	if s.args == nil {
+		s.args = map[string]string{}
 	}
 	readers := r.readers(v)
 	for name := range s.args {
@@ -308,7 +335,7 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 
 // maxSlots bounds the slots one round rewrites in place (about two months'
 // worth); a change that reaches more is folded in by recomputing its months.
-const maxSlots = 2 * 31 * 24 * 60 / slotMinutes
+func (v *viewRollup) maxSlots() int { return 2 * 31 * 24 * 60 / v.slot }
 
 // upkeepSlots folds new facts into v by rewriting only the 30-minute slots
 // they can change: the slots of the orders in the parts written since the
@@ -318,7 +345,7 @@ const maxSlots = 2 * 31 * 24 * 60 / slotMinutes
 // so a round that dies is simply done again. It declines (done false) when
 // the change is not only new rows (a mutation, a dropped partition, an
 // identity change it cannot follow) or reaches more than maxSlots slots: the month path then
-// folds it in. It returns the months whose slots it rewrote.
+// folds it in. Its slots are counted in the upkeep's Slots, not as partitions.
 func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x *rollupRecord, blocks warehouse.PartBlocks, asOf time.Time) (int, bool, error) {
 	grown := false
 	var moved []string // canonical customers an identity change moved facts from or to
@@ -350,28 +377,37 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 		return 0, false, nil // nothing new: the month path has nothing to do either
 	}
 	st := r.opts.Store
-	orderParts, err := st.NewParts(ctx, v.fact, x.marks[v.fact])
-	if err != nil {
-		return 0, true, r.failRollup(ctx, x, err)
-	}
-	// A re-sent touchpoint may have moved to another customer: the slots of the
-	// one it left are found through its older version, which only parts from
-	// before the watermark hold (unless a merge spanned it: then the months).
-	touchParts, pure, err := st.PartsSince(ctx, v.lookback, x.marks[v.lookback])
+	// A re-sent order may have moved to another slot: the slot it left is found
+	// through its older version, which only parts from before the watermark
+	// hold (unless a merge spanned it: then the months are recomputed).
+	orderParts, pure, err := st.PartsSince(ctx, v.fact, x.marks[v.fact])
 	if err != nil {
 		return 0, true, r.failRollup(ctx, x, err)
 	}
 	if !pure {
 		return 0, false, nil
 	}
-	slots, err := r.affectedSlots(ctx, s, orderParts, touchParts, moved)
+	// A re-sent touchpoint may have moved to another customer: the slots of the
+	// one it left are found through its older version, which only parts from
+	// before the watermark hold (unless a merge spanned it: then the months).
+	var touchParts []string
+	if v.lookback != "" {
+		var pure bool
+		touchParts, pure, err = st.PartsSince(ctx, v.lookback, x.marks[v.lookback])
+		if err != nil {
+			return 0, true, r.failRollup(ctx, x, err)
+		}
+		if !pure {
+			return 0, false, nil
+		}
+	}
+	slots, err := r.affectedSlots(ctx, v, s, orderParts, touchParts, moved)
 	if err != nil {
 		return 0, true, r.failRollup(ctx, x, err)
 	}
-	if len(slots) > maxSlots {
+	if len(slots) > v.maxSlots() {
 		return 0, false, nil
 	}
-	months := map[string]bool{}
 	if len(slots) > 0 {
 		if err := r.rewriteSlots(ctx, v, s, slots); err != nil {
 			return 0, true, r.failRollup(ctx, x, err)
@@ -380,9 +416,6 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 			if err := r.rollups.fault("slots " + v.table); err != nil {
 				return 0, true, err
 			}
-		}
-		for _, t := range slots {
-			months[t.Format("200601")] = true
 		}
 		x.generation++
 	}
@@ -394,20 +427,20 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 	}
 	x.status, x.err, x.asOf = RollupReady, "", asOf
 	if err := r.putState(ctx, x); err != nil {
-		return len(months), true, err
+		return 0, true, err
 	}
 	r.rollups.mu.Lock()
 	r.rollups.asOf[v.table] = asOf
 	r.rollups.slots += len(slots)
 	r.rollups.mu.Unlock()
-	return len(months), true, nil
+	return 0, true, nil
 }
 
 // affectedSlots are the slots (sorted) whose attribution the rows of the
 // given order and touchpoint parts can change, and, when an identity change
 // moved facts between the canonical customers moved, every slot holding an
 // order of theirs (their paths may gain or lose touches at any time).
-func (r *Registry) affectedSlots(ctx context.Context, s viewSpec, orderParts, touchParts, moved []string) ([]time.Time, error) {
+func (r *Registry) affectedSlots(ctx context.Context, v *viewRollup, s viewSpec, orderParts, touchParts, moved []string) ([]time.Time, error) {
 	set := map[time.Time]bool{}
 	read := func(q string, args ...any) error {
 		rows, err := r.opts.Store.Conn.Query(ctx, q, args...)
@@ -424,16 +457,19 @@ func (r *Registry) affectedSlots(ctx context.Context, s viewSpec, orderParts, to
 		}
 		return rows.Err()
 	}
-	if err := read(convsql.RollupQuery("attribution_slots"), clickhouse.Named("order_parts", orderParts),
-		clickhouse.Named("touch_parts", touchParts), clickhouse.Named("lookback_days", s.args["lookback_days"])); err != nil {
+	args := []any{clickhouse.Named("order_parts", orderParts)}
+	if v.lookback != "" {
+		args = append(args, clickhouse.Named("touch_parts", touchParts), clickhouse.Named("lookback_days", s.args["lookback_days"]))
+	}
+	if err := read(convsql.RollupQuery(v.slots), args...); err != nil {
 		return nil, err
 	}
 	for i := 0; i < len(moved); i += identityChunk {
-		if err := read(convsql.RollupQuery("attribution_customer_slots"),
+		if err := read(convsql.RollupQuery("customer_slots"), clickhouse.Named("slot_minutes", v.slot),
 			clickhouse.Named("customers", moved[i:min(len(moved), i+identityChunk)])); err != nil {
 			return nil, err
 		}
-		if len(set) > maxSlots {
+		if len(set) > v.maxSlots() {
 			break // the months are recomputed instead
 		}
 	}
@@ -453,7 +489,7 @@ func (r *Registry) rewriteSlots(ctx context.Context, v *viewRollup, s viewSpec, 
 		list[i] = t.Format(time.DateTime)
 	}
 	args := clickhouse.Parameters{"rb_from": slots[0].Format("2006-01-02 15:04:05.000"),
-		"rb_to": slots[len(slots)-1].Add(slotMinutes * time.Minute).Format("2006-01-02 15:04:05.000"),
+		"rb_to": slots[len(slots)-1].Add(time.Duration(v.slot) * time.Minute).Format("2006-01-02 15:04:05.000"),
 		"slots": warehouse.StringArray(list), "rv": strconv.FormatInt(time.Now().UnixNano(), 10),
 		"default_margin": strconv.FormatFloat(s.margin, 'f', -1, 64)}
 	maps.Copy(args, s.args)
@@ -481,7 +517,7 @@ func (r *Registry) customPath(ctx context.Context, d *Definition, p Params, args
 		}
 	}
 	if len(used) == 0 {
-		return d.SQL, nil, nil, "a custom metric's SQL is answered as written (it calls no view kept as a rollup)"
+		return d.SQL, nil, nil, "a custom metric's SQL is answered as written (it reads no view kept as a rollup)"
 	}
 	if rawRows(ctx) {
 		return d.SQL, nil, nil, "raw rows were asked for"
@@ -490,12 +526,14 @@ func (r *Registry) customPath(ctx context.Context, d *Definition, p Params, args
 	if err != nil {
 		return d.SQL, nil, nil, err.Error()
 	}
-	if why := slotCovers(p); why != "" {
-		return d.SQL, nil, nil, why
-	}
 	q := d.SQL
 	var recs []*rollupRecord
 	for _, v := range used {
+		if !v.anyQuery {
+			if why := slotCovers(p); why != "" {
+				return d.SQL, nil, nil, why
+			}
+		}
 		s := r.viewSpecOf(v)
 		x := states[v.table]
 		switch {
@@ -506,7 +544,7 @@ func (r *Registry) customPath(ctx context.Context, d *Definition, p Params, args
 		case x.status != RollupReady:
 			return d.SQL, nil, nil, "its rollup " + v.table + " is being built"
 		}
-		if m, _ := strconv.ParseFloat(args["default_margin"], 64); m != s.margin {
+		if m, _ := strconv.ParseFloat(args["default_margin"], 64); v.margin && m != s.margin {
 			return d.SQL, nil, nil, fmt.Sprintf("the query's margin %s is not the %s its rollup %s was built with", args["default_margin"], strconv.FormatFloat(s.margin, 'g', -1, 64), v.table)
 		}
 		for _, name := range sortedKeys(s.args) {

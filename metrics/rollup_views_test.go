@@ -202,24 +202,7 @@ func TestAttributionSlotsInPlace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	boom := errors.New("killed")
-	reg.SetRollupFault(func(step string) error {
-		if step == "slots rollup_attribution" {
-			return boom
-		}
-		return nil
-	})
-	if _, err := reg.UpkeepRollups(ctx); !errors.Is(err, boom) {
-		t.Fatalf("upkeep killed after rewriting slots: %v, want it to stop", err)
-	}
-	reg.SetRollupFault(nil)
-	up, err := reg.UpkeepRollups(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if up.Slots == 0 || up.Slots > 200 || len(up.Built) != 0 {
-		t.Fatalf("upkeep: %d slots rewritten, built %v; want the few slots the facts changed, in place", up.Slots, up.Built)
-	}
+	slotsKilledThenCaughtUp(t, reg, "rollup_attribution", 200)
 	var live uint64
 	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM rollup_attribution FINAL WHERE slot = {s:DateTime('UTC')} AND _deleted = 0",
 		clickhouse.Named("s", lone.slot.UTC().Format(time.DateTime))).Scan(&live); err != nil {

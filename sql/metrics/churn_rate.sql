@@ -1,6 +1,6 @@
 -- name: churn_rate
 -- title: Churn rate
--- description: Churn rate, kpi-definitions.md: customers lost during the period / customers active at its start, in %; new customers of the period are excluded (they were not active at its start). Non-contractual "active" = at least one non-cancelled order in the window_days before the instant; lost = active at the bucket's start and no longer active at its end. Buckets are clipped to [from, to).
+-- description: Churn rate, kpi-definitions.md: customers lost during the period / customers active at its start, in %; new customers of the period are excluded (they were not active at its start). Non-contractual "active" = at least one non-cancelled order in the window_days before the instant; lost = active at the bucket's start and no longer active at its end. Buckets are clipped to [from, to). Orders are read from the purchases view (per customer and 15-minute slot), kept as a rollup. Computed from each customer's active spells (the merged [x + 1, x + window_days] of their order days x): active at a bucket's start when a spell holds it, lost in the bucket when the spell holding its start ends before its end and no later spell holds the end.
 -- owner: CCO
 -- unit: percent
 -- format: 0.0
@@ -25,19 +25,70 @@ WITH
         )
     ),
     cust AS (
-        SELECT customer_id, groupUniqArray(toDate(ordered_at, {tz:String})) AS days
-        FROM orders_resolved
-        WHERE status != 'cancelled' AND customer_id != ''
-          AND ordered_at < {to:DateTime64(3, 'UTC')}
-          AND ordered_at >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64})
+        -- A slot's orders share a local day; first_at and last_at bound the range exactly.
+        SELECT customer_id, arraySort(groupUniqArray(toInt32(toDate(first_at, {tz:String})))) AS days
+        FROM purchases
+        WHERE slot < {to:DateTime64(3, 'UTC')}
+          AND slot >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64}) - toIntervalMinute(15)
+          AND first_at < {to:DateTime64(3, 'UTC')}
+          AND last_at >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64})
         GROUP BY customer_id
+    ),
+    -- Active spells [a, b] (day numbers): a customer is active on day t when an order day x has
+    -- x < t <= x + window_days; a spell merges these days over consecutive orders.
+    spells AS (
+        SELECT arrayMap(x -> x + 1, arrayFilter((x, i) -> i = 1 OR x - days[i - 1] > {window_days:Int64}, days, arrayEnumerate(days))) AS a,
+               arrayMap(x -> x + {window_days:Int64}, arrayFilter((x, i) -> i = length(days) OR days[i + 1] - x > {window_days:Int64}, days, arrayEnumerate(days))) AS b
+        FROM cust
+    ),
+    -- The instants churn is judged at are from_day, each later bucket start and to_day. Of each
+    -- spell: the first (lo) and last (hi) instant it holds (lo > hi: none), and the instant after hi.
+    bounds AS (
+        SELECT arrayMap((x, c) -> multiIf(x > toInt32(to_day), toDate('2149-06-06'), x <= toInt32(from_day), from_day, least(multiIf({grain:String} = 'day', c + 1, {grain:String} = 'week', c + 7, {grain:String} = 'month', addMonths(c, 1),
+                       {grain:String} = 'quarter', addMonths(c, 3), addMonths(c, 12)), to_day)),
+                        a, arrayMap(x -> multiIf({grain:String} = 'day', toDate('1970-01-01') + (x - 1), {grain:String} = 'week', toStartOfWeek(toDate('1970-01-01') + (x - 1), {week_mode:UInt8}),
+                       {grain:String} = 'month', toStartOfMonth(toDate('1970-01-01') + (x - 1)),
+                       {grain:String} = 'quarter', addMonths(toStartOfQuarter(addMonths(toDate('1970-01-01') + (x - 1), -{fy_shift:Int32})), {fy_shift:Int32}),
+                       addMonths(toStartOfYear(addMonths(toDate('1970-01-01') + (x - 1), -{fy_shift:Int32})), {fy_shift:Int32})), a)) AS lo_all,
+               arrayMap((x, c) -> multiIf(x < toInt32(from_day), toDate(0), x >= toInt32(to_day), to_day, greatest(c, from_day)), b, bb) AS hi_all,
+               arrayMap((x, c) -> if(x >= toInt32(to_day), to_day, least(multiIf({grain:String} = 'day', c + 1, {grain:String} = 'week', c + 7, {grain:String} = 'month', addMonths(c, 1),
+                       {grain:String} = 'quarter', addMonths(c, 3), addMonths(c, 12)), to_day)), b, bb) AS after_all,
+               arrayMap(x -> multiIf({grain:String} = 'day', toDate('1970-01-01') + x, {grain:String} = 'week', toStartOfWeek(toDate('1970-01-01') + x, {week_mode:UInt8}),
+                       {grain:String} = 'month', toStartOfMonth(toDate('1970-01-01') + x),
+                       {grain:String} = 'quarter', addMonths(toStartOfQuarter(addMonths(toDate('1970-01-01') + x, -{fy_shift:Int32})), {fy_shift:Int32}),
+                       addMonths(toStartOfYear(addMonths(toDate('1970-01-01') + x, -{fy_shift:Int32})), {fy_shift:Int32})), b) AS bb
+        FROM spells
+    ),
+    -- The spells that hold an instant; a customer is lost in the bucket starting at a spell's hi
+    -- when their next such spell does not start at the instant after it.
+    held AS (
+        SELECT arrayFilter((l, h) -> l <= h, lo_all, hi_all) AS lo,
+               arrayFilter((h, l) -> l <= h, hi_all, lo_all) AS hi,
+               arrayFilter((x, l, h) -> l <= h, after_all, lo_all, hi_all) AS after
+        FROM bounds
+    ),
+    -- Per instant: spells starting to hold it (+1), ending before it (-1), and customers lost in
+    -- the bucket starting at it; a customer with no spell holding an instant adds a zero.
+    moves AS (
+        SELECT m.1 AS day, sum(m.2) AS n, sum(m.3) AS lost
+        FROM (
+            SELECT arrayJoin(arrayConcat(
+                       [(from_day, toInt64(0), toUInt64(0))],
+                       arrayMap(l -> (l, toInt64(1), toUInt64(0)), lo),
+                       arrayMap(x -> (x, toInt64(-1), toUInt64(0)), after),
+                       arrayMap((h, x, i) -> (h, toInt64(0), toUInt64(h < to_day AND (i = length(lo) OR lo[i + 1] != x))), hi, after, arrayEnumerate(hi)))) AS m
+            FROM held
+        )
+        GROUP BY day
+    ),
+    -- Active at a bucket's start: the running sum of the moves up to it.
+    counts AS (
+        SELECT bk.bucket AS bucket, sumIf(moves.n, moves.day <= bk.s) AS active, sumIf(moves.lost, moves.day = bk.s) AS lost
+        FROM bk CROSS JOIN moves
+        GROUP BY bk.bucket
     )
-SELECT bucket, 100 * countIf(active_start AND NOT active_end) / countIf(active_start) AS value
-FROM (
-    SELECT bk.bucket AS bucket,
-           arrayExists(x -> x >= bk.s - {window_days:Int64} AND x < bk.s, cust.days) AS active_start,
-           arrayExists(x -> x >= bk.e - {window_days:Int64} AND x < bk.e, cust.days) AS active_end
-    FROM bk CROSS JOIN cust
-)
-GROUP BY bucket
+-- counts has every bucket when there is any customer, none otherwise.
+SELECT bk.bucket AS bucket, 100 * counts.lost / counts.active AS value
+FROM bk
+INNER JOIN counts ON counts.bucket = bk.bucket
 ORDER BY bucket

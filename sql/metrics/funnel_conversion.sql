@@ -21,11 +21,11 @@ WITH
         HAVING first_touch >= {from:DateTime64(3, 'UTC')} AND first_touch < {to:DateTime64(3, 'UTC')}
     ),
     buyers AS (
-        SELECT customer_id, min(ordered_at) AS first_order,
-               arrayMin(arrayFilter(d -> d > toDate(min(ordered_at)), groupArray(toDate(ordered_at)))) AS second_day,
-               uniqExact(toDate(ordered_at)) > 1 AS has_second
-        FROM orders_resolved
-        WHERE status != 'cancelled' AND customer_id != ''
+        -- A slot's orders share a UTC day, and its first order is the earliest.
+        SELECT customer_id, min(first_at) AS first_order,
+               arrayMin(arrayFilter(d -> d > toDate(min(first_at)), groupArray(toDate(first_at)))) AS second_day,
+               uniqExact(toDate(first_at)) > 1 AS has_second
+        FROM purchases
         GROUP BY customer_id
     ),
     flags AS (
