@@ -40,6 +40,25 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 		}
 		t.Skipf("no %s (run scripts/install-chromium.sh)", chromiumPath)
 	}
+	// Under a loaded machine (the whole suite at once) Chromium sometimes exits before it
+	// prints its DevTools address; a fresh process with a fresh profile then starts. Only that
+	// failure is retried, and each is logged.
+	const attempts = 3
+	for i := 1; ; i++ {
+		ctx, err := startBrowser(t, width, height)
+		if err == nil {
+			return ctx
+		}
+		if i == attempts || !strings.Contains(err.Error(), "chrome failed to start") {
+			t.Fatalf("start chromium (attempt %d of %d): %v", i, attempts, err)
+		}
+		t.Logf("start chromium, attempt %d of %d: %v", i, attempts, err)
+		time.Sleep(time.Duration(i) * time.Second)
+	}
+}
+
+// startBrowser launches one Chromium process; the test's cleanup stops it.
+func startBrowser(t *testing.T, width, height int) (context.Context, error) {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Flag("headless", true),
@@ -60,9 +79,9 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 	ctx, cancelTimeout := context.WithTimeout(ctx, 45*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		return nil, err
 	}
-	return ctx
+	return ctx, nil
 }
 
 // serveForBrowser runs the real server with the fake metrics on 127.0.0.1:0.
