@@ -22,7 +22,11 @@ import (
 // customer's first order, channel and margin; "rollup: by order_id": an
 // order's refunds), so a query reads them instead of aggregating every fact.
 // The rows live in a ReplacingMergeTree by (key, _row), _row numbering a
-// key's rows (newest _version wins, a _deleted row removes one). When facts
+// key's rows (newest _version wins, a _deleted row removes one), partitioned
+// by the month of the model's time column so that a query reads the months
+// of its range only: a row is identified by (key, _row, month), a row whose
+// time moves to another month is deleted from its old one, and every read
+// merges versions within a partition (finalSettings). When facts
 // land, the keys of the rows in the fact parts written since the watermark
 // are recomputed from the model, restricted to those keys, and a key's rows
 // beyond its new count are deleted; an identity change recomputes the keys
@@ -31,6 +35,11 @@ import (
 // at once.
 // The measure, dimensions and time column then run over the kept rows
 // exactly as over the model's.
+
+// finalSettings make FINAL merge versions within a partition, which lets the
+// engine skip the partitions outside a query's range: a keyed row's versions
+// share its month's partition.
+const finalSettings = "SETTINGS do_not_merge_across_partitions_select_final = 1"
 
 // keyChunk is how many keys one recompute statement binds.
 const keyChunk = 50_000
@@ -60,7 +69,7 @@ func deriveKeyed(d *Definition, margin float64, hasColumn func(table, column str
 		sp.dims = append(sp.dims, x.Name)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "keyed %s\x00%s\x00%s\x00%s\x00%v", rollupFormat, d.SQL, d.RollupKey, d.Time, sp.baked)
+	fmt.Fprintf(h, "keyed monthly %s\x00%s\x00%s\x00%s\x00%v", rollupFormat, d.SQL, d.RollupKey, d.Time, sp.baked)
 	if sp.baked {
 		h.Write([]byte(strconv.FormatFloat(margin, 'g', -1, 64)))
 	}
@@ -81,7 +90,7 @@ func (r *Registry) hasColumn(ctx context.Context, table, column string) (bool, e
 // keyedSource is what planOver reads to answer d from its keyed rollup: the
 // kept model rows.
 func keyedSource(d *Definition, sp *rollupSpec, timeIsDate bool) planSource {
-	src := planSource{from: "(SELECT * EXCEPT (_row, _version, _deleted) FROM `" + sp.table + "` FINAL WHERE _deleted = 0) AS m",
+	src := planSource{from: "(SELECT * EXCEPT (_row, _version, _deleted) FROM `" + sp.table + "` FINAL WHERE _deleted = 0 " + finalSettings + ") AS m",
 		time: "m." + d.Time, timeIsDate: timeIsDate, measure: d.Measure, rows: "count()"}
 	src.dim = func(name string) string {
 		x, _ := d.Dimension(name)
@@ -102,6 +111,16 @@ func (r *Registry) keyedColumns(ctx context.Context, d *Definition, sp *rollupSp
 	return order, cols, nil
 }
 
+// keyedMonth is the partition expression of d's keyed rollup over x (the
+// time column, or an expression of it): its month, or "" when the model has
+// no time column or it may be NULL (the rollup is then one partition).
+func keyedMonth(d *Definition, cols map[string]string, x string) string {
+	if t, ok := cols[d.Time]; !ok || strings.HasPrefix(t, "Nullable(") {
+		return ""
+	}
+	return "toYYYYMM(" + x + ")"
+}
+
 // createKeyed (re)creates sp's table, empty.
 func (r *Registry) createKeyed(ctx context.Context, d *Definition, sp *rollupSpec) error {
 	st := r.opts.Store
@@ -117,7 +136,11 @@ func (r *Registry) createKeyed(ctx context.Context, d *Definition, sp *rollupSpe
 		defs = append(defs, "    `"+c+"` "+cols[c])
 	}
 	defs = append(defs, "    `_row` UInt64", "    `_version` UInt64", "    `_deleted` UInt8")
-	ddl := "CREATE TABLE IF NOT EXISTS `" + sp.table + "`\n(\n" + strings.Join(defs, ",\n") + "\n)\nENGINE = ReplacingMergeTree(_version, _deleted)\n" +
+	part := ""
+	if m := keyedMonth(d, cols, "`"+d.Time+"`"); m != "" {
+		part = "PARTITION BY " + m + "\n"
+	}
+	ddl := "CREATE TABLE IF NOT EXISTS `" + sp.table + "`\n(\n" + strings.Join(defs, ",\n") + "\n)\nENGINE = ReplacingMergeTree(_version, _deleted)\n" + part +
 		"ORDER BY (`" + sp.key + "`, _row)\nSETTINGS allow_nullable_key = 1"
 	return st.CreateDerivedTable(ctx, ddl)
 }
@@ -264,32 +287,64 @@ func (r *Registry) rebuildKeyed(ctx context.Context, d *Definition, sp *rollupSp
 	if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), q); err != nil {
 		return fmt.Errorf("rebuild: %s", chMessage(err))
 	}
-	return st.ReplacePartitions(ctx, stage, sp.table, []string{"all"})
+	if err := st.CompactStaging(ctx, stage); err != nil {
+		return err
+	}
+	// Every month of the new rows and of the old ones: a month no row has any more is dropped.
+	ids, err := st.StagedPartitions(ctx, stage)
+	if err != nil {
+		return err
+	}
+	old, err := st.StagedPartitions(ctx, sp.table)
+	if err != nil {
+		return err
+	}
+	ids = append(ids, old...)
+	slices.Sort(ids)
+	return st.ReplacePartitions(ctx, stage, sp.table, slices.Compact(ids))
 }
 
 // recomputeKeys writes the model's rows of keys anew (and a deleted row for
-// each key the model no longer yields), in one statement per chunk of keys.
+// each kept row that is not among them: beyond its key's new count, or in
+// another month), in one statement per chunk of keys. The deleted rows carry
+// the old row's time, so they land in its month's partition, and an older
+// version than the new rows, so that a read merging across partitions still
+// finds the new row.
 func (r *Registry) recomputeKeys(ctx context.Context, d *Definition, sp *rollupSpec, keys []string) error {
 	order, cols, err := r.keyedColumns(ctx, d, sp)
 	if err != nil {
 		return err
 	}
+	month := func(x string) string {
+		if m := keyedMonth(d, cols, x); m != "" {
+			return m
+		}
+		return "0"
+	}
 	tomb := make([]string, len(order))
 	for i, c := range order {
-		if c == sp.key {
+		switch {
+		case c == sp.key:
 			tomb[i] = "CAST(k, '" + strings.ReplaceAll(cols[c], "'", `\'`) + "')"
-			continue
+		case c == d.Time:
+			tomb[i] = "tm"
+		default:
+			tomb[i] = "defaultValueOfTypeName('" + strings.ReplaceAll(cols[c], "'", `\'`) + "')"
 		}
-		tomb[i] = "defaultValueOfTypeName('" + strings.ReplaceAll(cols[c], "'", `\'`) + "')"
 	}
 	key := "toString(m.`" + sp.key + "`)"
 	fresh := "SELECT *, row_number() OVER (PARTITION BY m.`" + sp.key + "`) AS _row FROM (\n" + d.SQL + "\n) AS m WHERE " + key + " IN {keys:Array(String)}"
-	// The keys' rows anew, then a deleted row for each kept row beyond its key's new count.
+	tm := "defaultValueOfTypeName('DateTime')"
+	if d.Time != "" {
+		tm = "`" + d.Time + "`"
+	}
+	// The keys' rows anew, then a deleted row for each kept row the new ones do not replace.
 	q := "INSERT INTO `" + sp.table + "` (" + quotedList(order) + ", _row, _version, _deleted)\n" +
-		"SELECT " + quotedList(order) + ", _row, {rv:UInt64}, 0 FROM (" + fresh + ")\n" +
+		"SELECT " + quotedList(order) + ", _row, {rv:UInt64} + 1, 0 FROM (" + fresh + ")\n" +
 		"UNION ALL\nSELECT " + strings.Join(tomb, ", ") + ", j, {rv:UInt64}, 1 FROM (\n" +
-		"    SELECT toString(`" + sp.key + "`) AS k, _row AS j FROM `" + sp.table + "` FINAL WHERE _deleted = 0 AND toString(`" + sp.key + "`) IN {keys:Array(String)})\n" +
-		"WHERE (k, j) NOT IN (SELECT toString(`" + sp.key + "`), _row FROM (" + fresh + "))"
+		"    SELECT toString(`" + sp.key + "`) AS k, _row AS j, " + tm + " AS tm FROM `" + sp.table + "` FINAL\n" +
+		"    WHERE _deleted = 0 AND toString(`" + sp.key + "`) IN {keys:Array(String)} " + finalSettings + ")\n" +
+		"WHERE (k, j, " + month("tm") + ") NOT IN (SELECT toString(`" + sp.key + "`), _row, " + month("`"+d.Time+"`") + " FROM (" + fresh + "))"
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), keyChunk)]
 		keys = keys[len(chunk):]

@@ -30,9 +30,10 @@ import (
 // from it only while the rollup is ready and was built for the query's
 // lookback, half-life and margin, and the range and buckets start on slot
 // boundaries. The purchases view (0098) is each customer's orders per
-// 15-minute slot, whatever the query: its rollup (rollup_purchases, 0099)
-// holds the same rows, so any query reads the twin (purchases_rollup, 0100)
-// while the rollup is ready. Otherwise a metric reads the view over raw rows,
+// 15-minute slot, whatever the query: its rollup (rollup_purchases, made in
+// 0099, ordered by customer since 0102) holds the same rows, so any query
+// reads the twin (purchases_rollup, 0100) while the rollup is ready.
+// Otherwise a metric reads the view over raw rows,
 // and Explain says why.
 type viewRollup struct {
 	view, rolled, table string
@@ -48,6 +49,9 @@ type viewRollup struct {
 	// anyQuery: the twin has the view's rows whatever the query's range and
 	// zone (otherwise only for ranges and zones on slot boundaries).
 	anyQuery bool
+	// layout names the migration that last made the table: a new one (a table
+	// dropped and made again) rebuilds the rollup.
+	layout string
 	// fixed are the parameters that change the view's rows, with the value the
 	// rollup is built for when no metric reading the view declares a default.
 	fixed map[string]string
@@ -62,7 +66,7 @@ var viewRollups = []*viewRollup{{
 }, {
 	view: "purchases", rolled: "purchases_rollup", table: "rollup_purchases",
 	build: "purchases_build", tombstones: "purchases_tombstones", slots: "purchases_slots", slot: 15,
-	fact: "orders", anyQuery: true,
+	fact: "orders", anyQuery: true, layout: "0102",
 	tables: []string{"identities", "orders"},
 }}
 
@@ -123,6 +127,9 @@ func (r *Registry) viewSpecOf(v *viewRollup) viewSpec {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "view %s\x00%s\x00%s\x00%s\x00margin %v\x00", rollupFormat, v.view, convsql.RollupQuery(v.build), convsql.RollupQuery(v.tombstones), s.margin)
+	if v.layout != "" {
+		fmt.Fprintf(h, "layout %s\x00", v.layout)
+	}
 	for _, k := range sortedKeys(s.args) {
 		fmt.Fprintf(h, "%s=%s\x00", k, s.args[k])
 	}
@@ -329,6 +336,9 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 			}
 			from = nextMonth(to)
 		}
+	}
+	if err := st.CompactStaging(ctx, stage); err != nil {
+		return err
 	}
 	return st.ReplacePartitions(ctx, stage, v.table, ids)
 }

@@ -215,6 +215,25 @@ func (s *Store) DropStagingTable(ctx context.Context, stage string) error {
 	return nil
 }
 
+// CompactStaging merges each partition of stage into one part (OPTIMIZE …
+// FINAL; in cluster mode on the shards' tables) before its partitions are
+// attached: a table read with FINAL then starts with one part per partition,
+// where an INSERT … SELECT leaves several, each merged again by every read
+// until the background merges catch up.
+func (s *Store) CompactStaging(ctx context.Context, stage string) error {
+	if !identRe.MatchString(stage) {
+		return fmt.Errorf("staging table %q: not an identifier", stage)
+	}
+	q := "OPTIMIZE TABLE " + quoteIdent(stage) + " FINAL"
+	if s.cfg.Cluster != "" {
+		q = "OPTIMIZE TABLE " + quoteIdent(stage+localSuffix) + " ON CLUSTER " + quoteIdent(s.cfg.Cluster) + " FINAL"
+	}
+	if err := s.Conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("compact staging table %s: %w", stage, err)
+	}
+	return nil
+}
+
 // StagingTable is a staging table found in the store.
 type StagingTable struct {
 	Name    string

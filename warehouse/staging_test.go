@@ -40,6 +40,24 @@ func TestStagingTables(t *testing.T) {
 		SELECT toString(number), toDateTime64('2024-01-01', 3) + toIntervalDay(number * 10), 1, 'EUR', 's', 'run-a' FROM numbers(90)`); err != nil {
 		t.Fatal(err)
 	}
+	// a second load into the same months leaves a second part in each; compacting merges them
+	if err := st.Conn.Exec(ctx, `INSERT INTO ingest_stage_orders_a (order_id, ordered_at, revenue, currency, source, ingest_run_id)
+		SELECT toString(number), toDateTime64('2024-01-01', 3) + toIntervalDay(number * 10), 1, 'EUR', 's', 'run-a' FROM numbers(90)`); err != nil {
+		t.Fatal(err)
+	}
+	parts := "SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'ingest_stage_orders_a' AND active"
+	if n := count(parts); n != 60 {
+		t.Fatalf("%d parts after two loads into 30 months, want 60", n)
+	}
+	if err := st.CompactStaging(ctx, "ingest_stage_orders_a"); err != nil {
+		t.Fatal(err)
+	}
+	if n, rows := count(parts), count("SELECT count() FROM ingest_stage_orders_a"); n != 30 || rows != 90 {
+		t.Fatalf("compacted: %d parts, %d rows; want 30 parts (one per month) and the 90 orders (the repeats replaced)", n, rows)
+	}
+	if err := st.CompactStaging(ctx, "a;b"); err == nil {
+		t.Error("CompactStaging took a name that is not an identifier")
+	}
 	ids, err := st.StagedPartitions(ctx, "ingest_stage_orders_a")
 	if err != nil || len(ids) != 30 || ids[0] != "202401" {
 		t.Fatalf("partitions %v (%v), want the 30 months from 202401", ids, err)

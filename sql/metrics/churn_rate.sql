@@ -26,7 +26,7 @@ WITH
     ),
     cust AS (
         -- A slot's orders share a local day; first_at and last_at bound the range exactly.
-        SELECT customer_id, arraySort(groupUniqArray(toInt32(toDate(first_at, {tz:String})))) AS days
+        SELECT customer_id, arrayDistinct(arraySort(groupArray(toInt32(toDate(first_at, {tz:String}))))) AS days
         FROM purchases
         WHERE slot < {to:DateTime64(3, 'UTC')}
           AND slot >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64}) - toIntervalMinute(15)
