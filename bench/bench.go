@@ -18,6 +18,8 @@
 //     warm server time, the cold time vs its raw statements run one after
 //     another, HTML and script bytes;
 //   - the customer 360 page of the customer with the most orders, likewise;
+//   - the other dashboard pages (channels, funnel, retention, 4R, a KPI's detail,
+//     customers) as they open: cold, vs their statements one after another, and warm;
 //   - the server's memory (RSS) at rest and its peak under the page loads;
 //   - the overview's cold load alone and while one analyst keeps six long SQL console
 //     queries going (console-load);
@@ -176,6 +178,7 @@ var steps = []step{
 	{"metrics", "metrics", builtins},
 	{"overview", "overview", overview},
 	{"customer360", "customer 360", customer360},
+	{"pages", "dashboard pages", dashboard},
 	{"export", "CSV export", exportCSV},
 	{"console-load", "overview beside the SQL console", consoleLoad},
 	{"stream", "overview while events stream", streamOverview},

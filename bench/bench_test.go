@@ -55,7 +55,9 @@ func TestRun(t *testing.T) {
 	for _, name := range []string{"process RSS at rest (store open)", "CSV orders, 2000 rows", "events API ack latency",
 		"revenue_gross (simple)", "ltv_cac (derived)", "overview cold", "overview warm", "overview HTML",
 		"overview as opened, cold", "overview as opened, warm",
-		"customer 360 first loads", "CSV export, 10M rows × 5 columns", "CSV export, RSS growth"} {
+		"customer 360 first loads", "CSV export, 10M rows × 5 columns", "CSV export, RSS growth",
+		"channels as opened, cold", "funnel as opened, cold", "retention as opened, cold", "overview by 4R as opened, cold",
+		"KPI detail (revenue_gross) as opened, cold", "customers as opened, cold", "funnel as opened, warm"} {
 		r, ok := got[name]
 		if !ok {
 			t.Errorf("no %q in the report", name)
@@ -63,7 +65,8 @@ func TestRun(t *testing.T) {
 		}
 		switch name {
 		case "CSV orders, 2000 rows", "revenue_gross (simple)", "ltv_cac (derived)", "overview cold", "overview as opened, cold",
-			"customer 360 first loads", "CSV export, 10M rows × 5 columns":
+			"customer 360 first loads", "CSV export, 10M rows × 5 columns", "channels as opened, cold", "funnel as opened, cold",
+			"retention as opened, cold", "overview by 4R as opened, cold", "KPI detail (revenue_gross) as opened, cold", "customers as opened, cold":
 			if r.Direct <= 0 || r.Ratio <= 0 {
 				t.Errorf("%s: engine direct %v, ratio %v", name, r.Direct, r.Ratio)
 			}

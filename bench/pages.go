@@ -373,7 +373,7 @@ func pageServer(ctx context.Context, cfg *Config, cacheTTL time.Duration, now fu
 	if _, err := m.Catalog(ctx); err != nil {
 		return nil, nil, err
 	}
-	return server.New(server.Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: time.Hour}, server.Deps{Store: cfg.Store, Metrics: m, Now: now}), reg, nil
+	return server.New(server.Config{TZ: "UTC", WeekStart: time.Monday, TileTimeout: time.Hour}, server.Deps{Store: cfg.Store, Metrics: m, Customers: metrics.NewCustomers(cfg.Store), Now: now}), reg, nil
 }
 
 // loadPage serves target in-process as the bench user and returns the server time and the
