@@ -69,7 +69,7 @@ func deriveKeyed(d *Definition, margin float64, hasColumn func(table, column str
 		sp.dims = append(sp.dims, x.Name)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "keyed monthly %s\x00%s\x00%s\x00%s\x00%v", rollupFormat, d.SQL, d.RollupKey, d.Time, sp.baked)
+	fmt.Fprintf(h, "keyed monthly rows %s\x00%s\x00%s\x00%s\x00%v", rollupFormat, d.SQL, d.RollupKey, d.Time, sp.baked)
 	if sp.baked {
 		h.Write([]byte(strconv.FormatFloat(margin, 'g', -1, 64)))
 	}
@@ -119,6 +119,18 @@ func keyedMonth(d *Definition, cols map[string]string, x string) string {
 		return ""
 	}
 	return "toYYYYMM(" + x + ")"
+}
+
+// keyedRow numbers the model rows m of each key within their month: the
+// numbers a month's rows take are then 1…n whichever order the engine reads
+// them in, so the rows a recompute replaces are the same set in both of its
+// reads of the model.
+func keyedRow(d *Definition, sp *rollupSpec, cols map[string]string) string {
+	by := "m.`" + sp.key + "`"
+	if m := keyedMonth(d, cols, "m.`"+d.Time+"`"); m != "" {
+		by += ", " + m
+	}
+	return "row_number() OVER (PARTITION BY " + by + ")"
 }
 
 // createKeyed (re)creates sp's table, empty.
@@ -271,7 +283,7 @@ func (r *Registry) affectedKeys(ctx context.Context, sp *rollupSpec, table strin
 // replaces the rollup's rows with them at once.
 func (r *Registry) rebuildKeyed(ctx context.Context, d *Definition, sp *rollupSpec) error {
 	st := r.opts.Store
-	order, _, err := r.keyedColumns(ctx, d, sp)
+	order, cols, err := r.keyedColumns(ctx, d, sp)
 	if err != nil {
 		return err
 	}
@@ -283,7 +295,7 @@ func (r *Registry) rebuildKeyed(ctx context.Context, d *Definition, sp *rollupSp
 	args := r.buildArgs(sp, "200001", "200002")
 	args["rv"] = strconv.FormatInt(time.Now().UnixNano(), 10)
 	q := "INSERT INTO `" + stage + "` (" + quotedList(order) + ", _row, _version, _deleted)\nSELECT " + quotedList(order) +
-		", row_number() OVER (PARTITION BY m.`" + sp.key + "`), {rv:UInt64}, 0 FROM (\n" + d.SQL + "\n) AS m"
+		", " + keyedRow(d, sp, cols) + ", {rv:UInt64}, 0 FROM (\n" + d.SQL + "\n) AS m"
 	if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), q); err != nil {
 		return fmt.Errorf("rebuild: %s", chMessage(err))
 	}
@@ -333,7 +345,7 @@ func (r *Registry) recomputeKeys(ctx context.Context, d *Definition, sp *rollupS
 		}
 	}
 	key := "toString(m.`" + sp.key + "`)"
-	fresh := "SELECT *, row_number() OVER (PARTITION BY m.`" + sp.key + "`) AS _row FROM (\n" + d.SQL + "\n) AS m WHERE " + key + " IN {keys:Array(String)}"
+	fresh := "SELECT *, " + keyedRow(d, sp, cols) + " AS _row FROM (\n" + d.SQL + "\n) AS m WHERE " + key + " IN {keys:Array(String)}"
 	tm := "defaultValueOfTypeName('DateTime')"
 	if d.Time != "" {
 		tm = "`" + d.Time + "`"

@@ -9,6 +9,10 @@
 -- param: window_days Int64 = 30 | 1..365
 -- param: breakdown String = none | none, channel
 WITH
+    -- A person's first touch is in [from, to) exactly when they have a touchpoint in [from, to)
+    -- and none before from; their first touch, first signup and first channel then come from
+    -- [from, to + window_days) as from all their touchpoints. The people seen before from are
+    -- a set to test against, not aggregates over every touchpoint of history.
     people AS (
         SELECT if(customer_id != '', customer_id, concat('anon:', anonymous_id)) AS person,
                min(occurred_at) AS first_touch,
@@ -16,9 +20,13 @@ WITH
                countIf(kind = 'signup') > 0 AS has_signup,
                argMin(channel, (occurred_at, event_id)) AS first_channel
         FROM touchpoints_resolved
-        WHERE occurred_at < {to:DateTime64(3, 'UTC')} + toIntervalDay({window_days:Int64})
+        WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + toIntervalDay({window_days:Int64})
         GROUP BY person
-        HAVING first_touch >= {from:DateTime64(3, 'UTC')} AND first_touch < {to:DateTime64(3, 'UTC')}
+        HAVING first_touch < {to:DateTime64(3, 'UTC')}
+           AND person NOT IN (
+               SELECT if(customer_id != '', customer_id, concat('anon:', anonymous_id))
+               FROM touchpoints_resolved
+               WHERE occurred_at < {from:DateTime64(3, 'UTC')})
     ),
     buyers AS (
         -- A slot's orders share a UTC day, and its first order is the earliest.
