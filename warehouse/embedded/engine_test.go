@@ -259,14 +259,22 @@ func TestFailedThenGood(t *testing.T) {
 	if bad, err := run(); err != nil || bad != "" {
 		t.Fatalf("with drain: %s %v", bad, err)
 	}
+	// Whether a failed query's output reaches the next result depends on how far
+	// the engine had got writing it: a few rounds show it where one may not.
 	testEngine.cfg.disable.drain = true
-	bad, err := run()
-	testEngine.cfg.disable.drain = false
-	if err != nil {
-		t.Fatal(err)
+	var bad string
+	const rounds = 5
+	for i := 0; i < rounds && bad == ""; i++ {
+		b, err := run()
+		if err != nil {
+			testEngine.cfg.disable.drain = false
+			t.Fatal(err)
+		}
+		bad = b
 	}
+	testEngine.cfg.disable.drain = false
 	if bad == "" {
-		t.Fatal("without the drain the next result was right: this chDB build no longer needs workaround 1")
+		t.Fatalf("without the drain the next result was right in %d rounds: this chDB build no longer needs workaround 1", rounds)
 	}
 	t.Logf("without drain: %s", bad)
 	// Connections corrupted above are cleaned by the next error's drain.
