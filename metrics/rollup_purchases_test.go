@@ -69,27 +69,10 @@ func comparePurchases(t *testing.T, st *warehouse.Store, reg *metrics.Registry, 
 				p.Args["breakdown"] = []string{"none", "channel"}[rng.IntN(2)]
 			}
 			label := fmt.Sprintf("%s %s..%s %s %s %v compare=%s", name, p.From.Format(time.RFC3339Nano), p.To.Format(time.RFC3339Nano), p.Grain, tz, p.Args, p.Compare)
-			e, err := reg.Explain(ctx, name, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if leaf := e.Inputs[0]; leaf.Path != "rollup" || !slices.Contains(leaf.Tables, "rollup_purchases") {
-				t.Fatalf("%s: path %s %v (%s), want the rollup rollup_purchases", label, leaf.Path, leaf.Tables, leaf.Reason)
-			}
-			rolled, err := reg.Query(ctx, name, p)
-			if err != nil {
-				t.Fatalf("%s: %v", label, err)
-			}
-			raw, err := reg.Query(metrics.RawRows(ctx), name, p)
-			if err != nil {
-				t.Fatalf("%s (raw): %v", label, err)
-			}
+			rolled, raw := rolledAndRaw(t, reg, name, p, label, "rollup_purchases")
 			before, err := old.Query(ctx, name, p)
 			if err != nil {
 				t.Fatalf("%s (every order): %v", label, err)
-			}
-			if len(raw.Series) == 0 && (raw.Table == nil || len(raw.Table.Rows) == 0) {
-				t.Fatalf("%s: nothing from raw rows: the comparison would prove nothing", label)
 			}
 			for _, c := range []struct {
 				what string

@@ -44,24 +44,7 @@ func compareViews(t *testing.T, reg *metrics.Registry, rng *rand.Rand, n int) {
 				p.Compare = "previous"
 			}
 			label := fmt.Sprintf("%s %s..%s %s %s %v compare=%s", name, p.From.Format(time.DateOnly), p.To.Format(time.DateOnly), p.Grain, tz, p.Args, p.Compare)
-			e, err := reg.Explain(ctx, name, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if leaf := e.Inputs[0]; leaf.Path != "rollup" || !slices.Contains(leaf.Tables, "rollup_attribution") {
-				t.Fatalf("%s: path %s %v (%s), want the rollup rollup_attribution", label, leaf.Path, leaf.Tables, leaf.Reason)
-			}
-			rolled, err := reg.Query(ctx, name, p)
-			if err != nil {
-				t.Fatalf("%s: %v", label, err)
-			}
-			raw, err := reg.Query(metrics.RawRows(ctx), name, p)
-			if err != nil {
-				t.Fatalf("%s (raw): %v", label, err)
-			}
-			if len(raw.Series) == 0 {
-				t.Fatalf("%s: no series from raw rows: the comparison would prove nothing", label)
-			}
+			rolled, raw := rolledAndRaw(t, reg, name, p, label, "rollup_attribution")
 			if diff := sameAnswer("ratio", raw, rolled); diff != "" {
 				t.Errorf("%s: rollup differs from raw rows: %s", label, diff)
 			}
@@ -229,4 +212,28 @@ func TestAttributionSlotsInPlace(t *testing.T) {
 			t.Errorf("marketing_roi %s June to August 2025 by day: %s", model, diff)
 		}
 	}
+}
+
+// rolledAndRaw answers name over p from its rollup (Explain must name table as the path) and
+// from raw rows; raw rows with nothing in them fail the test, which would prove nothing.
+func rolledAndRaw(t *testing.T, reg *metrics.Registry, name string, p metrics.Params, label, table string) (rolled, raw *metrics.Result) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := reg.Explain(ctx, name, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf := e.Inputs[0]; leaf.Path != "rollup" || !slices.Contains(leaf.Tables, table) {
+		t.Fatalf("%s: path %s %v (%s), want the rollup %s", label, leaf.Path, leaf.Tables, leaf.Reason, table)
+	}
+	if rolled, err = reg.Query(ctx, name, p); err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	if raw, err = reg.Query(metrics.RawRows(ctx), name, p); err != nil {
+		t.Fatalf("%s (raw): %v", label, err)
+	}
+	if len(raw.Series) == 0 && (raw.Table == nil || len(raw.Table.Rows) == 0) {
+		t.Fatalf("%s: nothing from raw rows: the comparison would prove nothing", label)
+	}
+	return rolled, raw
 }
