@@ -328,8 +328,14 @@ func rawSource(d *Definition, sh *shape) planSource {
 		}}
 }
 
-// planOver writes planSimple's statement over src.
+// planOver writes planSimple's statement over src: in two steps when the
+// measure is only distinct counts of one key (planDistinct), else in one.
 func planOver(d *Definition, src planSource, p Params) (string, clickhouse.Parameters) {
+	return planOverSplit(d, src, p, true)
+}
+
+// planOverSplit is planOver; split false keeps a distinct measure in one step.
+func planOverSplit(d *Definition, src planSource, p Params, split bool) (string, clickhouse.Parameters) {
 	args := contractArgs(p)
 	day := "toDate(" + src.time + ", {tz:String})"
 	if src.timeIsDate {
@@ -355,6 +361,8 @@ func planOver(d *Definition, src planSource, p Params) (string, clickhouse.Param
 	extra, sets := "", "(bucket, dim), (dim)"
 	if restricted(d, p) {
 		extra, sets = plannedCurrency(src.dim("currency"), src.rows, p)
+	} else if ds, ok := splitDistinct(src.measure); ok && split && p.By == "" {
+		return planDistinct(ds, src, bucket, where), args
 	}
 	q := "SELECT " + bucket + " AS bucket, " + dim + " AS dim, CAST(" + src.measure + " AS Nullable(Float64)) AS value, toBool(grouping(bucket)) AS whole" + extra + "\n" +
 		"FROM " + src.from + "\nWHERE " + strings.Join(where, "\n  AND ") +

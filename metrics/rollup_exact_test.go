@@ -44,6 +44,7 @@ func TestRollupsExact(t *testing.T) {
 	checkPaths(t, reg)
 	rng := rand.New(rand.NewPCG(16, 1))
 	compareAll(t, reg, rng, 4)
+	compareDistinct(t, st, reg, rng, 4)
 	compareViews(t, reg, rng, 8)
 	comparePurchases(t, st, reg, rng, 6)
 
@@ -75,6 +76,7 @@ func TestRollupsExact(t *testing.T) {
 	}
 	wholeRange(t, reg)
 	compareAll(t, reg, rng, 3)
+	compareDistinct(t, st, reg, rng, 3)
 	compareViews(t, reg, rng, 6)
 	comparePurchases(t, st, reg, rng, 4)
 

@@ -206,6 +206,23 @@ func sqlWords(sql string) []string {
 	return out
 }
 
+// identAt reads the identifier starting at m[i]: its name, its end, and the
+// index of the parenthesis that makes it a call (-1: not a call).
+func identAt(m string, i int) (string, int, int) {
+	j := i
+	for j < len(m) && isIdentPart(m[j]) {
+		j++
+	}
+	k := j
+	for k < len(m) && m[k] == ' ' {
+		k++
+	}
+	if k >= len(m) || m[k] != '(' {
+		k = -1
+	}
+	return m[i:j], j, k
+}
+
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isIdentPart(c byte) bool  { return isIdentStart(c) || c >= '0' && c <= '9' }
 
@@ -231,16 +248,8 @@ func splitMeasure(m string, countKey func(args string) bool) (string, []rollupSt
 			b.WriteString(m[i:min(j+1, len(m))])
 			i = j + 1
 		case isIdentStart(c):
-			j := i
-			for j < len(m) && isIdentPart(m[j]) {
-				j++
-			}
-			name := m[i:j]
-			k := j
-			for k < len(m) && m[k] == ' ' {
-				k++
-			}
-			if k >= len(m) || m[k] != '(' {
+			name, j, k := identAt(m, i)
+			if k < 0 {
 				b.WriteString(name)
 				i = j
 				continue
