@@ -75,6 +75,7 @@ func TestRollupsExact(t *testing.T) {
 		t.Fatalf("upkeep after new facts: %d partitions, built %v; want partitions recomputed, nothing rebuilt", up.Partitions, up.Built)
 	}
 	wholeRange(t, reg)
+	samePurchaseRows(t, st)
 	compareAll(t, reg, rng, 3)
 	compareDistinct(t, st, reg, rng, 3)
 	compareViews(t, reg, rng, 6)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,6 +184,7 @@ func TestPurchasesSlotsInPlace(t *testing.T) {
 		}
 	}
 	slotsKilledThenCaughtUp(t, reg, "rollup_purchases", 400)
+	samePurchaseRows(t, st)
 	for _, o := range lone {
 		var n uint64
 		if err := st.Conn.QueryRow(ctx, "SELECT count() FROM purchases_rollup WHERE slot = {s:DateTime('UTC')} AND customer_id = {c:String}",
@@ -224,4 +226,40 @@ func slotsKilledThenCaughtUp(t *testing.T, reg *metrics.Registry, table string, 
 	if up.Slots == 0 || up.Slots > most || len(up.Built) != 0 {
 		t.Fatalf("upkeep: %d slots rewritten, built %v; want the few slots the facts changed, in place", up.Slots, up.Built)
 	}
+}
+
+// samePurchaseRows: the rollup holds the purchases view's rows, every column
+// (next_at too: a row before a slot that changed points at the new next row).
+func samePurchaseRows(t *testing.T, st *warehouse.Store) {
+	t.Helper()
+	ctx := context.Background()
+	sum := func(view string) (n, h uint64) {
+		q := "SELECT count(), sum(cityHash64(slot, customer_id, first_at, last_at, orders, next_at)) FROM " + view
+		if err := st.Conn.QueryRow(ctx, q).Scan(&n, &h); err != nil {
+			t.Fatal(err)
+		}
+		return n, h
+	}
+	n1, h1 := sum("purchases")
+	n2, h2 := sum("purchases_rollup")
+	if n1 == n2 && h1 == h2 {
+		return
+	}
+	rows, err := st.Conn.Query(ctx, `SELECT 'raw', * FROM (SELECT * FROM purchases EXCEPT SELECT * FROM purchases_rollup)
+		UNION ALL SELECT 'rollup', * FROM (SELECT * FROM purchases_rollup EXCEPT SELECT * FROM purchases) ORDER BY 3, 2, 1 LIMIT 10`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var diff []string
+	for rows.Next() {
+		var side, customer string
+		var slot, first, last, next time.Time
+		var orders uint64
+		if err := rows.Scan(&side, &slot, &customer, &first, &last, &orders, &next); err != nil {
+			t.Fatal(err)
+		}
+		diff = append(diff, fmt.Sprintf("%s only: %s %s %s..%s %d next %s", side, customer, slot.Format(time.DateTime), first.Format(time.DateTime), last.Format(time.DateTime), orders, next.Format(time.DateTime)))
+	}
+	t.Fatalf("rollup_purchases: %d rows, the purchases view %d (or their values differ):\n%s", n2, n1, strings.Join(diff, "\n"))
 }

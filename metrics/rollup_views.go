@@ -52,6 +52,11 @@ type viewRollup struct {
 	// layout names the migration that last made the table: a new one (a table
 	// dropped and made again) rebuilds the rollup.
 	layout string
+	// next is the sql/rollups query that gives the rows of some customers a
+	// newer version where their next_at (the customer's next row) changed:
+	// run after slots are rewritten or months replaced ("": the rows do not
+	// point at other rows).
+	next string
 	// fixed are the parameters that change the view's rows, with the value the
 	// rollup is built for when no metric reading the view declares a default.
 	fixed map[string]string
@@ -66,7 +71,7 @@ var viewRollups = []*viewRollup{{
 }, {
 	view: "purchases", rolled: "purchases_rollup", table: "rollup_purchases",
 	build: "purchases_build", tombstones: "purchases_tombstones", slots: "purchases_slots", slot: 15,
-	fact: "orders", anyQuery: true, layout: "0102",
+	fact: "orders", anyQuery: true, layout: "0104", next: "purchases_next",
 	tables: []string{"identities", "orders"},
 }}
 
@@ -199,6 +204,13 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 	}
 	ids := sortedKeys(todo)
 	sort.Strings(ids)
+	// When every month of the fact is recomputed, no row outside them can point into them.
+	every := true
+	for k := range blocks[v.fact] {
+		if id := warehouse.PartitionID(k); id != warehouse.MutationsKey && !todo[id] {
+			every = false
+		}
+	}
 	x.marks = warehouse.PartBlocks{todoKey: {}}
 	for _, t := range v.tables {
 		x.marks[t] = maps.Clone(blocks[t])
@@ -216,7 +228,7 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), buildChunk)]
 		ids = ids[len(chunk):]
-		if err := r.recomputeView(ctx, v, s, chunk); err != nil {
+		if err := r.recomputeView(ctx, v, s, chunk, !every); err != nil {
 			return done, built, r.failRollup(ctx, x, err)
 		}
 		done += len(chunk)
@@ -307,8 +319,10 @@ func (v *viewRollup) dirty(marks, blocks warehouse.PartBlocks, s viewSpec) []str
 const viewMonths = 3
 
 // recomputeView computes v's partitions ids anew, up to viewMonths per
-// statement, into a staging table whose partitions then replace the rollup's.
-func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec, ids []string) error {
+// statement, into a staging table whose partitions then replace the rollup's;
+// with others, rows outside them may point at rows in them, and the
+// customers the partitions had or have are given their next rows anew.
+func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec, ids []string, others bool) error {
 	st := r.opts.Store
 	stage := fmt.Sprintf("%s_stage_%d", v.table, time.Now().UnixNano())
 	if err := st.CreateStagingTable(ctx, stage, v.table); err != nil {
@@ -340,7 +354,57 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 	if err := st.CompactStaging(ctx, stage); err != nil {
 		return err
 	}
-	return st.ReplacePartitions(ctx, stage, v.table, ids)
+	var customers []string
+	if others && v.next != "" {
+		for _, t := range []string{stage, v.table} {
+			c, err := r.customersOf(ctx, convsql.RollupQuery("partition_customers"), clickhouse.Named("table", t), clickhouse.Named("ids", ids))
+			if err != nil {
+				return err
+			}
+			customers = append(customers, c...)
+		}
+	}
+	if err := st.ReplacePartitions(ctx, stage, v.table, ids); err != nil {
+		return err
+	}
+	return r.nextRows(ctx, v, customers)
+}
+
+// customersOf runs a query of one column, customer ids, and returns them.
+func (r *Registry) customersOf(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := r.opts.Store.Conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("customers changed: %s", chMessage(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// nextRows gives the rows of customers whose next row changed a newer
+// version (v.next), keyChunk customers per statement.
+func (r *Registry) nextRows(ctx context.Context, v *viewRollup, customers []string) error {
+	if v.next == "" || len(customers) == 0 {
+		return nil
+	}
+	slices.Sort(customers)
+	customers = slices.Compact(customers)
+	for len(customers) > 0 {
+		chunk := customers[:min(len(customers), keyChunk)]
+		customers = customers[len(chunk):]
+		args := clickhouse.Parameters{"customers": warehouse.StringArray(chunk), "rv": strconv.FormatInt(time.Now().UnixNano(), 10)}
+		if err := r.opts.Store.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), convsql.RollupQuery(v.next)); err != nil {
+			return fmt.Errorf("next rows of %d customers: %s", len(chunk), chMessage(err))
+		}
+	}
+	return nil
 }
 
 // maxSlots bounds the slots one round rewrites in place (about two months'
@@ -512,7 +576,14 @@ func (r *Registry) rewriteSlots(ctx context.Context, v *viewRollup, s viewSpec, 
 	if err := r.opts.Store.Conn.Exec(c, convsql.RollupQuery(v.tombstones)); err != nil {
 		return fmt.Errorf("rewrite %d slots: deleted dims: %s", len(slots), chMessage(err))
 	}
-	return nil
+	if v.next == "" {
+		return nil
+	}
+	customers, err := r.customersOf(ctx, convsql.RollupQuery("slot_customers"), clickhouse.Named("table", v.table), clickhouse.Named("slots", list))
+	if err != nil {
+		return err
+	}
+	return r.nextRows(ctx, v, customers)
 }
 
 // customPath returns the SQL that answers custom metric d with args: d's own,
