@@ -14,15 +14,16 @@ WITH
     -- t when their last order day x before t has t <= x + window_days, so the order day x (nx: the
     -- customer's next) holds the instants in (x, least(x + window_days, nx)], and the customer is
     -- lost in the bucket holding day x + window_days when nx is not before that bucket's end.
-    -- starts and ends are, per day of the range, its bucket's start and the first instant after it.
+    -- starts and ends are, per day of the range, its bucket's start and the first instant after it
+    -- (scalar subqueries: computed once, where an alias would be folded again at each use).
     arrayMap(o -> multiIf({grain:String} = 'day', from_day + o, {grain:String} = 'week', toStartOfWeek(from_day + o, {week_mode:UInt8}),
                           {grain:String} = 'month', toStartOfMonth(from_day + o),
                           {grain:String} = 'quarter', addMonths(toStartOfQuarter(addMonths(from_day + o, -{fy_shift:Int32})), {fy_shift:Int32}),
                           addMonths(toStartOfYear(addMonths(from_day + o, -{fy_shift:Int32})), {fy_shift:Int32})),
              range(toUInt64(greatest(dateDiff('day', from_day, to_day), 0)))) AS day_buckets,
-    arrayMap(b -> toInt32(greatest(b, from_day)), day_buckets) AS starts,
-    arrayMap(b -> toInt32(least(multiIf({grain:String} = 'day', b + 1, {grain:String} = 'week', b + 7, {grain:String} = 'month', addMonths(b, 1),
-                                        {grain:String} = 'quarter', addMonths(b, 3), addMonths(b, 12)), to_day)), day_buckets) AS ends,
+    (SELECT arrayMap(b -> toInt32(greatest(b, from_day)), day_buckets)) AS starts,
+    (SELECT arrayMap(b -> toInt32(least(multiIf({grain:String} = 'day', b + 1, {grain:String} = 'week', b + 7, {grain:String} = 'month', addMonths(b, 1),
+                                        {grain:String} = 'quarter', addMonths(b, 3), addMonths(b, 12)), to_day)), day_buckets)) AS ends,
     toInt32(from_day) AS f0,
     toInt32(to_day) AS t0,
     {window_days:Int64} >= multiIf({grain:String} = 'day', 1, {grain:String} = 'week', 7, {grain:String} = 'month', 31, {grain:String} = 'quarter', 92, 366) AS short,
@@ -44,36 +45,38 @@ WITH
         -- A slot's orders share a local day; first_at and last_at bound the range exactly.
         SELECT customer_id, arrayDistinct(arraySort(groupArray(toInt32(toDate(first_at, {tz:String}))))) AS days
         FROM purchases
-        WHERE slot < {to:DateTime64(3, 'UTC')}
+        WHERE slot < if(short, toDateTime64(0, 3, 'UTC'), {to:DateTime64(3, 'UTC')})
           AND slot >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64}) - toIntervalMinute(15)
           AND first_at < {to:DateTime64(3, 'UTC')}
           AND last_at >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64})
-          AND NOT short
         GROUP BY customer_id
     ),
     -- The order days of the short case: a row is the last of its local day when the customer's
-    -- next slot is on a later day (nd; 2^31 - 1 when none before to). Per order day: the first
-    -- instant it holds (a), the first after the last it holds (b; 2^31 - 1: none in the range),
-    -- and the bucket start it is lost at (l; 0: none), counted per (a, b, l).
+    -- next slot is on a later day (nd; any day from to_day on is as good as none, 2^31 - 1 when
+    -- none before to), counted per (x, nd). Per pair: the first instant it holds (a), the first
+    -- after the last it holds (b; 2^31 - 1: none in the range), and the bucket start it is lost at
+    -- (l; 0: none). Each case reads no rows in the other's (the slot bound is empty).
     fast AS (
-        SELECT a, b, l, count() AS c
+        SELECT if(x < f0, f0, if(x >= t0, 2147483647, ends[x - f0 + 1])) AS a,
+               least(x + {window_days:Int64}, nd) AS y,
+               if(y < f0, f0, if(y >= t0, 2147483647, ends[y - f0 + 1])) AS b,
+               x + {window_days:Int64} AS z,
+               if(z >= f0 AND z < t0 AND nd >= ends[z - f0 + 1], starts[z - f0 + 1], 0) AS l,
+               c
         FROM (
-            SELECT toInt32(toDate(first_at, {tz:String})) AS x,
-                   if(next_at >= {to:DateTime64(3, 'UTC')}, 2147483647, toInt32(toDate(next_at, {tz:String}))) AS nd,
-                   if(x < f0, f0, if(x >= t0, 2147483647, ends[x - f0 + 1])) AS a,
-                   least(x + {window_days:Int64}, nd) AS y,
-                   if(y < f0, f0, if(y >= t0, 2147483647, ends[y - f0 + 1])) AS b,
-                   x + {window_days:Int64} AS z,
-                   if(z >= f0 AND z < t0 AND nd >= ends[z - f0 + 1], starts[z - f0 + 1], 0) AS l
-            FROM purchases
-            WHERE slot < {to:DateTime64(3, 'UTC')}
-              AND slot >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64}) - toIntervalMinute(15)
-              AND first_at < {to:DateTime64(3, 'UTC')}
-              AND last_at >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64})
-              AND short
-              AND nd > x
+            SELECT x, nd, count() AS c
+            FROM (
+                SELECT toInt32(toDate(first_at, {tz:String})) AS x,
+                       if(next_at >= {to:DateTime64(3, 'UTC')}, 2147483647, least(toInt32(toDate(next_at, {tz:String})), t0)) AS nd
+                FROM purchases
+                WHERE slot < if(short, {to:DateTime64(3, 'UTC')}, toDateTime64(0, 3, 'UTC'))
+                  AND slot >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64}) - toIntervalMinute(15)
+                  AND first_at < {to:DateTime64(3, 'UTC')}
+                  AND last_at >= {from:DateTime64(3, 'UTC')} - toIntervalDay({window_days:Int64})
+                  AND nd > x
+            )
+            GROUP BY x, nd
         )
-        GROUP BY a, b, l
     ),
     -- Active spells [a, b] (day numbers): a customer is active on day t when an order day x has
     -- x < t <= x + window_days; a spell merges these days over consecutive orders.
@@ -82,22 +85,13 @@ WITH
                arrayMap(x -> x + {window_days:Int64}, arrayFilter((x, i) -> i = length(days) OR days[i + 1] - x > {window_days:Int64}, days, arrayEnumerate(days))) AS b
         FROM cust
     ),
-    -- The instants churn is judged at are from_day, each later bucket start and to_day. Of each
-    -- spell: the first (lo) and last (hi) instant it holds (lo > hi: none), and the instant after hi.
+    -- The instants churn is judged at are from_day, each later bucket start and to_day (as day
+    -- numbers). Of each spell: the first (lo; 2^31 - 1: none) and last (hi; 0: none) instant it
+    -- holds (lo > hi: none), and the instant after hi.
     bounds AS (
-        SELECT arrayMap((x, c) -> multiIf(x > toInt32(to_day), toDate('2149-06-06'), x <= toInt32(from_day), from_day, least(multiIf({grain:String} = 'day', c + 1, {grain:String} = 'week', c + 7, {grain:String} = 'month', addMonths(c, 1),
-                       {grain:String} = 'quarter', addMonths(c, 3), addMonths(c, 12)), to_day)),
-                        a, arrayMap(x -> multiIf({grain:String} = 'day', toDate('1970-01-01') + (x - 1), {grain:String} = 'week', toStartOfWeek(toDate('1970-01-01') + (x - 1), {week_mode:UInt8}),
-                       {grain:String} = 'month', toStartOfMonth(toDate('1970-01-01') + (x - 1)),
-                       {grain:String} = 'quarter', addMonths(toStartOfQuarter(addMonths(toDate('1970-01-01') + (x - 1), -{fy_shift:Int32})), {fy_shift:Int32}),
-                       addMonths(toStartOfYear(addMonths(toDate('1970-01-01') + (x - 1), -{fy_shift:Int32})), {fy_shift:Int32})), a)) AS lo_all,
-               arrayMap((x, c) -> multiIf(x < toInt32(from_day), toDate(0), x >= toInt32(to_day), to_day, greatest(c, from_day)), b, bb) AS hi_all,
-               arrayMap((x, c) -> if(x >= toInt32(to_day), to_day, least(multiIf({grain:String} = 'day', c + 1, {grain:String} = 'week', c + 7, {grain:String} = 'month', addMonths(c, 1),
-                       {grain:String} = 'quarter', addMonths(c, 3), addMonths(c, 12)), to_day)), b, bb) AS after_all,
-               arrayMap(x -> multiIf({grain:String} = 'day', toDate('1970-01-01') + x, {grain:String} = 'week', toStartOfWeek(toDate('1970-01-01') + x, {week_mode:UInt8}),
-                       {grain:String} = 'month', toStartOfMonth(toDate('1970-01-01') + x),
-                       {grain:String} = 'quarter', addMonths(toStartOfQuarter(addMonths(toDate('1970-01-01') + x, -{fy_shift:Int32})), {fy_shift:Int32}),
-                       addMonths(toStartOfYear(addMonths(toDate('1970-01-01') + x, -{fy_shift:Int32})), {fy_shift:Int32})), b) AS bb
+        SELECT arrayMap(x -> if(x - 1 < f0, f0, if(x - 1 >= t0, 2147483647, ends[x - f0])), a) AS lo_all,
+               arrayMap(x -> if(x < f0, 0, if(x >= t0, t0, starts[x - f0 + 1])), b) AS hi_all,
+               arrayMap(x -> if(x >= t0, t0, if(x < f0, f0, ends[x - f0 + 1])), b) AS after_all
         FROM spells
     ),
     -- The spells that hold an instant; a customer is lost in the bucket starting at a spell's hi
@@ -121,16 +115,16 @@ WITH
         )
         GROUP BY m.1
         UNION ALL
-        SELECT m.1 AS day, sum(m.2) AS n, sum(m.3) AS lost
+        SELECT toDate('1970-01-01') + m.1 AS day, sum(m.2) AS n, sum(m.3) AS lost
         FROM (
             SELECT arrayJoin(arrayConcat(
-                       [(from_day, toInt64(0), toUInt64(0))],
+                       [(f0, toInt64(0), toUInt64(0))],
                        arrayMap(l -> (l, toInt64(1), toUInt64(0)), lo),
                        arrayMap(x -> (x, toInt64(-1), toUInt64(0)), after),
-                       arrayMap((h, x, i) -> (h, toInt64(0), toUInt64(h < to_day AND (i = length(lo) OR lo[i + 1] != x))), hi, after, arrayEnumerate(hi)))) AS m
+                       arrayMap((h, x, i) -> (h, toInt64(0), toUInt64(h < t0 AND (i = length(lo) OR lo[i + 1] != x))), hi, after, arrayEnumerate(hi)))) AS m
             FROM held
         )
-        GROUP BY day
+        GROUP BY m.1
     ),
     -- Active at a bucket's start: the running sum of the moves up to it.
     counts AS (
