@@ -44,6 +44,7 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 		return d, rec.Body.Len(), nil
 	}
 	var cold, raw, coldBusy, rawBusy []float64
+	var perQuery []map[string]float64
 	var bytes, stmts int
 	for range cfg.PageCold {
 		var rec recorder
@@ -53,10 +54,11 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 			return nil, err
 		}
 		cb := busy(cpuTime()-c0, d)
-		r, rb, err := replayCPU(ctx, cfg, rec.stmts)
+		r, rb, per, err := replayEach(ctx, cfg, rec.stmts)
 		if err != nil {
 			return nil, err
 		}
+		perQuery = append(perQuery, per)
 		cold, raw, bytes, stmts = append(cold, msOf(d)), append(raw, msOf(r)), n, len(rec.stmts)
 		coldBusy, rawBusy = append(coldBusy, cb), append(rawBusy, rb)
 	}
@@ -68,13 +70,17 @@ GROUP BY customer_id ORDER BY count() DESC, customer_id LIMIT 1`).Scan(&id); err
 		}
 		warm = append(warm, msOf(d))
 	}
+	note := fmt.Sprintf("customer %s; vs its %d statements one after another; cores busy %.2f, one after another %.2f of %d",
+		id, stmts, median(coldBusy), median(rawBusy), runtime.NumCPU())
+	if s := slowest(perQuery, 4); s != "" {
+		note += "; slowest statements (median of the loads, one after another): " + s
+	}
 	cm, cp := quantiles(cold)
 	rm, _ := quantiles(raw)
 	wm, wp := quantiles(warm)
 	return []Result{
 		{Group: "page", Name: "customer 360 first loads", Unit: "ms", Median: cm, P95: cp, Direct: rm, Ratio: cm / rm, N: len(cold),
-			Note: fmt.Sprintf("customer %s; vs its %d statements one after another; cores busy %.2f, one after another %.2f of %d",
-				id, stmts, median(coldBusy), median(rawBusy), runtime.NumCPU())},
+			Note: note},
 		{Group: "page", Name: "customer 360 repeated", Unit: "ms", Median: wm, P95: wp, N: cfg.Warm},
 		{Group: "page", Name: "customer 360 HTML", Unit: "bytes", Median: float64(bytes), N: 1},
 	}, nil
