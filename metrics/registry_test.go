@@ -360,4 +360,8 @@ func TestSources(t *testing.T) {
 			t.Errorf("%s reads %s, want %s", name, got, want)
 		}
 	}
+	d := &Definition{SQL: "SELECT x -- counted from to_day on, joined from orders\nFROM refunds"}
+	if got := strings.Join(d.Tables(), ","); got != "refunds" {
+		t.Errorf("a query with a comment naming no table reads %s, want refunds", got)
+	}
 }

@@ -28,7 +28,8 @@ var (
 // (see Registry.Sources).
 func (d *Definition) Tables() []string {
 	set := map[string]bool{}
-	resolveTables(d.SQL, schemaViews(), set, map[string]bool{})
+	// A comment may say "from" or "join" before any word: it reads nothing.
+	resolveTables(commentRe.ReplaceAllString(d.SQL, ""), schemaViews(), set, map[string]bool{})
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)
