@@ -154,22 +154,12 @@ var zones = []string{"UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
 func compareAll(t *testing.T, reg *metrics.Registry, rng *rand.Rand, n int) {
 	t.Helper()
 	ctx := context.Background()
-	grains := []metrics.Grain{metrics.Day, metrics.Week, metrics.Month, metrics.Quarter, metrics.Year}
-	first := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
 	for _, d := range reg.List() {
 		if d.Kind == metrics.Custom {
 			continue // a custom metric is its own query: raw rows either way
 		}
 		for i := 0; i < n; i++ {
-			tz, _ := time.LoadLocation(zones[rng.IntN(len(zones))])
-			from := first.AddDate(0, 0, rng.IntN(700))
-			days := 1 + rng.IntN(400)
-			p := metrics.Params{From: time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, tz),
-				Grain: grains[rng.IntN(len(grains))], TZ: tz, WeekStart: time.Weekday(rng.IntN(2)), FiscalYearStart: time.Month(1 + rng.IntN(12))}
-			p.To = p.From.AddDate(0, 0, days)
-			if p.Grain == metrics.Day && days > 120 {
-				p.Grain = metrics.Week
-			}
+			p := randomParams(rng)
 			switch rng.IntN(3) {
 			case 1:
 				p.Compare = "previous"
@@ -179,13 +169,8 @@ func compareAll(t *testing.T, reg *metrics.Registry, rng *rand.Rand, n int) {
 			if len(d.Dimensions) > 0 && rng.IntN(2) == 0 {
 				p.By = d.Dimensions[rng.IntN(len(d.Dimensions))].Name
 			}
-			if len(d.Dimensions) > 0 && rng.IntN(3) == 0 {
-				dim := d.Dimensions[rng.IntN(len(d.Dimensions))].Name
-				if v := someValue(t, reg, d.Name, dim, p); v != "" {
-					p.Filters = []metrics.Filter{{Dim: dim, Value: v}}
-				}
-			}
-			name := fmt.Sprintf("%s %s..%s %s %s by=%s filters=%v compare=%s", d.Name, p.From.Format(time.DateOnly), p.To.Format(time.DateOnly), p.Grain, tz, p.By, p.Filters, p.Compare)
+			randomFilter(t, reg, rng, d, &p)
+			name := fmt.Sprintf("%s %s..%s %s %s by=%s filters=%v compare=%s", d.Name, p.From.Format(time.DateOnly), p.To.Format(time.DateOnly), p.Grain, p.TZ, p.By, p.Filters, p.Compare)
 			rolled, err := reg.Query(ctx, d.Name, p)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -197,6 +182,35 @@ func compareAll(t *testing.T, reg *metrics.Registry, rng *rand.Rand, n int) {
 			if diff := sameAnswer(d.Unit, raw, rolled); diff != "" {
 				t.Errorf("%s: rollup differs from raw rows: %s", name, diff)
 			}
+		}
+	}
+}
+
+// randomParams is a random range of 1 to 400 days from July 2024 on, in a
+// random zone, grain (weeks rather than more than 120 days), week start and
+// fiscal year.
+func randomParams(rng *rand.Rand) metrics.Params {
+	grains := []metrics.Grain{metrics.Day, metrics.Week, metrics.Month, metrics.Quarter, metrics.Year}
+	tz, _ := time.LoadLocation(zones[rng.IntN(len(zones))])
+	from := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rng.IntN(700))
+	days := 1 + rng.IntN(400)
+	p := metrics.Params{From: time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, tz),
+		Grain: grains[rng.IntN(len(grains))], TZ: tz, WeekStart: time.Weekday(rng.IntN(2)), FiscalYearStart: time.Month(1 + rng.IntN(12))}
+	p.To = p.From.AddDate(0, 0, days)
+	if p.Grain == metrics.Day && days > 120 {
+		p.Grain = metrics.Week
+	}
+	return p
+}
+
+// randomFilter, one time in three, filters p on one of d's dimensions by a
+// value d has in p's range.
+func randomFilter(t *testing.T, reg *metrics.Registry, rng *rand.Rand, d *metrics.Definition, p *metrics.Params) {
+	t.Helper()
+	if len(d.Dimensions) > 0 && rng.IntN(3) == 0 {
+		dim := d.Dimensions[rng.IntN(len(d.Dimensions))].Name
+		if v := someValue(t, reg, d.Name, dim, *p); v != "" {
+			p.Filters = []metrics.Filter{{Dim: dim, Value: v}}
 		}
 	}
 }

@@ -264,19 +264,10 @@ func (r *Registry) affectedKeys(ctx context.Context, sp *rollupSpec, table strin
 		q = convsql.RollupQuery("affected_customers")
 		args = args[:2]
 	}
-	rows, err := r.opts.Store.Conn.Query(ctx, q, args...)
-	if err != nil {
+	if err := collect(ctx, r.opts.Store, q, keys, args...); err != nil {
 		return fmt.Errorf("keys changed in %s: %s", table, chMessage(err))
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return err
-		}
-		keys[k] = true
-	}
-	return rows.Err()
+	return nil
 }
 
 // rebuildKeyed computes every row of the model into a staging table and

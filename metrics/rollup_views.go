@@ -209,6 +209,7 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 	for k := range blocks[v.fact] {
 		if id := warehouse.PartitionID(k); id != warehouse.MutationsKey && !todo[id] {
 			every = false
+			break
 		}
 	}
 	x.marks = warehouse.PartBlocks{todoKey: {}}
@@ -354,14 +355,12 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 	if err := st.CompactStaging(ctx, stage); err != nil {
 		return err
 	}
-	var customers []string
+	customers := map[string]bool{}
 	if others && v.next != "" {
 		for _, t := range []string{stage, v.table} {
-			c, err := r.customersOf(ctx, convsql.RollupQuery("partition_customers"), clickhouse.Named("table", t), clickhouse.Named("ids", ids))
-			if err != nil {
-				return err
+			if err := collect(ctx, st, convsql.RollupQuery("partition_customers"), customers, clickhouse.Named("table", t), clickhouse.Named("ids", ids)); err != nil {
+				return fmt.Errorf("customers of %s: %s", t, chMessage(err))
 			}
-			customers = append(customers, c...)
 		}
 	}
 	if err := st.ReplacePartitions(ctx, stage, v.table, ids); err != nil {
@@ -370,32 +369,13 @@ func (r *Registry) recomputeView(ctx context.Context, v *viewRollup, s viewSpec,
 	return r.nextRows(ctx, v, customers)
 }
 
-// customersOf runs a query of one column, customer ids, and returns them.
-func (r *Registry) customersOf(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := r.opts.Store.Conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("customers changed: %s", chMessage(err))
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
 // nextRows gives the rows of customers whose next row changed a newer
 // version (v.next), keyChunk customers per statement.
-func (r *Registry) nextRows(ctx context.Context, v *viewRollup, customers []string) error {
-	if v.next == "" || len(customers) == 0 {
+func (r *Registry) nextRows(ctx context.Context, v *viewRollup, set map[string]bool) error {
+	if v.next == "" || len(set) == 0 {
 		return nil
 	}
-	slices.Sort(customers)
-	customers = slices.Compact(customers)
+	customers := sortedKeys(set)
 	for len(customers) > 0 {
 		chunk := customers[:min(len(customers), keyChunk)]
 		customers = customers[len(chunk):]
@@ -579,9 +559,9 @@ func (r *Registry) rewriteSlots(ctx context.Context, v *viewRollup, s viewSpec, 
 	if v.next == "" {
 		return nil
 	}
-	customers, err := r.customersOf(ctx, convsql.RollupQuery("slot_customers"), clickhouse.Named("table", v.table), clickhouse.Named("slots", list))
-	if err != nil {
-		return err
+	customers := map[string]bool{}
+	if err := collect(ctx, r.opts.Store, convsql.RollupQuery("slot_customers"), customers, clickhouse.Named("table", v.table), clickhouse.Named("slots", list)); err != nil {
+		return fmt.Errorf("customers of %d slots: %s", len(slots), chMessage(err))
 	}
 	return r.nextRows(ctx, v, customers)
 }
