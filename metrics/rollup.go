@@ -212,6 +212,23 @@ func (r *Registry) rollupSpecs(ctx context.Context) []*rollupSpec {
 const buildChunk = 12
 
 // upkeepOne brings one rollup up to date; it returns the partitions it
+// fold sets x's watermark of tables to blocks: they are folded in.
+func (x *rollupRecord) fold(tables []string, blocks warehouse.PartBlocks) {
+	for _, t := range tables {
+		x.marks[t] = maps.Clone(blocks[t])
+		if x.marks[t] == nil {
+			x.marks[t] = map[string]int64{}
+		}
+	}
+}
+
+// noteAsOf records that an upkeep round found table current as of asOf.
+func (r *Registry) noteAsOf(table string, asOf time.Time) {
+	r.rollups.mu.Lock()
+	r.rollups.asOf[table] = asOf
+	r.rollups.mu.Unlock()
+}
+
 // recomputed and whether it (re)created the table.
 func (r *Registry) upkeepOne(ctx context.Context, sp *rollupSpec, old *rollupRecord, blocks warehouse.PartBlocks, asOf time.Time) (int, bool, error) {
 	x := &rollupRecord{name: sp.table, metric: sp.metric, spec: sp.hash, status: RollupReady, marks: warehouse.PartBlocks{}}
@@ -246,9 +263,7 @@ func (r *Registry) upkeepOne(ctx context.Context, sp *rollupSpec, old *rollupRec
 			x.status, x.err, x.asOf = RollupReady, "", asOf
 			return 0, built, r.putState(ctx, x)
 		}
-		r.rollups.mu.Lock()
-		r.rollups.asOf[sp.table] = asOf
-		r.rollups.mu.Unlock()
+		r.noteAsOf(sp.table, asOf)
 		return 0, built, nil
 	}
 	done := 0
@@ -294,20 +309,13 @@ func (r *Registry) upkeepOne(ctx context.Context, sp *rollupSpec, old *rollupRec
 	}
 	// Every dirty partition is replaced: the whole snapshot is folded in.
 	x.marks = warehouse.PartBlocks{}
-	for _, t := range sp.tables {
-		x.marks[t] = maps.Clone(blocks[t])
-		if x.marks[t] == nil {
-			x.marks[t] = map[string]int64{}
-		}
-	}
+	x.fold(sp.tables, blocks)
 	x.generation++
 	x.status, x.err, x.asOf = RollupReady, "", asOf
 	if err := r.putState(ctx, x); err != nil {
 		return done, built, err
 	}
-	r.rollups.mu.Lock()
-	r.rollups.asOf[sp.table] = asOf
-	r.rollups.mu.Unlock()
+	r.noteAsOf(sp.table, asOf)
 	return done, built, nil
 }
 

@@ -38,8 +38,8 @@ func TestRollupsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(up.Built) != len(rolledUp)+2 || !slices.Contains(up.Built, "rollup_attribution") || !slices.Contains(up.Built, "rollup_purchases") || up.Partitions == 0 {
-		t.Fatalf("first upkeep built %v (%d partitions), want the %d rollups of %v, rollup_attribution and rollup_purchases", up.Built, up.Partitions, len(rolledUp), rolledUp)
+	if len(up.Built) != len(rolledUp)+3 || !slices.Contains(up.Built, "rollup_attribution") || !slices.Contains(up.Built, "rollup_purchases") || !slices.Contains(up.Built, "rollup_people") || up.Partitions == 0 {
+		t.Fatalf("first upkeep built %v (%d partitions), want the %d rollups of %v, rollup_attribution, rollup_purchases and rollup_people", up.Built, up.Partitions, len(rolledUp), rolledUp)
 	}
 	checkPaths(t, reg)
 	rng := rand.New(rand.NewPCG(16, 1))
@@ -76,6 +76,9 @@ func TestRollupsExact(t *testing.T) {
 	}
 	wholeRange(t, reg)
 	samePurchaseRows(t, st)
+	if d := peopleDiff(t, st); d != "" {
+		t.Errorf("rollup_people after the later facts: %s", d)
+	}
 	compareAll(t, reg, rng, 3)
 	compareDistinct(t, st, reg, rng, 3)
 	compareViews(t, reg, rng, 6)
@@ -350,4 +353,6 @@ func mutate(t *testing.T, st *warehouse.Store) {
 			t.Fatalf("%s: %v", strings.SplitN(q, "\n", 2)[0], err)
 		}
 	}
+	resendTouchpoints(t, st)
+	mergeIdentities(t, st)
 }

@@ -223,9 +223,7 @@ func (r *Registry) upkeepKeyed(ctx context.Context, sp *rollupSpec, old *rollupR
 		}
 		n = 1
 	case !changed && x.status == RollupReady:
-		r.rollups.mu.Lock()
-		r.rollups.asOf[sp.table] = asOf
-		r.rollups.mu.Unlock()
+		r.noteAsOf(sp.table, asOf)
 		return 0, built, nil
 	}
 	if r.rollups.fault != nil && n > 0 {
@@ -234,12 +232,7 @@ func (r *Registry) upkeepKeyed(ctx context.Context, sp *rollupSpec, old *rollupR
 		}
 	}
 	x.marks = warehouse.PartBlocks{}
-	for _, t := range sp.tables {
-		x.marks[t] = maps.Clone(blocks[t])
-		if x.marks[t] == nil {
-			x.marks[t] = map[string]int64{}
-		}
-	}
+	x.fold(sp.tables, blocks)
 	if n > 0 {
 		x.generation++
 	}
@@ -247,9 +240,7 @@ func (r *Registry) upkeepKeyed(ctx context.Context, sp *rollupSpec, old *rollupR
 	if err := r.putState(ctx, x); err != nil {
 		return n, built, err
 	}
-	r.rollups.mu.Lock()
-	r.rollups.asOf[sp.table] = asOf
-	r.rollups.mu.Unlock()
+	r.noteAsOf(sp.table, asOf)
 	return n, built, nil
 }
 

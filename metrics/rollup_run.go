@@ -272,6 +272,7 @@ func (r *Registry) RebuildRollup(ctx context.Context, name string) ([]string, er
 		}
 	}
 	slices.Sort(out)
+	out = slices.Compact(out) // a metric reading two views' rollups is named once
 	r.KickRollups()
 	return out, nil
 }

@@ -60,6 +60,11 @@ type viewRollup struct {
 	// fixed are the parameters that change the view's rows, with the value the
 	// rollup is built for when no metric reading the view declares a default.
 	fixed map[string]string
+	// people: the rows are per person, kept by folding new touchpoints in
+	// (rollup_people.go), not by month of a fact; upkeep are the sql/rollups
+	// queries that keep them, part of what the rollup is built for.
+	people bool
+	upkeep []string
 }
 
 var viewRollups = []*viewRollup{{
@@ -73,6 +78,11 @@ var viewRollups = []*viewRollup{{
 	build: "purchases_build", tombstones: "purchases_tombstones", slots: "purchases_slots", slot: 15,
 	fact: "orders", anyQuery: true, layout: "0104", next: "purchases_next",
 	tables: []string{"identities", "orders"},
+}, {
+	view: "touch_people", rolled: "touch_people_rollup", table: "rollup_people", call: true,
+	build: "people_build", anyQuery: true, layout: "0108", people: true,
+	upkeep: []string{"people_merge", "people_stale", "people_recompute"},
+	tables: []string{"identities", "touchpoints"},
 }}
 
 // todoKey is the watermark entry listing the partitions an interrupted round
@@ -131,9 +141,16 @@ func (r *Registry) viewSpecOf(v *viewRollup) viewSpec {
 		}
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "view %s\x00%s\x00%s\x00%s\x00margin %v\x00", rollupFormat, v.view, convsql.RollupQuery(v.build), convsql.RollupQuery(v.tombstones), s.margin)
+	tombstones := ""
+	if v.tombstones != "" {
+		tombstones = convsql.RollupQuery(v.tombstones)
+	}
+	fmt.Fprintf(h, "view %s\x00%s\x00%s\x00%s\x00margin %v\x00", rollupFormat, v.view, convsql.RollupQuery(v.build), tombstones, s.margin)
 	if v.layout != "" {
 		fmt.Fprintf(h, "layout %s\x00", v.layout)
+	}
+	for _, q := range v.upkeep {
+		fmt.Fprintf(h, "%s\x00", convsql.RollupQuery(q))
 	}
 	for _, k := range sortedKeys(s.args) {
 		fmt.Fprintf(h, "%s=%s\x00", k, s.args[k])
@@ -160,6 +177,9 @@ func (r *Registry) viewRollupsInUse() []*viewRollup {
 // leaves a rollup exact for what it holds, and the next round resumes with
 // the partitions left (and whatever landed since the snapshot).
 func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRecord, blocks warehouse.PartBlocks, asOf time.Time) (int, bool, error) {
+	if v.people {
+		return r.upkeepPeople(ctx, v, old, blocks, asOf)
+	}
 	s := r.viewSpecOf(v)
 	x := &rollupRecord{name: v.table, metric: v.view, spec: s.hash, status: RollupReady, marks: warehouse.PartBlocks{}}
 	built := old == nil || old.spec != s.hash
@@ -197,9 +217,7 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 			x.status, x.err, x.asOf = RollupReady, "", asOf
 			return 0, built, r.putState(ctx, x)
 		}
-		r.rollups.mu.Lock()
-		r.rollups.asOf[v.table] = asOf
-		r.rollups.mu.Unlock()
+		r.noteAsOf(v.table, asOf)
 		return 0, built, nil
 	}
 	ids := sortedKeys(todo)
@@ -213,12 +231,7 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 		}
 	}
 	x.marks = warehouse.PartBlocks{todoKey: {}}
-	for _, t := range v.tables {
-		x.marks[t] = maps.Clone(blocks[t])
-		if x.marks[t] == nil {
-			x.marks[t] = map[string]int64{}
-		}
-	}
+	x.fold(v.tables, blocks)
 	for _, id := range ids {
 		x.marks[todoKey][id] = 1
 	}
@@ -253,9 +266,7 @@ func (r *Registry) upkeepView(ctx context.Context, v *viewRollup, old *rollupRec
 	if err := r.putState(ctx, x); err != nil {
 		return done, built, err
 	}
-	r.rollups.mu.Lock()
-	r.rollups.asOf[v.table] = asOf
-	r.rollups.mu.Unlock()
+	r.noteAsOf(v.table, asOf)
 	return done, built, nil
 }
 
@@ -473,12 +484,7 @@ func (r *Registry) upkeepSlots(ctx context.Context, v *viewRollup, s viewSpec, x
 		}
 		x.generation++
 	}
-	for _, t := range v.tables {
-		x.marks[t] = maps.Clone(blocks[t])
-		if x.marks[t] == nil {
-			x.marks[t] = map[string]int64{}
-		}
-	}
+	x.fold(v.tables, blocks)
 	x.status, x.err, x.asOf = RollupReady, "", asOf
 	if err := r.putState(ctx, x); err != nil {
 		return 0, true, err

@@ -9,24 +9,11 @@
 -- param: window_days Int64 = 30 | 1..365
 -- param: breakdown String = none | none, channel
 WITH
-    -- A person's first touch is in [from, to) exactly when they have a touchpoint in [from, to)
-    -- and none before from; their first touch, first signup and first channel then come from
-    -- [from, to + window_days) as from all their touchpoints. The people seen before from are
-    -- a set to test against, not aggregates over every touchpoint of history.
+    -- The people first touched in [from, to), with their first channel and whether they signed
+    -- up within window_days (touch_people: kept per person as touchpoints land).
     people AS (
-        SELECT if(customer_id != '', customer_id, concat('anon:', anonymous_id)) AS person,
-               min(occurred_at) AS first_touch,
-               minIf(occurred_at, kind = 'signup') AS first_signup,
-               countIf(kind = 'signup') > 0 AS has_signup,
-               argMin(channel, (occurred_at, event_id)) AS first_channel
-        FROM touchpoints_resolved
-        WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + toIntervalDay({window_days:Int64})
-        GROUP BY person
-        HAVING first_touch < {to:DateTime64(3, 'UTC')}
-           AND person NOT IN (
-               SELECT if(customer_id != '', customer_id, concat('anon:', anonymous_id))
-               FROM touchpoints_resolved
-               WHERE occurred_at < {from:DateTime64(3, 'UTC')})
+        SELECT person, first_touch, first_channel, signed_up
+        FROM touch_people(from = {from:DateTime64(3, 'UTC')}, to = {to:DateTime64(3, 'UTC')}, window_days = {window_days:Int64})
     ),
     buyers AS (
         -- A slot's orders share a UTC day, and its first order is the earliest.
@@ -34,24 +21,28 @@ WITH
                arrayMin(arrayFilter(d -> d > toDate(min(first_at)), groupArray(toDate(first_at)))) AS second_day,
                uniqExact(toDate(first_at)) > 1 AS has_second
         FROM purchases
+        WHERE customer_id IN (SELECT person FROM people WHERE NOT startsWith(person, 'anon:'))
         GROUP BY customer_id
     ),
     flags AS (
         SELECT p.person AS person,
                if(p.first_channel = '', '(none)', toString(p.first_channel)) AS channel,
                1 AS s1,
-               p.has_signup AND p.first_signup <= p.first_touch + toIntervalDay({window_days:Int64}) AS s2,
+               p.signed_up AS s2,
                s2 AND b.customer_id != '' AND b.first_order >= p.first_touch AND b.first_order <= p.first_touch + toIntervalDay({window_days:Int64}) AS s3,
                s3 AND b.has_second AND b.second_day <= toDate(b.first_order) + {window_days:Int64} AS s4
         FROM people AS p
         LEFT JOIN buyers AS b ON b.customer_id = p.person
     ),
     counts AS (
-        SELECT '' AS channel, count() AS n1, countIf(s2) AS n2, countIf(s3) AS n3, countIf(s4) AS n4
-        FROM flags HAVING {breakdown:String} = 'none'
-        UNION ALL
-        SELECT channel, count() AS n1, countIf(s2) AS n2, countIf(s3) AS n3, countIf(s4) AS n4
-        FROM flags WHERE {breakdown:String} = 'channel' GROUP BY channel
+        -- One pass over the people: every channel and the total (one row even with no people).
+        SELECT ch AS channel, n1, n2, n3, n4
+        FROM (
+            SELECT if(grouping(channel) = 1, '', channel) AS ch, grouping(channel) = 1 AS total,
+                   count() AS n1, countIf(s2) AS n2, countIf(s3) AS n3, countIf(s4) AS n4
+            FROM flags GROUP BY GROUPING SETS ((channel), ())
+        )
+        WHERE total = ({breakdown:String} = 'none')
     )
 SELECT stage, name, people, rate_from_previous_pct, rate_from_start_pct, channel
 FROM (
