@@ -112,6 +112,26 @@ func (r *Registry) readers(v *viewRollup) []*Definition {
 	return out
 }
 
+// ViewRollup names a view kept as a rollup table and the metrics reading it.
+type ViewRollup struct {
+	View, Table string
+	Readers     []string
+}
+
+// ViewRollups lists the views kept as rollups, each with the custom metrics
+// of r whose SQL reads it (and so are answered from the rollup).
+func (r *Registry) ViewRollups() []ViewRollup {
+	out := make([]ViewRollup, 0, len(viewRollups))
+	for _, v := range viewRollups {
+		vr := ViewRollup{View: v.view, Table: v.table}
+		for _, d := range r.readers(v) {
+			vr.Readers = append(vr.Readers, d.Name)
+		}
+		out = append(out, vr)
+	}
+	return out
+}
+
 // viewSpec is what v is built for now: the fixed parameters' values (the
 // first reader's defaults), the margin, and the hash of both with the build.
 type viewSpec struct {
