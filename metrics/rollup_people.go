@@ -67,6 +67,12 @@ func (r *Registry) upkeepPeople(ctx context.Context, v *viewRollup, old *rollupR
 		r.noteAsOf(v.table, asOf)
 		return 0, built, nil
 	}
+	if !full {
+		var err error
+		if full, err = r.foldPeople(ctx, v, parts, people); err != nil {
+			return 0, built, r.failRollup(ctx, x, err)
+		}
+	}
 	if full {
 		x.status = RollupBuilding
 		x.marks = warehouse.PartBlocks{}
@@ -76,8 +82,6 @@ func (r *Registry) upkeepPeople(ctx context.Context, v *viewRollup, old *rollupR
 		if err := r.rebuildPeople(ctx, v); err != nil {
 			return 0, built, r.failRollup(ctx, x, err)
 		}
-	} else if err := r.foldPeople(ctx, parts, people); err != nil {
-		return 0, built, r.failRollup(ctx, x, err)
 	}
 	if r.rollups.fault != nil {
 		if err := r.rollups.fault("replaced " + v.table); err != nil {
@@ -95,9 +99,8 @@ func (r *Registry) upkeepPeople(ctx context.Context, v *viewRollup, old *rollupR
 }
 
 // peopleChanged reads what changed since marks: the touchpoint parts to fold
-// in, the people to recompute (the canonical customers an identity change
-// moved, and those whose kept first event the parts re-sent with a change),
-// or full when the change cannot be followed person by person.
+// in, the canonical customers an identity change moved (to recompute), or
+// full when the change cannot be followed person by person.
 func (r *Registry) peopleChanged(ctx context.Context, marks, blocks warehouse.PartBlocks) (parts, people []string, full bool, err error) {
 	for _, t := range []string{"touchpoints", "identities"} {
 		m, seen := marks[t]
@@ -122,29 +125,43 @@ func (r *Registry) peopleChanged(ctx context.Context, marks, blocks warehouse.Pa
 			return nil, nil, false, err
 		}
 	}
-	if len(parts) > 0 && len(people) <= peopleMax {
-		set := map[string]bool{}
-		if err := collect(ctx, r.opts.Store, convsql.RollupQuery("people_stale"), set, clickhouse.Named("parts", parts)); err != nil {
-			return nil, nil, false, fmt.Errorf("people whose first event was re-sent: %s", chMessage(err))
-		}
-		for _, p := range people {
-			set[p] = true
-		}
-		people = sortedKeys(set)
-		slices.Sort(people)
-	}
 	return parts, people, len(people) > peopleMax, nil
 }
 
-// foldPeople folds the touchpoint parts into the rollup, leaving out the
-// people given, whom it then recomputes from all their touchpoints.
-func (r *Registry) foldPeople(ctx context.Context, parts, redo []string) error {
+// foldPeople folds the touchpoint parts into the rollup and recomputes from
+// all their touchpoints the people given (whom an identity change moved) and
+// those whose kept first event the parts re-sent with a change. The parts'
+// events are resolved once, into a staging table the steps read; more than
+// peopleMax people to recompute leave the rollup as it was and return full:
+// a rebuild is then about as fast.
+func (r *Registry) foldPeople(ctx context.Context, v *viewRollup, parts, redo []string) (full bool, err error) {
 	st := r.opts.Store
 	if len(parts) > 0 {
-		args := clickhouse.Parameters{"parts": warehouse.StringArray(parts), "skip": warehouse.StringArray(redo),
+		batch := fmt.Sprintf("%s_fold_stage_%d", v.table, time.Now().UnixNano())
+		if err := st.CreateStagingTable(ctx, batch, "people_fold"); err != nil {
+			return false, err
+		}
+		defer func() { _ = st.DropStagingTable(context.WithoutCancel(ctx), batch) }()
+		args := clickhouse.Parameters{"stage": batch, "parts": warehouse.StringArray(parts)}
+		if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), convsql.RollupQuery("people_fold_batch")); err != nil {
+			return false, fmt.Errorf("resolve the events of %d touchpoint parts: %s", len(parts), chMessage(err))
+		}
+		set := map[string]bool{}
+		if err := collect(ctx, st, convsql.RollupQuery("people_stale"), set, clickhouse.Named("batch", batch)); err != nil {
+			return false, fmt.Errorf("people whose first event was re-sent: %s", chMessage(err))
+		}
+		for _, p := range redo {
+			set[p] = true
+		}
+		if len(set) > peopleMax {
+			return true, nil
+		}
+		redo = sortedKeys(set)
+		slices.Sort(redo)
+		args = clickhouse.Parameters{"batch": batch, "skip": warehouse.StringArray(redo),
 			"rv": strconv.FormatInt(time.Now().UnixNano(), 10)}
 		if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), convsql.RollupQuery("people_merge")); err != nil {
-			return fmt.Errorf("fold in %d touchpoint parts: %s", len(parts), chMessage(err))
+			return false, fmt.Errorf("fold in %d touchpoint parts: %s", len(parts), chMessage(err))
 		}
 	}
 	for len(redo) > 0 {
@@ -152,10 +169,10 @@ func (r *Registry) foldPeople(ctx context.Context, parts, redo []string) error {
 		redo = redo[len(chunk):]
 		args := clickhouse.Parameters{"people": warehouse.StringArray(chunk), "rv": strconv.FormatInt(time.Now().UnixNano(), 10)}
 		if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), convsql.RollupQuery("people_recompute")); err != nil {
-			return fmt.Errorf("recompute %d people: %s", len(chunk), chMessage(err))
+			return false, fmt.Errorf("recompute %d people: %s", len(chunk), chMessage(err))
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // rebuildPeople computes every person's row into a staging table, in

@@ -58,7 +58,8 @@ func peopleDiff(t *testing.T, st *warehouse.Store) string {
 // resendTouchpoints writes touchpoints that change people's first touch or
 // signup in every way a fold-in cannot follow by itself, plus new ones: a
 // customer's first touchpoint re-sent as another customer's, a first signup
-// re-sent as a visit, an anonymous visitor's first touch re-sent identified,
+// re-sent as a visit, a customer's first touchpoint re-sent on another
+// channel, an anonymous visitor's first touch re-sent identified,
 // a touch weeks before a customer's first (an earlier month), and a new
 // visitor.
 func resendTouchpoints(t *testing.T, st *warehouse.Store) {
@@ -74,6 +75,8 @@ func resendTouchpoints(t *testing.T, st *warehouse.Store) {
 		 FROM touchpoints FINAL WHERE ` + firstOf("customer_id != ''", "customer_id", 3),
 		`INSERT INTO touchpoints (` + cols + `) SELECT event_id, customer_id, anonymous_id, occurred_at, channel, campaign, 'visit', source, now64(3) + 60
 		 FROM touchpoints FINAL WHERE ` + firstOf("customer_id != '' AND kind = 'signup'", "customer_id", 5),
+		`INSERT INTO touchpoints (` + cols + `) SELECT event_id, customer_id, anonymous_id, occurred_at, if(channel = 'referral', 'email', 'referral'), campaign, kind, source, now64(3) + 60
+		 FROM touchpoints FINAL WHERE ` + firstOf("customer_id != ''", "customer_id", 9),
 		`INSERT INTO touchpoints (` + cols + `) SELECT event_id, 'c-identified', anonymous_id, occurred_at, channel, campaign, kind, source, now64(3) + 60
 		 FROM touchpoints FINAL WHERE ` + firstOf("customer_id = '' AND anonymous_id != ''", "anonymous_id", 0),
 		`INSERT INTO touchpoints (` + cols + `) SELECT 'early-tp1', customer_id, '', min(occurred_at) - toIntervalDay(40), 'social', '', 'visit', 'web', now64(3)

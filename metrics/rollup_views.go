@@ -81,7 +81,7 @@ var viewRollups = []*viewRollup{{
 }, {
 	view: "touch_people", rolled: "touch_people_rollup", table: "rollup_people", call: true,
 	build: "people_build", anyQuery: true, layout: "0108", people: true,
-	upkeep: []string{"people_merge", "people_stale", "people_recompute"},
+	upkeep: []string{"people_fold_batch", "people_merge", "people_stale", "people_recompute"},
 	tables: []string{"identities", "touchpoints"},
 }}
 

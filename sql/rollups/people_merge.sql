@@ -1,18 +1,11 @@
--- people_merge: folds the touchpoints of the given parts into rollup_people (sql/schema/0108), version {rv} (package metrics, rollup_people.go). The events those parts hold are read at their newest version (FINAL by key, whichever part holds it); each person's earliest touch and signup among them is compared with their kept row, and a row is written only where one moved earlier (or the person is new), with a _deleted row in the month a first touch left. The people in {skip} are left out: they are recomputed from all their touchpoints instead (people_recompute). A first touch and a first signup only move earlier as touchpoints are added, so folding the same parts in twice writes nothing more.
+-- people_merge: folds the fold's batch {batch} (people_fold_batch: the events of the new touchpoint parts at their newest version, with their person) into rollup_people (sql/schema/0108), version {rv} (package metrics, rollup_people.go). Each person's earliest touch and signup among them is compared with their kept row, and a row is written only where one moved earlier (or the person is new), with a _deleted row in the month a first touch left. The people in {skip} are left out: they are recomputed from all their touchpoints instead (people_recompute). A first touch and a first signup only move earlier as touchpoints are added, so folding the same parts in twice writes nothing more.
 INSERT INTO rollup_people (person, first_touch, first_source, first_event, first_channel, first_signup, signup_source, signup_event, _version, _deleted)
 WITH
     new AS (
         SELECT person, min(at) AS ft, argMin(tuple(toString(source), event_id, toString(channel)), (at, event_id)) AS fe,
                if(countIf(kind = 'signup') > 0, minIf(at, kind = 'signup'), toDateTime64('2199-12-31 23:59:59', 3, 'UTC')) AS fs,
                argMinIf(tuple(toString(source), event_id), (at, event_id), kind = 'signup') AS se
-        FROM (
-            SELECT if(f.customer_id != '', if(m.canonical = '', f.customer_id, m.canonical), concat('anon:', f.anonymous_id)) AS person,
-                   f.occurred_at AS at, f.source AS source, f.event_id AS event_id, f.channel AS channel, f.kind AS kind
-            FROM touchpoints AS f FINAL
-            LEFT JOIN identity_map AS m ON f.source = m.source AND f.customer_id = m.source_key
-            WHERE (f.source, toDate(f.occurred_at), f.event_id) IN (
-                SELECT source, toDate(occurred_at), event_id FROM touchpoints WHERE _part IN {parts:Array(String)})
-        )
+        FROM {batch:Identifier}
         WHERE NOT has({skip:Array(String)}, person)
         GROUP BY person
     ),
