@@ -1,4 +1,4 @@
--- people_merge: folds the fold's batch {batch} (people_fold_batch: the events of the new touchpoint parts at their newest version, with their person) into rollup_people (sql/schema/0108), version {rv} (package metrics, rollup_people.go). Each person's earliest touch and signup among them is compared with their kept row, and a row is written only where one moved earlier (or the person is new), with a _deleted row in the month a first touch left. The people in {skip} are left out: they are recomputed from all their touchpoints instead (people_recompute). A first touch and a first signup only move earlier as touchpoints are added, so folding the same parts in twice writes nothing more.
+-- people_merge: folds the fold's batch {batch} (people_fold_batch: the events of the new touchpoint parts at their newest version, with their person) into rollup_people (sql/schema/0108), version {rv} (package metrics, rollup_people.go). Each person's earliest touch and signup among them is compared with their kept row, and a row is written only where one moved earlier (or the person is new), with a _deleted row in the month a first touch left (both from one pass over the join, so the kept rows are read once). The people in {skip} are left out: they are recomputed from all their touchpoints instead (people_recompute). A first touch and a first signup only move earlier as touchpoints are added, so folding the same parts in twice writes nothing more.
 INSERT INTO rollup_people (person, first_touch, first_source, first_event, first_channel, first_signup, signup_source, signup_event, _version, _deleted)
 WITH
     new AS (
@@ -31,11 +31,11 @@ WITH
         FROM new AS n
         LEFT JOIN old AS o ON o.person = n.person
     )
-SELECT person, first_touch, first_source, first_event, first_channel, first_signup, signup_source, signup_event, {rv:UInt64}, toUInt8(0)
+SELECT r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, {rv:UInt64}, r.9
 FROM both
-WHERE NOT (keep_touch AND keep_signup)
-UNION ALL
-SELECT person, old_touch, old_source, old_event, old_channel, old_signup, old_signup_source, old_signup_event, {rv:UInt64}, toUInt8(1)
-FROM both
-WHERE kept AND toYYYYMM(old_touch) != toYYYYMM(first_touch)
+ARRAY JOIN arrayConcat(
+    if(NOT (keep_touch AND keep_signup),
+       [tuple(person, first_touch, toString(first_source), first_event, toString(first_channel), first_signup, toString(signup_source), signup_event, toUInt8(0))], []),
+    if(kept AND toYYYYMM(old_touch) != toYYYYMM(first_touch),
+       [tuple(person, old_touch, toString(old_source), old_event, toString(old_channel), old_signup, toString(old_signup_source), old_signup_event, toUInt8(1))], [])) AS r
 SETTINGS do_not_merge_across_partitions_select_final = 1
