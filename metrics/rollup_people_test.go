@@ -162,6 +162,14 @@ func TestPeopleRollup(t *testing.T) {
 	if kept == 0 {
 		t.Fatal("no row of the first build is left: the rollup was rebuilt, not folded into")
 	}
+	// Each fold drops its staging table, the round that died too.
+	var stages uint64
+	if err := st.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'rollup\\_people\\_fold\\_stage\\_%'").Scan(&stages); err != nil {
+		t.Fatal(err)
+	}
+	if stages != 0 {
+		t.Fatalf("%d fold staging tables left behind", stages)
+	}
 	for _, by := range []string{"none", "channel"} {
 		p := metrics.Params{From: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 			Grain: metrics.Month, TZ: time.UTC, WeekStart: time.Monday, FiscalYearStart: time.January,
