@@ -157,7 +157,6 @@ func (r *Registry) foldPeople(ctx context.Context, v *viewRollup, parts, redo []
 			return true, nil
 		}
 		redo = sortedKeys(set)
-		slices.Sort(redo)
 		args = clickhouse.Parameters{"batch": batch, "skip": warehouse.StringArray(redo),
 			"rv": strconv.FormatInt(time.Now().UnixNano(), 10)}
 		if err := st.Conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(args)), convsql.RollupQuery("people_merge")); err != nil {
